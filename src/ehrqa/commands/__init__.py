@@ -1,0 +1,1 @@
+"""One module per ``ehrqa`` command (see :mod:`ehrqa.cli`)."""

