@@ -143,7 +143,11 @@ def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
             ss = ET.SubElement(c, "note_excerpt_sentences")
             for s in case.sentences:
                 attrs = {"id": s.id}
-                for name, value in (("paragraph_id", s.paragraph_id), ("start_char_index", s.start), ("length", s.length)):
+                for name, value in (
+                    ("paragraph_id", s.paragraph_id),
+                    ("start_char_index", s.start),
+                    ("length", s.length),
+                ):
                     if value is not None:
                         attrs[name] = str(value)
                 _leaf(ss, "sentence", s.text, 3, attrs)
@@ -336,7 +340,9 @@ def read_dataset(
     return merge_key(cases, read_key(key_path), xml_path.name, key_path.name)
 
 
-def merge_key(cases: Sequence[Case], keys: Sequence[Case], xml_name: str = XML_NAME, key_name: str = KEY_NAME) -> list[Case]:
+def merge_key(
+    cases: Sequence[Case], keys: Sequence[Case], xml_name: str = XML_NAME, key_name: str = KEY_NAME
+) -> list[Case]:
     """Merge key cases into XML cases, checking that every id the key names exists."""
     by_id = {k.id: k for k in keys}
     known = {c.id for c in cases}

@@ -1,0 +1,52 @@
+"""``ehrqa validate``: check a dataset, or a submission against a dataset, with the official rules."""
+
+from __future__ import annotations
+
+import argparse
+
+from ehrqa.commands._common import add_data_arguments, load_cases
+
+HELP = "check an ArchEHR-QA dataset (XML and key) or a submission file"
+DESCRIPTION = (
+    "Check archehr-qa.xml / archehr-qa_key.json, or a submission against a dataset. "
+    "Exits 0 when valid; otherwise prints one short message naming file, case and field, and exits 2."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--submission", metavar="FILE", help="submission.json or submission.zip to check")
+    parser.add_argument("--subtask", type=int, choices=[1, 2, 3, 4], help="subtask of the submission")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ehrqa.data.submission import check_submission, read_submission
+
+    cases = load_cases(args, require_xml=args.submission is None or args.subtask in (1, 3))
+    if args.submission:
+        if args.subtask is None:
+            raise SystemExit("ehrqa validate: --submission needs --subtask")
+        entries = read_submission(args.submission)
+        check_submission(entries, args.subtask, cases, name=args.submission)
+        print(f"ok: {args.submission}: valid subtask {args.subtask} submission for {len(cases)} cases")
+        return 0
+    print("ok: " + summarise(cases))
+    return 0
+
+
+def summarise(cases) -> str:
+    n_sentences = sum(len(c.known_sentence_ids) for c in cases)
+    keyed = [c for c in cases if c.has_key]
+    parts = [f"{len(cases)} cases", f"{n_sentences} note sentences"]
+    if keyed:
+        gold = []
+        if any(c.relevance is not None for c in keyed):
+            gold.append("relevance")
+        if any(c.answer is not None for c in keyed):
+            gold.append("answers")
+        if any(a.citations is not None for c in keyed for a in c.answer_sentences or ()):
+            gold.append("citations")
+        parts.append(f"key for {len(keyed)} cases ({', '.join(gold)})")
+    else:
+        parts.append("no key")
+    return ", ".join(parts)

@@ -1,0 +1,33 @@
+"""Small invented cases built in code, for tests that must not depend on the bundled sample."""
+
+from __future__ import annotations
+
+from ehrqa.data.case import AnswerSentence, Case, NoteSentence, QuestionPhrase
+
+
+def make_case(case_id: str = "7", n_sentences: int = 4, first_id: int = 1) -> Case:
+    sentences = tuple(
+        NoteSentence(str(i), f"Sentence {i} of the note, with ° and µg.", "1", 0, 39)
+        for i in range(first_id, first_id + n_sentences)
+    )
+    ids = [s.id for s in sentences]
+    labels = ["essential", "supplementary", "not-relevant"]
+    return Case(
+        id=case_id,
+        narrative="My mother was admitted with chest pain. Why did she need a stent?",
+        sentences=sentences,
+        specialty="Cardiology",
+        question_phrases=(QuestionPhrase("0", "Why did she need a stent?", 40),),
+        clinician_question="Why was a coronary stent placed?",
+        note_excerpt="\n".join(s.text for s in sentences),
+        relevance=tuple((sid, labels[k % 3]) for k, sid in enumerate(ids)),
+        answer="She had a blocked artery. A stent opened it.",
+        answer_sentences=(
+            AnswerSentence("1", "She had a blocked artery.", (ids[0],)),
+            AnswerSentence("2", "A stent opened it.", ()),
+        ),
+    )
+
+
+def make_cases() -> list[Case]:
+    return [make_case("7"), make_case("12", n_sentences=6, first_id=0)]

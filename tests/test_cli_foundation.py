@@ -1,0 +1,84 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ehrqa import write_key, write_xml
+from ehrqa.cli import main
+from helpers import make_cases
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    write_xml(make_cases(), tmp_path / "archehr-qa.xml")
+    write_key(make_cases(), tmp_path / "archehr-qa_key.json")
+    return tmp_path
+
+
+def test_validate_good_dataset(data_dir, capsys):
+    assert main(["validate", "--data", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: 2 cases, 10 note sentences, key for 2 cases (relevance, answers, citations)")
+
+
+def test_validate_xml_and_key_flags(data_dir, capsys):
+    assert (
+        main(["validate", "--xml", str(data_dir / "archehr-qa.xml"), "--key", str(data_dir / "archehr-qa_key.json")])
+        == 0
+    )
+    assert main(["validate", "--xml", str(data_dir / "archehr-qa.xml")]) == 0
+    assert "no key" in capsys.readouterr().out
+
+
+def test_validate_bad_dataset_prints_one_line_and_exits_2(data_dir, capsys):
+    (data_dir / "archehr-qa.xml").write_text("<annotations><case id='7'>")
+    assert main(["validate", "--data", str(data_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ehrqa: error: archehr-qa.xml: not well-formed XML")
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_validate_submission(data_dir, tmp_path, capsys):
+    sub = tmp_path / "submission.json"
+    sub.write_text(json.dumps([{"case_id": "7", "prediction": ["1"]}, {"case_id": "12", "prediction": []}]))
+    assert main(["validate", "--submission", str(sub), "--subtask", "2", "--data", str(data_dir)]) == 0
+    # ST2 needs only the key
+    assert (
+        main(["validate", "--submission", str(sub), "--subtask", "2", "--key", str(data_dir / "archehr-qa_key.json")])
+        == 0
+    )
+    sub.write_text(json.dumps([{"case_id": "7", "prediction": ["1"]}]))
+    assert main(["validate", "--submission", str(sub), "--subtask", "2", "--data", str(data_dir)]) == 2
+    assert "missing case ids 12" in capsys.readouterr().err
+
+
+def test_show_lists_cases_and_renders_one(data_dir, capsys):
+    assert main(["show", "--data", str(data_dir)]) == 0
+    listing = capsys.readouterr().out
+    assert "Why was a coronary stent placed?" in listing and "12" in listing
+    assert main(["show", "--data", str(data_dir), "7"]) == 0
+    page = capsys.readouterr().out
+    assert "E   1 Sentence 1" in page and "|1|" in page  # essential mark, citations
+    assert main(["show", "--data", str(data_dir), "7", "--no-gold"]) == 0
+    assert "|1|" not in capsys.readouterr().out
+
+
+def test_every_command_has_help():
+    from ehrqa.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"validate", "show", "demo"} <= set(sub.choices)
+    for name, p in sub.choices.items():
+        assert p.format_help().startswith("usage: ehrqa " + name)
+
+
+def test_validate_starts_without_heavy_imports(data_dir):
+    code = (
+        "import sys; from ehrqa.cli import main; main(['validate', '--data', sys.argv[1]]);"
+        "heavy = [m for m in ('torch', 'transformers', 'sklearn', 'sentence_transformers') if m in sys.modules];"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out, out  # start-up time itself is measured in benchmarks/bench_startup.py
