@@ -152,7 +152,8 @@ def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
                         attrs[name] = str(value)
                 _leaf(ss, "sentence", s.text, 3, attrs)
     ET.indent(root, space="    ")
-    _atomic_write(Path(path), ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+    declaration = "<?xml version='1.0' encoding='UTF-8'?>\n"
+    _atomic_write(Path(path), declaration + ET.tostring(root, encoding="unicode") + "\n")
 
 
 def _leaf(parent: ET.Element, tag: str, text: str | None, depth: int, attrs: dict | None = None) -> None:
