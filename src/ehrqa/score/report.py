@@ -1,0 +1,115 @@
+"""Turning per-case values into the official report: keys, overall scores, signature, CIs.
+
+Per-case records are plain dicts (``case_id`` plus values); the aggregate of a list of
+records is a pure function, so the bootstrap simply re-aggregates resampled records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# Leaderboard metrics of the text subtasks, in the official order.
+LEADERBOARD = {
+    1: ("alignscore", "rougeLsum", "medcon", "bertscore"),
+    3: ("bleu", "rougeLsum", "sari", "bertscore", "alignscore", "medcon"),
+}
+# Stand-ins report under their own key, never under the official one.
+PROXY_KEYS = {"bertscore": "bertscore_proxy", "alignscore": "alignscore_proxy", "medcon": "medcon_proxy"}
+# Per-case values on the 0-1 scale are scaled after averaging; SARI is already 0-100.
+ALREADY_PERCENT = {"sari"}
+
+
+def overall(values: Sequence[float]) -> float:
+    """The official overall score: ``numpy.mean`` of the leaderboard metrics (0-100 each).
+
+    QU-NLP's (9.42, 27.04, 55.42, 43.00, 25.28, 37.04) -> 32.86666666666667.
+    """
+    return float(np.mean(np.asarray(values, dtype=float)))
+
+
+def mean_scaled(values: Sequence[float], key: str) -> float:
+    """``numpy.mean`` of per-case values in submission order, then x100 (not for SARI)."""
+    m = float(np.mean(np.asarray(values, dtype=float)))
+    return m if key in ALREADY_PERCENT else m * 100
+
+
+def add_overall(subtask: int, scores: dict[str, float], official: set[str]) -> None:
+    """Add ``overall_score`` when every leaderboard metric was computed with its official
+    resources (names in ``official``); else ``overall_partial`` over what was computed,
+    with ``overall_partial_metrics`` naming the keys it averages."""
+    names = LEADERBOARD[subtask]
+    if all(n in scores and n in official for n in names):
+        scores["overall_score"] = overall([scores[n] for n in names])
+        return
+    used = []
+    for n in names:
+        if n in scores:
+            used.append(n)
+        elif PROXY_KEYS.get(n) in scores:
+            used.append(PROXY_KEYS[n])
+    if used:
+        scores["overall_partial"] = overall([scores[n] for n in used])
+        scores["overall_partial_metrics"] = used
+
+
+def bootstrap_ci(
+    records: Sequence[dict],
+    aggregate: Callable[[Sequence[dict]], dict],
+    n_resamples: int,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, list[float]]:
+    """Percentile confidence intervals from resampling cases with replacement."""
+    rng = np.random.default_rng(seed)
+    n = len(records)
+    samples: dict[str, list[float]] = {}
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, size=n)
+        agg = aggregate([records[i] for i in idx])
+        for k, v in agg.items():
+            if isinstance(v, float | int) and not isinstance(v, bool):
+                samples.setdefault(k, []).append(float(v))
+    tail = (1 - level) / 2 * 100
+    return {k: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] for k, v in samples.items()}
+
+
+def dir_fingerprint(path: str | Path) -> str:
+    """A short, cheap id of a model or index directory: hash of file names, sizes and any
+    ``config.json``; enough to tell two model directories apart in a signature."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for p in files:
+        h.update(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}\n".encode())
+        if p.name == "config.json":
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def signature_string(parts: dict[str, str]) -> str:
+    """sacreBLEU-style ``name:value|name:value`` string."""
+    return "|".join(f"{k}:{v}" for k, v in parts.items())
+
+
+def write_per_case(records: Sequence[dict], path: str | Path) -> Path:
+    """Per-case values (0-100 like the report, counts as integers) as CSV or JSON Lines."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() == ".csv":
+        import csv
+
+        fields = list(dict.fromkeys(k for r in records for k in r))
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(records)
+    else:
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    tmp.replace(path)
+    return path
