@@ -1,0 +1,110 @@
+"""An aligner model directory, loadable by path like a sentence-transformers model:
+
+- ``aligner.json``: the scorer options (``components``), one tuned ensemble per subtask
+  (``subtasks: {"2": ..., "4": ...}``), how queries are built, and the training record;
+- ``cross_encoder.safetensors``: the fine-tuned cross-encoder tensors, when the
+  ensemble uses one (see :mod:`ehrqa.retrieval.cross_encoder`).
+
+With no path, the default model shipped in the package is used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ehrqa.data.case import Case
+from ehrqa.retrieval import Request
+from ehrqa.retrieval.cross_encoder import CONFIG_NAME
+from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores, decide
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "aligner-default"
+FORMAT = "ehrqa-aligner/1"
+QUERY_MODES = {2: ("clinician", "patient", "clinician+patient"), 4: ("answer", "answer+clinician")}
+
+
+def st2_query(case: Case, mode: str = "clinician") -> str:
+    """The ST2 query: the clinician question (the patient's when absent), optionally with the patient's."""
+    clinician = case.clinician_question or case.patient_question
+    if mode == "clinician":
+        return clinician
+    if mode == "patient":
+        return case.patient_question
+    if mode == "clinician+patient":
+        return f"{clinician} {case.patient_question}" if case.patient_question != clinician else clinician
+    raise ValueError(f"unknown ST2 query mode {mode!r}: expected one of {', '.join(QUERY_MODES[2])}")
+
+
+def st4_queries(case: Case, mode: str = "answer") -> list[str]:
+    """The ST4 queries: one per answer sentence."""
+    texts = [a.text for a in case.answer_sentences or ()]
+    if mode == "answer":
+        return texts
+    if mode == "answer+clinician":
+        question = case.clinician_question or ""
+        return [f"{t} {question}".strip() for t in texts]
+    raise ValueError(f"unknown ST4 query mode {mode!r}: expected one of {', '.join(QUERY_MODES[4])}")
+
+
+def requests_for(subtask: int, cases: Sequence[Case], query_mode: str) -> list[Request]:
+    sentences = [[s.text for s in case.sentences] for case in cases]
+    if subtask == 2:
+        return [([st2_query(c, query_mode)], s) for c, s in zip(cases, sentences, strict=True)]
+    if subtask == 4:
+        return [(st4_queries(c, query_mode), s) for c, s in zip(cases, sentences, strict=True)]
+    raise ValueError(f"the aligner serves subtasks 2 and 4, not {subtask}")
+
+
+class AlignerModel:
+    def __init__(self, config: dict, path: Path | None = None) -> None:
+        if config.get("format") != FORMAT:
+            found = config.get("format")
+            raise ValueError(f"{path or 'aligner config'}: not an ehrqa aligner model (format {found!r})")
+        self.config, self.path = config, path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> AlignerModel:
+        directory = Path(path) if path else DEFAULT_MODEL_DIR
+        config_file = directory / CONFIG_NAME
+        if not config_file.is_file():
+            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME}; train one with `ehrqa train aligner`")
+        return cls(json.loads(config_file.read_text(encoding="utf-8")), directory)
+
+    def save(self, path: str | Path) -> Path:
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
+        return directory
+
+    def ensemble(self, subtask: int) -> EnsembleConfig:
+        section = self.config.get("subtasks", {}).get(str(subtask))
+        if section is None:
+            raise ValueError(f"{self.path}: this aligner model has no ensemble for subtask {subtask}")
+        return EnsembleConfig.from_dict(section)
+
+    def query_mode(self, subtask: int) -> str:
+        return self.config["subtasks"][str(subtask)].get("query", QUERY_MODES[subtask][0])
+
+    def combined_scores(self, subtask: int, cases: Sequence[Case]) -> list[np.ndarray]:
+        """Per case, the ensemble score matrix (queries x note sentences)."""
+        config = self.ensemble(subtask)
+        requests = requests_for(subtask, cases, self.query_mode(subtask))
+        if not requests:
+            return []
+        raw = component_scores(requests, config, self.config.get("components", {}), self.path)
+        return combine(raw, config)
+
+    def select(self, subtask: int, cases: Sequence[Case]) -> list[list[list[str]]]:
+        """Per case, per query, the selected note sentence ids."""
+        picked = decide(self.combined_scores(subtask, cases), self.ensemble(subtask))
+        return [
+            [[case.sentences[j].id for j in sorted(row)] for row in per_query]
+            for case, per_query in zip(cases, picked, strict=True)
+        ]
+
+
+def load_model(model: AlignerModel | str | Path | None = None) -> AlignerModel:
+    return model if isinstance(model, AlignerModel) else AlignerModel.load(model)

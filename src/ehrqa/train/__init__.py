@@ -1,0 +1,1 @@
+"""Training: the two-stage QLoRA answer generator and chat-format training data."""
