@@ -57,14 +57,18 @@ class EnsembleConfig:
     max_links: int | None = None
     normalise: dict[str, str] = field(default_factory=dict)
     rerank_top: int | None = None  # cross-encoder scores only this many candidates per query
+    rerank_by: tuple[str, ...] = ("bm25", "tfidf")  # the cheap scorers that choose those candidates
 
     @classmethod
     def from_dict(cls, d: dict) -> EnsembleConfig:
-        known = {"weights", "threshold", "min_links", "max_links", "normalise", "rerank_top"}
+        known = {"weights", "threshold", "min_links", "max_links", "normalise", "rerank_top", "rerank_by"}
         unknown = sorted(set(d) - known - {"query", "cv"})
         if unknown:
             raise ValueError(f"ensemble config: unknown keys {', '.join(unknown)}")
-        return cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: v for k, v in d.items() if k in known}
+        if "rerank_by" in values:
+            values["rerank_by"] = tuple(values["rerank_by"])
+        return cls(**values)
 
     def to_dict(self) -> dict:
         return {
@@ -74,11 +78,22 @@ class EnsembleConfig:
             "max_links": self.max_links,
             "normalise": self.normalise,
             "rerank_top": self.rerank_top,
+            "rerank_by": list(self.rerank_by),
         }
 
     @property
     def active(self) -> list[str]:
         return [name for name, w in self.weights.items() if w > 0]
+
+    @property
+    def reranks(self) -> bool:
+        return bool(self.rerank_top) and self.weights.get("cross_encoder", 0) > 0
+
+    @property
+    def needed(self) -> list[str]:
+        """Scorers to run: the weighted ones, and the candidate choosers when the cross-encoder reranks."""
+        extra = [n for n in self.rerank_by if n not in self.active] if self.reranks else []
+        return self.active + extra
 
     def how(self, name: str) -> str:
         return self.normalise.get(name, DEFAULT_NORMALISE.get(name, "minmax"))
@@ -92,8 +107,11 @@ def select(combined: np.ndarray, threshold: float, min_links: int = 1, max_links
 
 
 def pre_scores(raw: dict[str, list[np.ndarray]], config: EnsembleConfig) -> list[np.ndarray]:
-    """Equal-weight mean of the normalised cheap (non cross-encoder) scores: the rerank candidate order."""
-    names = [n for n in raw if n != "cross_encoder"]
+    """Equal-weight mean of the normalised ``rerank_by`` scores: the rerank candidate order."""
+    missing = [n for n in config.rerank_by if n not in raw]
+    if missing:
+        raise ValueError(f"reranking needs the {', '.join(missing)} scores")
+    names = list(config.rerank_by)
     out = []
     for r in range(len(next(iter(raw.values())))):
         mats = [np.array([normalise(row, config.how(n)) for row in raw[n][r]]) for n in names]
@@ -108,18 +126,28 @@ def top_mask(matrix: np.ndarray, top: int) -> np.ndarray:
     return mask
 
 
+def apply_rerank(raw: dict[str, list[np.ndarray]], config: EnsembleConfig) -> dict[str, list[np.ndarray]]:
+    """Cross-encoder scores outside each query's ``rerank_top`` candidates set to NaN (unscored), as
+    :func:`component_scores` leaves them; used when all pairs were scored, e.g. during tuning."""
+    if not config.rerank_top or "cross_encoder" not in raw:
+        return raw
+    masks = [top_mask(m, config.rerank_top) for m in pre_scores(raw, config)]
+    masked = [np.where(mask, m, np.nan) for mask, m in zip(masks, raw["cross_encoder"], strict=True)]
+    return {**raw, "cross_encoder": masked}
+
+
 def component_scores(
     requests: Sequence[Request], config: EnsembleConfig, components: dict[str, dict], model_dir=None
 ) -> dict[str, list[np.ndarray]]:
     """Raw scores of every active scorer; the cross-encoder last, on rerank candidates only when asked."""
     raw: dict[str, list[np.ndarray]] = {}
-    for name in config.active:
+    for name in config.needed:
         if name != "cross_encoder":
             raw[name] = build_scorer(name, components.get(name), model_dir).score_requests(requests)
     if "cross_encoder" in config.active:
         scorer = build_scorer("cross_encoder", components.get("cross_encoder"), model_dir)
         candidates = None
-        if config.rerank_top and raw:
+        if config.reranks:
             candidates = [top_mask(m, config.rerank_top) for m in pre_scores(raw, config)]
         raw["cross_encoder"] = scorer.score_requests(requests, candidates)
     return raw
@@ -127,12 +155,12 @@ def component_scores(
 
 def combine(raw: dict[str, list[np.ndarray]], config: EnsembleConfig) -> list[np.ndarray]:
     """Weighted sum of per-query normalised scores, divided by the total weight."""
-    total = sum(config.weights[n] for n in raw) or 1.0
+    total = sum(config.weights.get(n, 0.0) for n in raw) or 1.0
     out = []
     for r in range(len(next(iter(raw.values())))):
         acc = 0.0
         for name, mats in raw.items():
-            acc = acc + config.weights[name] * np.array([normalise(row, config.how(name)) for row in mats[r]])
+            acc = acc + config.weights.get(name, 0.0) * np.array([normalise(row, config.how(name)) for row in mats[r]])
         out.append(np.asarray(acc, dtype=float).reshape(mats[r].shape) / total)
     return out
 
@@ -166,9 +194,7 @@ class ScoreTable:
         """``raw``: component -> per-request matrices; ``gold``: per request, per query, the gold indices."""
         rows, labels, row_group = [], [], []
         normalised: dict[str, list[np.ndarray]] = {n: [] for n in raw}
-        masks = None
-        if config.rerank_top and "cross_encoder" in raw and len(raw) > 1:
-            masks = [top_mask(m, config.rerank_top) for m in pre_scores(raw, config)]
+        raw = apply_rerank(raw, config)
         row_id = 0
         for r, per_query in enumerate(gold):
             for i, gold_ids in enumerate(per_query):
@@ -177,10 +203,7 @@ class ScoreTable:
                 labels.append(np.isin(np.arange(n), list(gold_ids)))
                 row_group.append(groups[r])
                 for name, mats in raw.items():
-                    values = mats[r][i].astype(float)
-                    if name == "cross_encoder" and masks is not None:
-                        values = np.where(masks[r][i], values, np.nan)
-                    normalised[name].append(normalise(values, config.how(name)))
+                    normalised[name].append(normalise(mats[r][i].astype(float), config.how(name)))
                 row_id += 1
         return cls(
             row=np.concatenate(rows) if rows else np.zeros(0, int),

@@ -336,12 +336,17 @@ def held_out_scores(cases: Sequence[Case], recipe: dict, subtasks: Sequence[int]
 def base_ensemble(recipe: dict, subtask: int, use: Sequence[str]) -> EnsembleConfig:
     """The untuned ensemble of a subtask: the recipe's normalisation, rerank depth and min links."""
     section = _subtask_settings(recipe, subtask)
-    return EnsembleConfig(
+    config = EnsembleConfig(
         weights={n: 1.0 for n in use},
         min_links=int(section.get("min_links", 1)),
         normalise=dict(section.get("normalise") or {}),
-        rerank_top=section.get("rerank_top"),
+        rerank_top=section.get("rerank_top") if "cross_encoder" in use else None,
+        rerank_by=tuple(section.get("rerank_by", ("bm25", "tfidf"))),
     )
+    missing = [n for n in config.rerank_by if n not in use]
+    if config.rerank_top and missing:
+        raise ValueError(f"aligner recipe, subtask {subtask}: rerank_by names {', '.join(missing)}, not in `use`")
+    return config
 
 
 def train_aligner(
@@ -381,6 +386,7 @@ def train_aligner(
             max_links=best["max_links"],
             normalise=base.normalise,
             rerank_top=base.rerank_top,
+            rerank_by=base.rerank_by,
         )
         sections[str(t)] = {
             **tuned.to_dict(),

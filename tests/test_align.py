@@ -1,0 +1,241 @@
+"""ST4 alignment and ST2 identification: predictors, gold independence, training, model
+directories and the commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ehrqa.cli import main
+from ehrqa.data.archehr import read_dataset, sample_dir
+from ehrqa.data.case import AnswerSentence
+from ehrqa.data.submission import build_submission, read_submission
+from ehrqa.retrieval.cross_encoder import CONFIG_NAME, WEIGHTS_NAME
+from ehrqa.retrieval.model import DEFAULT_MODEL_DIR, AlignerModel, st2_query
+from ehrqa.tasks import align, identify
+from ehrqa.train.cross_encoder import (
+    CrossEncoderSettings,
+    load_recipe,
+    save_cross_encoder,
+    train_aligner,
+    train_cross_encoder,
+    training_pairs,
+)
+
+LEXICAL = {
+    "use": ["bm25", "tfidf"],
+    "components": {"bm25": {"variant": "okapi", "k1": 1.5, "b": 0.75}, "tfidf": {"ngram_max": 2}},
+    "tuning": {"folds": 3, "weight_step": 0.25, "threshold_step": 0.05},
+}
+
+
+@pytest.fixture(scope="session")
+def cases():
+    return read_dataset()
+
+
+@pytest.fixture(scope="session")
+def lexical_model(cases, tmp_path_factory):
+    return train_aligner(cases, LEXICAL, tmp_path_factory.mktemp("lexical"))
+
+
+def _scramble_gold(case):
+    """The same case with every gold field changed: all sentences essential, every citation to sentence 1."""
+    first = case.sentences[0].id
+    answer_sentences = tuple(AnswerSentence(a.id, a.text, (first,)) for a in case.answer_sentences)
+    relevance = tuple((s.id, "essential") for s in case.sentences)
+    return replace(case, relevance=relevance, answer="changed", answer_sentences=answer_sentences)
+
+
+def _check_st4(predictions, cases, max_links):
+    entries = build_submission(4, predictions, cases)
+    for case, entry in zip(cases, entries, strict=True):
+        assert [a["answer_id"] for a in entry["prediction"]] == [a.id for a in case.answer_sentences]
+        for a in entry["prediction"]:
+            assert 1 <= len(a["evidence_id"]) <= (max_links or len(case.sentences))
+            assert set(a["evidence_id"]) <= set(case.sentence_ids)
+
+
+def test_align_predictions_are_valid_and_ignore_gold(cases, lexical_model):
+    predictions = align.predict(cases, lexical_model)
+    _check_st4(predictions, cases, lexical_model.ensemble(4).max_links)
+    assert align.predict([_scramble_gold(c) for c in cases], lexical_model) == predictions
+    assert align.predict([c.without_gold() for c in cases], lexical_model) == predictions
+
+
+def test_identify_predictions_are_valid_and_ignore_gold(cases, lexical_model):
+    predictions = identify.predict(cases, lexical_model)
+    build_submission(2, predictions, cases)
+    assert all(predictions[c.id] and set(predictions[c.id]) <= set(c.sentence_ids) for c in cases)
+    assert identify.predict([_scramble_gold(c) for c in cases], lexical_model) == predictions
+
+
+def _micro_f1(pred_pairs, gold_pairs):
+    tp = len(pred_pairs & gold_pairs)
+    return 2 * tp / (len(pred_pairs) + len(gold_pairs))
+
+
+def test_alignment_beats_random_links(cases, lexical_model):
+    predictions = align.predict(cases, lexical_model)
+    rng = np.random.default_rng(0)
+    ours = random = 0.0
+    pred, rand, gold = set(), set(), set()
+    for case in cases:
+        gold |= {(case.id, *p) for p in case.citation_pairs}
+        for a in predictions[case.id]:
+            pred |= {(case.id, a["answer_id"], e) for e in a["evidence_id"]}
+            k = len(a["evidence_id"])
+            rand |= {(case.id, a["answer_id"], e) for e in rng.choice(case.sentence_ids, k, replace=False)}
+    ours, random = _micro_f1(pred, gold), _micro_f1(rand, gold)
+    assert ours > random + 0.2
+
+
+def test_trained_model_records_its_tuning(lexical_model, tmp_path):
+    config = json.loads((lexical_model.path / CONFIG_NAME).read_text())
+    assert set(config["subtasks"]) == {"2", "4"}
+    for section in config["subtasks"].values():
+        assert sum(section["weights"].values()) == pytest.approx(1.0)
+        assert 0.0 <= section["threshold"] <= 1.0
+        assert 0.0 <= section["cv"]["f1"] <= 1.0
+    assert not (lexical_model.path / WEIGHTS_NAME).exists()  # no cross-encoder in this recipe
+    reloaded = AlignerModel.load(lexical_model.path)
+    assert reloaded.config == lexical_model.config
+
+
+def test_st2_query_falls_back_to_the_patient_question(cases):
+    case = cases[0]
+    assert st2_query(case) == case.clinician_question
+    assert st2_query(replace(case, clinician_question=None)) == case.patient_question
+    assert case.patient_question in st2_query(case, "clinician+patient")
+
+
+def test_training_needs_gold(cases, tmp_path):
+    with pytest.raises(ValueError, match="no training cases with gold"):
+        train_aligner([c.without_gold() for c in cases], LEXICAL, tmp_path)
+    with pytest.raises(ValueError, match="unknown components"):
+        train_aligner(cases, {**LEXICAL, "use": ["bm25", "colbert"]}, tmp_path)
+
+
+def test_training_pairs_follow_the_labels(cases):
+    case = cases[0]
+    st2 = training_pairs([case], 2, "clinician")
+    assert len(st2) == len(case.sentences)
+    assert sum(label for _, _, label in st2) == len(case.essential_ids)
+    st4 = training_pairs([case], 4, "answer")
+    assert len(st4) == len(case.sentences) * len(case.answer_sentences)
+    assert sum(label for _, _, label in st4) == len(case.citation_pairs)
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(cases, tmp_path_factory):
+    """A cross-encoder trained for one short epoch with only the top layer unfrozen, in a model directory."""
+    settings = CrossEncoderSettings(trained_layers=1, epochs=1, max_length=64, batch_size=16)
+    pairs = training_pairs(cases[:6], 2, "clinician") + training_pairs(cases[:6], 4, "answer")
+    model = train_cross_encoder(pairs, settings)
+    directory = tmp_path_factory.mktemp("ce")
+    section = save_cross_encoder(model, settings, directory)
+    config = {
+        "format": "ehrqa-aligner/1",
+        "components": {"cross_encoder": {}, "bm25": {}, "tfidf": {}},
+        "cross_encoder": section,
+        "subtasks": {
+            "4": {
+                "weights": {"bm25": 0.5, "tfidf": 0.0, "cross_encoder": 0.5},
+                "threshold": 0.5,
+                "max_links": 3,
+                "rerank_top": 4,
+                "query": "answer",
+            },
+            "2": {"weights": {"cross_encoder": 1.0}, "threshold": 0.5, "query": "clinician"},
+        },
+    }
+    AlignerModel(config, directory).save(directory)
+    return model, directory
+
+
+@pytest.mark.slow
+def test_cross_encoder_directory_stores_only_trained_tensors(tiny_cross_encoder, cases):
+    from safetensors import safe_open
+
+    from ehrqa.retrieval.cross_encoder import CrossEncoderScorer
+
+    model, directory = tiny_cross_encoder
+    with safe_open(str(directory / WEIGHTS_NAME), "pt") as f:
+        names = list(f.keys())
+    assert names and all(n.startswith(("bert.encoder.layer.5.", "bert.pooler.", "classifier.")) for n in names)
+    assert (directory / WEIGHTS_NAME).stat().st_size < 5_000_000
+    pairs = [(cases[7].clinician_question, s.text) for s in cases[7].sentences]
+    in_memory = CrossEncoderScorer(model).score_pairs(pairs)
+    reloaded = CrossEncoderScorer.from_model_dir(directory).score_pairs(pairs)
+    np.testing.assert_allclose(reloaded, in_memory, atol=0.05)  # fp16 storage
+    assert np.corrcoef(reloaded, in_memory)[0, 1] > 0.99
+
+
+@pytest.mark.slow
+def test_cross_encoder_reranks_only_candidates(tiny_cross_encoder, cases):
+    _, directory = tiny_cross_encoder
+    model = AlignerModel.load(directory)
+    subset = cases[6:9]
+    predictions = align.predict(subset, model)
+    _check_st4(predictions, subset, 3)
+    config = model.ensemble(4)
+    from ehrqa.retrieval.ensemble import component_scores
+    from ehrqa.retrieval.model import requests_for
+
+    raw = component_scores(requests_for(4, subset, "answer"), config, model.config["components"], directory)
+    scored = [np.sum(~np.isnan(m), axis=1) for m in raw["cross_encoder"]]
+    assert all((n == min(4, m.shape[1])).all() for n, m in zip(scored, raw["cross_encoder"], strict=True))
+    assert identify.predict(subset, model) == identify.predict([_scramble_gold(c) for c in subset], model)
+
+
+def test_default_model_is_shipped_and_aligns_the_sample(cases):
+    model = AlignerModel.load()
+    assert model.path == DEFAULT_MODEL_DIR
+    assert {"2", "4"} <= set(model.config["subtasks"])
+    for path in DEFAULT_MODEL_DIR.iterdir():
+        assert path.stat().st_size < 20_000_000
+    predictions = align.predict(cases)
+    _check_st4(predictions, cases, model.ensemble(4).max_links)
+    assert identify.predict(cases[:3]) == identify.predict([_scramble_gold(c) for c in cases[:3]])
+
+
+def test_recipe_files_have_an_aligner_section(tmp_path):
+    from pathlib import Path
+
+    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "qu-nlp.yaml")
+    assert {"bm25", "tfidf", "cross_encoder"} <= set(recipe["use"])
+    (tmp_path / "r.yaml").write_text("generator: {}\n")
+    with pytest.raises(ValueError, match="aligner"):
+        load_recipe(tmp_path / "r.yaml")
+
+
+def test_commands_write_valid_submissions(tmp_path, lexical_model, cases):
+    model_dir = str(lexical_model.path)
+    assert main(["align", "--data", str(sample_dir()), "--model", model_dir, "--out", str(tmp_path / "st4.json")]) == 0
+    entries = read_submission(tmp_path / "st4.zip")
+    assert [e["case_id"] for e in entries] == [c.id for c in cases]
+    assert {e["case_id"]: e["prediction"] for e in entries} == align.predict(cases, lexical_model)
+    out2 = tmp_path / "st2.json"
+    assert (
+        main(["identify", "--xml", str(sample_dir() / "archehr-qa.xml"), "--model", model_dir, "--out", str(out2)]) == 0
+    )
+    assert {e["case_id"]: e["prediction"] for e in read_submission(out2)} == identify.predict(cases, lexical_model)
+
+
+def test_align_command_needs_answer_sentences(tmp_path, capsys):
+    code = main(["align", "--xml", str(sample_dir() / "archehr-qa.xml"), "--out", str(tmp_path / "x.json")])
+    assert code == 2
+    assert "clinician_answer_sentences" in capsys.readouterr().err
+
+
+def test_train_command_writes_a_usable_model(tmp_path):
+    out = tmp_path / "model"
+    code = main(["train", "aligner", "--components", "bm25,tfidf", "--folds", "2", "--subtask", "4", "--out", str(out)])
+    assert code == 0
+    model = AlignerModel.load(out)
+    assert set(model.config["subtasks"]) == {"4"}
+    with pytest.raises(ValueError, match="no ensemble for subtask 2"):
+        identify.predict(read_dataset()[:1], model)
