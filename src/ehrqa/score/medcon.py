@@ -18,7 +18,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -175,12 +175,19 @@ def _spacy_stopwords_as_nltk_corpus() -> Path:
 
 
 def proxy_index(root: str | Path | None = None) -> Path:
-    """The stand-in QuickUMLS index, built on first use (tens of seconds) and cached."""
+    """The stand-in QuickUMLS index, built on first use (about 20 s) and cached."""
     root = Path(root) if root else cache_dir() / f"medcon-proxy-v{PROXY_VERSION}"
     if (root / "complete.flag").exists():
         return root
+    return build_index(_proxy_entries(), root)
+
+
+def build_index(rows: Iterable[tuple[str, str, list[str], int]], root: str | Path) -> Path:
+    """Write a lowercased QuickUMLS index (unqlite backend) from (string, CUI, semantic types,
+    preferred) rows, atomically: readers never see a half-built index."""
     from quickumls.install import parse_and_encode_ngrams
 
+    root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
     try:
@@ -188,7 +195,7 @@ def proxy_index(root: str | Path | None = None) -> Path:
         (tmp / "database_backend.flag").write_text("unqlite")
         (tmp / "lowercase.flag").write_text("")
         parse_and_encode_ngrams(
-            _proxy_entries(), str(tmp / "umls-simstring.db"), str(tmp / "cui-semtypes.db"), database_backend="unqlite"
+            rows, str(tmp / "umls-simstring.db"), str(tmp / "cui-semtypes.db"), database_backend="unqlite"
         )
         (tmp / "complete.flag").write_text("")
         if root.exists():  # another process finished first
