@@ -104,6 +104,20 @@ def test_bad_metric_list_exits_2(tmp_path, data_dir, capsys):
     code, _, err = _run(capsys, "--subtask", "3", "--submission", str(tmp_path / "x.json"), "--data", str(data_dir),
                         "--metrics", "bleu,cider")  # fmt: skip
     assert code == 2 and "cider" in err
+    code, _, err = _run(capsys, "--subtask", "2", "--submission", str(tmp_path / "x.json"), "--data", str(data_dir),
+                        "--metrics", "bleu")  # fmt: skip
+    assert code == 2 and "subtasks 1 and 3" in err
+
+
+def test_bootstrap_flag_adds_intervals(tmp_path, data_dir, cases, capsys):
+    preds = {c.id: list(c.essential_ids[:1]) + list(c.supplementary_ids[:2]) for c in cases}
+    sub = write_submission(build_submission(2, preds, cases), tmp_path / "s2.json")
+    code, got, _ = _run(capsys, "--subtask", "2", "--submission", str(sub), "--data", str(data_dir),
+                        "--bootstrap", "100", "--seed", "7")  # fmt: skip
+    assert code == 0
+    lo, hi = got["ci95"]["overall_score"]
+    assert lo <= got["overall_score"] <= hi
+    assert "bootstrap:100x-seed7" in got["signature"]
 
 
 def test_score_starts_without_heavy_imports(tmp_path, data_dir, cases):

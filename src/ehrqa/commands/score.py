@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise DataError("--bootstrap must be >= 0")
     if args.metrics is not None:
+        if args.subtask in (2, 4):
+            raise DataError("--metrics applies to subtasks 1 and 3 (subtasks 2 and 4 have fixed set metrics)")
         parse_metrics(args.metrics, args.subtask)  # fail before loading anything
     cases = load_cases(args, require_xml=args.subtask in (1, 3))
     entries = read_submission(args.submission)
