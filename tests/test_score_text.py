@@ -114,8 +114,9 @@ REFERENCES = [
 ]
 
 
-def test_sari_published_value():
-    assert sentence_sari(SOURCE, PREDICTION, REFERENCES) == 26.953601953601954
+def test_sari_published_values():
+    assert sentence_sari(SOURCE, PREDICTION, REFERENCES) == 26.953601953601954  # `sari` metric card
+    assert sentence_sari(SOURCE, PREDICTION, REFERENCES[:1]) == 21.805555555555557  # `wiki_split` metric card
 
 
 def test_sari_two_sentence_example():
