@@ -168,6 +168,7 @@ def score(
     if bootstrap and records:
         parts["bootstrap"] = f"{bootstrap}x-seed{seed}-percentile95"
         ci = report.bootstrap_ci(records, aggregate, bootstrap, seed)
+    parts["numpy"] = _pkg_version("numpy")
     parts["python"] = platform.python_version()
     return ScoreResult(
         subtask=subtask,
