@@ -33,3 +33,32 @@ def parse_case_ids(specs: list[str] | None) -> list[str] | None:
             else:
                 ids.append(part)
     return list(dict.fromkeys(ids))
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str) -> None:
+    """The chat-model arguments shared by commands that call a language model."""
+    m = parser.add_argument_group("model")
+    m.add_argument("--backend", choices=["hf", "openai"], default="hf", help="local transformers or an HTTP server")
+    m.add_argument("--model", metavar="ID_OR_DIR",
+                   help=f"hf: model id or directory (default: {default_model}); "
+                        "openai: the model name the server serves")  # fmt: skip
+    m.add_argument("--adapter", metavar="DIR", help="hf: LoRA adapter directory (from ehrqa train generator)")
+    m.add_argument("--load-in-4bit", action="store_true", help="hf: load the base model in 4-bit NF4")
+    m.add_argument("--batch-size", type=int, default=4, help="hf: prompts per generate() call (default: 4)")
+    m.add_argument("--base-url", metavar="URL", help="openai: server URL ending in /v1 (e.g. http://127.0.0.1:8000/v1)")
+    m.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="NAME",
+                   help="openai: environment variable holding the API key (default: OPENAI_API_KEY)")  # fmt: skip
+    m.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight at once (default: 4)")
+    m.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default: 120)")
+    m.add_argument("--retries", type=int, default=3, help="openai: retries per request (default: 3)")
+
+
+def backend_from_args(args: argparse.Namespace):
+    """A chat backend built from :func:`add_backend_arguments`' flags."""
+    from ehrqa.llm.backend import make_backend
+
+    return make_backend(
+        args.backend, model=args.model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
+        batch_size=args.batch_size, base_url=args.base_url, api_key_env=args.api_key_env,
+        timeout=args.timeout, retries=args.retries, concurrency=args.concurrency,
+    )  # fmt: skip
