@@ -31,7 +31,7 @@ import numpy as np
 from ehrqa.data.case import Case
 from ehrqa.progress import progress
 from ehrqa.retrieval import COMPONENTS, build_scorer
-from ehrqa.retrieval.cross_encoder import CONFIG_NAME, WEIGHTS_NAME, CrossEncoderScorer, new_cross_encoder
+from ehrqa.retrieval.cross_encoder import CONFIG_NAME, WEIGHTS_NAME, new_cross_encoder
 from ehrqa.retrieval.ensemble import (
     EnsembleConfig,
     ScoreTable,
@@ -179,38 +179,94 @@ def trainable_names(model, trained_layers: int) -> list[str]:
     return [name for name, _ in model.named_parameters() if any(p in name for p in prefixes)]
 
 
-def _fit(model, pairs: Sequence[Pair], settings: CrossEncoderSettings, epochs: int, seed: int) -> None:
+class FrozenFeatures:
+    """Hidden states after the frozen lower layers, computed once per distinct (query, sentence).
+
+    Only the top ``trained_layers`` layers, the pooler and the head change during training, so
+    the lower layers' output for a pair never changes: caching it makes every epoch, every
+    cross-validation fold and every held-out scoring pass cost only the top layers.
+    """
+
+    def __init__(self, model, settings: CrossEncoderSettings) -> None:
+        self.network, self.tokenizer = model.model, model.tokenizer
+        self.split = self.network.config.num_hidden_layers - settings.trained_layers
+        self.max_length = settings.max_length
+        self.states: dict[tuple[str, str], object] = {}
+
+    def add(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64) -> None:
+        import torch
+
+        todo = sorted({(q, s) for q, s in pairs} - self.states.keys(), key=lambda p: len(p[0]) + len(p[1]))
+        self.network.eval()
+        with torch.no_grad():
+            for start in progress(range(0, len(todo), batch_size), "cross-encoder features"):
+                batch = todo[start : start + batch_size]
+                encoded = self.tokenizer(
+                    [q for q, _ in batch],
+                    [s for _, s in batch],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.network.bert(**encoded, output_hidden_states=True).hidden_states[self.split]
+                for i, key in enumerate(batch):
+                    self.states[key] = hidden[i, : int(encoded["attention_mask"][i].sum())].clone()
+
+    def logits(self, network, keys: Sequence[tuple[str, str]]):
+        """The head's logits for ``keys`` from their cached states through ``network``'s top layers."""
+        import torch
+        from transformers.masking_utils import create_bidirectional_mask
+
+        states = [self.states[k] for k in keys]
+        hidden = torch.nn.utils.rnn.pad_sequence(states, batch_first=True)
+        mask = torch.zeros(hidden.shape[:2], dtype=torch.long)
+        for i, state in enumerate(states):
+            mask[i, : len(state)] = 1
+        mask4d = create_bidirectional_mask(config=network.config, inputs_embeds=hidden, attention_mask=mask)
+        for layer in network.bert.encoder.layer[self.split :]:
+            hidden = layer(hidden, mask4d)
+        pooled = network.dropout(network.bert.pooler(hidden))
+        return network.classifier(pooled).view(-1)
+
+    def score(self, network, pairs: Sequence[tuple[str, str]], batch_size: int = 128) -> np.ndarray:
+        import torch
+
+        self.add(pairs)
+        network.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(pairs), batch_size):
+                out.append(self.logits(network, [tuple(p) for p in pairs[start : start + batch_size]]).numpy())
+        return np.concatenate(out).astype(float) if out else np.zeros(0)
+
+
+def _fit(model, features: FrozenFeatures, pairs: Sequence[Pair], settings: CrossEncoderSettings, epochs: int) -> None:
     import torch
 
-    network, tokenizer = model.model, model.tokenizer
+    network = model.model
     names = set(trainable_names(network, settings.trained_layers))
     params = []
     for name, p in network.named_parameters():
         p.requires_grad_(name in names)
         if name in names:
             params.append(p)
+    features.add([(q, s) for q, s, _ in pairs])
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.01)
     steps = epochs * ((len(pairs) + settings.batch_size - 1) // settings.batch_size)
+    warmup = max(1, steps // 10)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / max(1, steps // 10)) * max(0.0, 1 - step / max(1, steps))
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / max(1, steps))
     )
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    rng = random.Random(seed)
-    network.train()
+    rng = random.Random(settings.seed)
     order = list(range(len(pairs)))
+    network.train()
     for _epoch in range(epochs):
         rng.shuffle(order)
         for start in progress(range(0, len(order), settings.batch_size), "cross-encoder batches"):
             batch = [pairs[i] for i in order[start : start + settings.batch_size]]
-            encoded = tokenizer(
-                [q for q, _, _ in batch],
-                [s for _, s, _ in batch],
-                padding=True,
-                truncation=True,
-                max_length=settings.max_length,
-                return_tensors="pt",
-            )
-            logits = network(**encoded).logits.view(-1)
+            logits = features.logits(network, [(q, s) for q, s, _ in batch])
             loss = loss_fn(logits, torch.tensor([label for _, _, label in batch], dtype=torch.float32))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -220,17 +276,19 @@ def _fit(model, pairs: Sequence[Pair], settings: CrossEncoderSettings, epochs: i
     network.eval()
 
 
-def train_cross_encoder(pairs: Sequence[Pair], settings: CrossEncoderSettings):
-    """A CrossEncoder fine-tuned on ``pairs`` (after an optional weak MedQuAD stage)."""
+def train_cross_encoder(pairs: Sequence[Pair], settings: CrossEncoderSettings, features: FrozenFeatures | None = None):
+    """A CrossEncoder fine-tuned on ``pairs`` (after an optional weak MedQuAD stage).
+
+    ``features`` may be shared between models trained with the same settings (e.g. across folds).
+    """
     import torch
 
     torch.manual_seed(settings.seed)
     model = new_cross_encoder(settings.base_model, settings.max_length)
+    features = features or FrozenFeatures(model, settings)
     if settings.weak_pairs > 0:
-        weak = medquad_pairs(settings.weak_pairs, settings.seed)
-        _fit(model, weak, settings, settings.weak_epochs, settings.seed)
-    balanced = balance(pairs, settings.negatives_per_positive, settings.seed)
-    _fit(model, balanced, settings, settings.epochs, settings.seed)
+        _fit(model, features, medquad_pairs(settings.weak_pairs, settings.seed), settings, settings.weak_epochs)
+    _fit(model, features, balance(pairs, settings.negatives_per_positive, settings.seed), settings, settings.epochs)
     return model
 
 
@@ -284,6 +342,7 @@ class HeldOutScores:
     raw: dict[int, dict[str, list[np.ndarray]]]  # subtask -> component -> per-case matrices
     gold: dict[int, list[list[set[int]]]]  # subtask -> per case, per query, gold indices
     fold_training_s: list[float]
+    features: FrozenFeatures | None = None  # lower-layer cache, reused by the final training
 
     def table(self, subtask: int, config: EnsembleConfig) -> ScoreTable:
         return ScoreTable.build(self.raw[subtask], self.gold[subtask], config, [c.id for c in self.data[subtask]])
@@ -316,6 +375,7 @@ def held_out_scores(cases: Sequence[Case], recipe: dict, subtasks: Sequence[int]
             if name != "cross_encoder":
                 raw[t][name] = build_scorer(name, components[name]).score_requests(requests[t])
     fold_seconds = []
+    features = None
     if "cross_encoder" in use:
         for t in data:
             raw[t]["cross_encoder"] = [np.zeros((len(q), len(s))) for q, s in requests[t]]
@@ -324,13 +384,17 @@ def held_out_scores(cases: Sequence[Case], recipe: dict, subtasks: Sequence[int]
             pairs = [p for t in data for p in training_pairs(train_cases, t, modes[t])]
             log.info("fold %d: training the cross-encoder on %d pairs", fold, len(pairs))
             t0 = time.perf_counter()
-            scorer = CrossEncoderScorer(train_cross_encoder(pairs, settings), batch_size=64)
+            model = train_cross_encoder(pairs, settings, features)
+            features = features or FrozenFeatures(model, settings)
             fold_seconds.append(time.perf_counter() - t0)
             for t, cs in data.items():
-                held = [r for r, c in enumerate(cs) if folds[c.id] == fold]
-                for r, matrix in zip(held, scorer.score_requests([requests[t][r] for r in held]), strict=True):
-                    raw[t]["cross_encoder"][r] = matrix
-    return HeldOutScores(use, components, settings, data, modes, folds, raw, gold, fold_seconds)
+                for r, c in enumerate(cs):
+                    if folds[c.id] == fold:
+                        queries, sentences = requests[t][r]
+                        keys = [(q, s) for q in queries for s in sentences]
+                        values = features.score(model.model, keys)
+                        raw[t]["cross_encoder"][r] = values.reshape(len(queries), len(sentences))
+    return HeldOutScores(use, components, settings, data, modes, folds, raw, gold, fold_seconds, features)
 
 
 def base_ensemble(recipe: dict, subtask: int, use: Sequence[str]) -> EnsembleConfig:
@@ -367,7 +431,7 @@ def train_aligner(
     if "cross_encoder" in scores.use:
         t0 = time.perf_counter()
         final_pairs = [p for t, cs in scores.data.items() for p in training_pairs(cs, t, scores.modes[t])]
-        final = train_cross_encoder(final_pairs, scores.settings)
+        final = train_cross_encoder(final_pairs, scores.settings, scores.features)
         record["cross_encoder_training_s"] = round(time.perf_counter() - t0, 1)
         ce_section = save_cross_encoder(final, scores.settings, out)
         ce_section["training"] = asdict(scores.settings)
