@@ -12,12 +12,16 @@ on one case; run in a fresh process so that its peak memory (ru_maxrss) is its o
 
     python benchmarks/bench_align.py [--mediqa DIR] [--folds 5] [--no-cross-encoder]
     python benchmarks/bench_align.py --timing-only [--model DIR]
+
+The cross-encoder folds take long on 2 shared cores: --save-scores FILE keeps the held-out
+scores, --load-scores FILE reprints every number from them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import resource
 import subprocess
 import sys
@@ -31,6 +35,7 @@ os.environ.setdefault("EHRQA_NO_PROGRESS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MEDIQA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mediqa_dev"
+QU_NLP = Path(__file__).resolve().parents[1] / "recipes" / "qu-nlp.yaml"
 
 
 def load_cases(mediqa: Path | None):
@@ -85,17 +90,28 @@ def held_out_predictions(scores, subtask, recipe, components):
 def quality(args) -> None:
     from ehrqa.data.submission import build_submission
     from ehrqa.score import score_submission
-    from ehrqa.train.cross_encoder import DEFAULT_RECIPE, held_out_scores
+    from ehrqa.train.cross_encoder import DEFAULT_RECIPE, held_out_scores, load_recipe
 
     cases = load_cases(args.mediqa)
     use = ["bm25", "tfidf", "dense"] + ([] if args.no_cross_encoder else ["cross_encoder"])
     recipe = {**DEFAULT_RECIPE, "use": use, "tuning": {**DEFAULT_RECIPE["tuning"], "folds": args.folds}}
+    recipe["cross_encoder_training"] = load_recipe(QU_NLP)["cross_encoder_training"]
     t0 = time.perf_counter()
-    scores = held_out_scores(cases, recipe)
-    print(f"scored {len(cases)} cases in {time.perf_counter() - t0:.1f} s ({args.folds}-fold)")
+    if args.load_scores:
+        with open(args.load_scores, "rb") as f:
+            scores = pickle.load(f)
+        use = scores.use
+        print(f"held-out scores from {args.load_scores}")
+    else:
+        scores = held_out_scores(cases, recipe)
+        print(f"scored {len(cases)} cases in {time.perf_counter() - t0:.1f} s ({args.folds}-fold)")
+        if args.save_scores:
+            scores.features = None
+            with open(args.save_scores, "wb") as f:
+                pickle.dump(scores, f)
     if scores.fold_training_s:
         s = scores.fold_training_s
-        print(f"cross-encoder training per fold: mean {sum(s) / len(s):.1f} s, max {max(s):.1f} s")
+        print(f"cross-encoder training per fold: mean {sum(s) / len(s):.1f} s, max {max(s):.1f} s; {scores.settings}")
     systems = [[n] for n in use] + [["bm25", "tfidf", "dense"]]
     if "cross_encoder" in use:
         systems += [["bm25", "tfidf", "cross_encoder"], use]
@@ -168,6 +184,8 @@ def main() -> None:
     parser.add_argument("--model", help="aligner model directory for the timing (default: the shipped model)")
     parser.add_argument("--timing-only", action="store_true")
     parser.add_argument("--quality-only", action="store_true")
+    parser.add_argument("--save-scores", metavar="FILE", help="pickle the held-out component scores here")
+    parser.add_argument("--load-scores", metavar="FILE", help="reuse held-out scores saved by --save-scores")
     args = parser.parse_args()
     if args.timing_only:
         timing(args)

@@ -157,6 +157,19 @@ def tiny_cross_encoder(cases, tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_cached_lower_layers_give_the_full_models_scores(tiny_cross_encoder, cases):
+    from ehrqa.retrieval.cross_encoder import CrossEncoderScorer
+    from ehrqa.train.cross_encoder import FrozenFeatures
+
+    model, _ = tiny_cross_encoder
+    pairs = [(a.text, s.text) for a in cases[8].answer_sentences for s in cases[8].sentences][:40]
+    features = FrozenFeatures(model, CrossEncoderSettings(trained_layers=1, max_length=64))
+    cached = features.score(model.model, pairs)
+    np.testing.assert_allclose(cached, CrossEncoderScorer(model).score_pairs(pairs), atol=1e-4)
+    assert len(features.states) == len(set(pairs))
+
+
+@pytest.mark.slow
 def test_cross_encoder_directory_stores_only_trained_tensors(tiny_cross_encoder, cases):
     from safetensors import safe_open
 
@@ -239,3 +252,11 @@ def test_train_command_writes_a_usable_model(tmp_path):
     assert set(model.config["subtasks"]) == {"4"}
     with pytest.raises(ValueError, match="no ensemble for subtask 2"):
         identify.predict(read_dataset()[:1], model)
+
+
+def test_cases_without_note_sentences_get_no_evidence(cases, lexical_model):
+    empty = replace(cases[0], id="999", sentences=(), relevance=None).without_gold()
+    assert identify.predict([empty], lexical_model) == {"999": []}
+    links = align.predict([empty], lexical_model)["999"]
+    assert [a["answer_id"] for a in links] == [a.id for a in cases[0].answer_sentences]
+    assert all(a["evidence_id"] == [] for a in links)

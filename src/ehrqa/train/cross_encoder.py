@@ -51,11 +51,11 @@ Pair = tuple[str, str, float]
 class CrossEncoderSettings:
     base_model: str = "all-MiniLM-L6-v2"
     trained_layers: int = 2  # top encoder layers trained (0 = head and pooler only)
-    epochs: int = 2
+    epochs: int = 1
     batch_size: int = 16
     learning_rate: float = 5e-5
     max_length: int = 128
-    negatives_per_positive: float = 3.0  # negatives subsampled to this ratio (0 = keep all)
+    negatives_per_positive: float = 2.0  # negatives subsampled to this ratio (0 = keep all)
     weak_pairs: int = 0  # MedQuAD first-stage pairs (0 = no weak stage)
     weak_epochs: int = 1
     seed: int = 13
