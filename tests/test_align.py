@@ -260,3 +260,19 @@ def test_cases_without_note_sentences_get_no_evidence(cases, lexical_model):
     links = align.predict([empty], lexical_model)["999"]
     assert [a["answer_id"] for a in links] == [a.id for a in cases[0].answer_sentences]
     assert all(a["evidence_id"] == [] for a in links)
+
+
+def test_medquad_weak_pairs_are_seeded_and_labelled():
+    from ehrqa.train.cross_encoder import balance, medquad_pairs
+
+    pairs = medquad_pairs(30, seed=5)
+    assert pairs == medquad_pairs(30, seed=5) and len(pairs) == 30
+    labels = [label for _, _, label in pairs]
+    assert set(labels) == {0.0, 1.0} and sum(labels) >= 10
+    by_question: dict[str, list] = {}
+    for question, sentence, label in pairs:
+        by_question.setdefault(question, []).append((sentence, label))
+    assert any(len(v) == 2 and {lab for _, lab in v} == {0.0, 1.0} for v in by_question.values())
+    kept = balance(pairs + [(q, s, 0.0) for q, s, _ in pairs], 1.0, seed=0)
+    assert sum(1 for p in kept if p[2] > 0) == sum(labels)
+    assert sum(1 for p in kept if p[2] <= 0) == sum(labels)
