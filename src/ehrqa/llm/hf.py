@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ehrqa.errors import DataError
 from ehrqa.llm.backend import ChatBackend, GenerationConfig, Message
-from ehrqa.llm.models import resolve_model
+from ehrqa.llm.models import SMOLLM2_NAME, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -174,4 +174,6 @@ def adapter_base_model(adapter: str) -> str:
         raise DataError(f"{adapter}: not an adapter directory (no adapter_config.json)") from None
     if not base:
         raise DataError(f"{config}: names no base model; pass --model")
+    if Path(base).name == SMOLLM2_NAME and not Path(base).exists():
+        return "smollm2"  # trained on another machine's cache: rebuild the same model here
     return base
