@@ -123,8 +123,8 @@ def test_empty_replies_get_the_fallback(cases):
 
 @pytest.mark.slow
 def test_smollm2_answers_are_valid_st3_predictions(cases):
-    chosen = cases[:2]
-    answers = predict(chosen, generation=GenerationConfig(max_new_tokens=40))
+    chosen = cases[:1]
+    answers = predict(chosen, generation=GenerationConfig(max_new_tokens=32))
     assert set(answers) == {c.id for c in chosen}
     for answer in answers.values():
         assert answer and answer != EMPTY_REPLY_FALLBACK
