@@ -93,8 +93,10 @@ def recipe_benchmark(args: argparse.Namespace) -> None:
         summary = output / name / "adapter" / "stage.json"
         if summary.exists():
             s = json.loads(summary.read_text())
-            print(f"  {name}: {s['examples']} examples, {s['steps']} optimiser steps, "
-                  f"mean train loss {s['train_loss']:.3f}")
+            print(
+                f"  {name}: {s['examples']} examples, {s['steps']} optimiser steps, "
+                f"mean train loss {s['train_loss']:.3f}"
+            )
     if not recipe.evaluation:
         return
     data = recipe.evaluation["data"]

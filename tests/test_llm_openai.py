@@ -24,7 +24,7 @@ from ehrqa.llm.openai import OpenAIChat, ServerError
 from ehrqa.tasks.generate import predict
 
 SERVER = textwrap.dedent(
-    r'''
+    r"""
     import json, sys, threading, time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -87,7 +87,7 @@ SERVER = textwrap.dedent(
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
     print("ready", flush=True)
     server.serve_forever()
-    '''
+    """
 )
 
 

@@ -125,8 +125,13 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_qwen3, short_case
         def on_step_end(self, args, state, control, **kwargs):
             self.steps += 1
 
-    recipe = tiny_recipe(tiny_qwen3, short_cases_dir, stage1=None, merge=False,
-                         stage2={"data": {"source": "archehr", "path": str(short_cases_dir)}, "max_steps": 3})
+    recipe = tiny_recipe(
+        tiny_qwen3,
+        short_cases_dir,
+        stage1=None,
+        merge=False,
+        stage2={"data": {"source": "archehr", "path": str(short_cases_dir)}, "max_steps": 3},
+    )
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train_generator(recipe, out, callbacks=[StopAt(2)])
