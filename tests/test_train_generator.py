@@ -103,6 +103,10 @@ def test_train_save_load_merge_generate(tiny_qwen3, short_cases_dir, tmp_path):
     from_merged = predict(cases, model=str(out / "merged"), generation=config)
     from_adapter = predict(cases, adapter=str(adapter), generation=config)
     assert from_merged == from_adapter and set(from_merged) == {c.id for c in cases}
+    sampled = GenerationConfig(max_new_tokens=6, temperature=1.0, top_p=0.95, seed=7)
+    assert predict(cases, model=str(out / "merged"), generation=sampled) == predict(
+        cases, model=str(out / "merged"), generation=sampled
+    )  # sampling is seeded
     four_bit = predict(cases[:1], adapter=str(adapter), load_in_4bit=True, generation=config)
     assert isinstance(four_bit[cases[0].id], str) and four_bit[cases[0].id]
 
