@@ -146,26 +146,32 @@ def _predict(
     todo = [c for c in cases if c.id not in answers]
     if answers:
         log.info("resuming: %d of %d cases already answered", len(cases) - len(todo), len(cases))
-    try:
-        # Results are saved batch by batch; a batch is the unit lost when a run is interrupted.
-        chunk = max(1, batch_size)
-        batches = [todo[i : i + chunk] for i in range(0, len(todo), chunk)]
-        for batch in progress(batches, desc="ST3 answers", total=len(batches)):
-            started = time.perf_counter()
-            replies = backend.chat([case_messages(c) for c in batch], generation)
-            seconds = (time.perf_counter() - started) / len(batch)
-            for case, reply in zip(batch, replies, strict=True):
-                answer = postprocess_answer(reply)
-                if not answer:
-                    log.warning("case %s: the reply was empty after cleaning; using a fixed fallback", case.id)
-                    answer = EMPTY_REPLY_FALLBACK
-                answers[case.id] = answer
-                if out is not None:
-                    record = {"case_id": case.id, "answer": answer, "reply": reply, "seconds": round(seconds, 3)}
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def answer_batch(batch: list[Case]) -> None:
+        started = time.perf_counter()
+        replies = backend.chat([case_messages(c) for c in batch], generation)
+        seconds = (time.perf_counter() - started) / len(batch)
+        for case, reply in zip(batch, replies, strict=True):
+            answer = postprocess_answer(reply)
+            if not answer:
+                log.warning("case %s: the reply was empty after cleaning; using a fixed fallback", case.id)
+                answer = EMPTY_REPLY_FALLBACK
+            answers[case.id] = answer
             if out is not None:
-                out.flush()
-                os.fsync(out.fileno())
+                record = {"case_id": case.id, "answer": answer, "reply": reply, "seconds": round(seconds, 3)}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if out is not None:
+            out.flush()
+            os.fsync(out.fileno())
+
+    # Results are saved batch by batch; a batch is the unit lost when a run is interrupted.
+    try:
+        batch: list[Case] = []
+        for case in progress(todo, desc="ST3 answers", total=len(todo)):
+            batch.append(case)
+            if len(batch) == max(1, batch_size) or case is todo[-1]:
+                answer_batch(batch)
+                batch = []
     finally:
         if out is not None:
             out.close()
