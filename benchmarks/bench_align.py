@@ -110,7 +110,9 @@ def quality(args) -> None:
     cases = load_cases(args.mediqa)
     use = ["bm25", "tfidf", "dense"] + ([] if args.no_cross_encoder else ["cross_encoder"])
     recipe = {**DEFAULT_RECIPE, "use": use, "tuning": {**DEFAULT_RECIPE["tuning"], "folds": args.folds}}
-    recipe["cross_encoder_training"] = load_recipe(QU_NLP)["cross_encoder_training"]
+    recipe["cross_encoder_training"] = dict(load_recipe(QU_NLP)["cross_encoder_training"])
+    if args.weak_pairs is not None:
+        recipe["cross_encoder_training"]["weak_pairs"] = args.weak_pairs
     t0 = time.perf_counter()
     if args.load_scores:
         with open(args.load_scores, "rb") as f:
@@ -264,6 +266,7 @@ def main() -> None:
     )
     parser.add_argument("--quality-only", action="store_true")
     parser.add_argument("--save-scores", metavar="FILE", help="pickle the held-out component scores here")
+    parser.add_argument("--weak-pairs", type=int, metavar="N", help="MedQuAD weak first-stage pairs (default: recipe)")
     parser.add_argument("--load-scores", metavar="FILE", help="reuse held-out scores saved by --save-scores")
     args = parser.parse_args()
     if args.timing_only:

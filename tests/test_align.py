@@ -276,3 +276,21 @@ def test_medquad_weak_pairs_are_seeded_and_labelled():
     kept = balance(pairs + [(q, s, 0.0) for q, s, _ in pairs], 1.0, seed=0)
     assert sum(1 for p in kept if p[2] > 0) == sum(labels)
     assert sum(1 for p in kept if p[2] <= 0) == sum(labels)
+
+
+@pytest.mark.slow
+def test_train_aligner_with_a_cross_encoder_end_to_end(cases, tmp_path):
+    recipe = {
+        "use": ["bm25", "tfidf", "cross_encoder"],
+        "cross_encoder_training": {"trained_layers": 1, "epochs": 1, "max_length": 64},
+        "subtasks": {"4": {"query": "answer", "rerank_top": 3, "max_links": [1, 2, 3]}},
+        "tuning": {"folds": 2, "weight_step": 0.5, "threshold_step": 0.1},
+    }
+    model = train_aligner(cases[:6], recipe, tmp_path, subtasks=[4])
+    assert (tmp_path / WEIGHTS_NAME).is_file() and model.config["cross_encoder"]["trained_layers"] == 1
+    assert model.ensemble(4).rerank_top == 3 and 0 <= model.config["subtasks"]["4"]["cv"]["f1"] <= 1
+    reloaded = AlignerModel.load(tmp_path)
+    held_out = cases[6:9]
+    predictions = align.predict(held_out, reloaded)
+    _check_st4(predictions, held_out, 3)
+    assert align.predict([_scramble_gold(c) for c in held_out], reloaded) == predictions
