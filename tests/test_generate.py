@@ -54,6 +54,11 @@ def test_a_single_overlong_sentence_is_truncated_to_the_limit():
     assert word_count(answer) == 75 and answer.endswith("w74")
 
 
+def test_repeated_sentences_are_kept_once():
+    looped = "He takes aspirin. He takes aspirin. It prevents clots. He takes aspirin. He takes"
+    assert postprocess_answer(looped) == "He takes aspirin. It prevents clots."
+
+
 def test_a_sentence_cut_by_the_token_limit_is_dropped():
     assert postprocess_answer("He had pneumonia. The tube was placed because the") == "He had pneumonia."
     assert postprocess_answer("No final stop here") == "No final stop here"

@@ -47,7 +47,8 @@ _MARKDOWN = re.compile(r"\*\*|__|^\s*(?:[-*•]|\d+[.)])\s+", re.M)
 
 def postprocess_answer(text: str, limit: int = ANSWER_WORD_LIMIT) -> str:
     """A model reply as an ST3 answer: no think blocks, citation markers or special tokens; one
-    line; at most ``limit`` words, cut after the last whole sentence that fits where possible."""
+    line; no repeated sentences; at most ``limit`` words, cut after the last whole sentence that
+    fits where possible."""
     text = _THINK_BLOCK.sub(" ", text)
     if "</think>" in text:  # the opening tag was part of the prompt
         text = text.rsplit("</think>", 1)[1]
@@ -59,7 +60,9 @@ def postprocess_answer(text: str, limit: int = ANSWER_WORD_LIMIT) -> str:
     text = _LABEL.sub("", text)
     text = " ".join(text.split())
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)
-    sentences = split_sentences(text)
+    # Small models loop under greedy decoding; an answer never needs the same sentence twice.
+    sentences = list(dict.fromkeys(split_sentences(text)))
+    text = " ".join(sentences)
     if len(sentences) > 1 and not sentences[-1].rstrip("\"')").endswith((".", "!", "?")):
         text = " ".join(sentences[:-1])  # drop a last sentence cut off by the token limit
         sentences = sentences[:-1]
