@@ -279,7 +279,7 @@ def train_stage(
         max_steps=stage.max_steps,
         per_device_train_batch_size=recipe.batch_size,
         gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        learning_rate=stage.learning_rate or recipe.learning_rate,
+        learning_rate=float(stage.learning_rate or recipe.learning_rate),  # YAML reads 2e-4 as a string
         lr_scheduler_type=recipe.lr_scheduler,
         warmup_steps=recipe.warmup_ratio,  # a float below 1 is a fraction of all steps
         weight_decay=recipe.weight_decay,
