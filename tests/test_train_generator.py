@@ -172,9 +172,9 @@ def test_loss_is_on_the_answer_tokens_only(tiny_qwen3):
 
 def test_long_references_are_cut_to_whole_sentences_for_training():
     case = read_dataset()[0]
-    long = replace(case, answer=" ".join(f"This is sentence {i} of eight words." for i in range(12)))
+    long = replace(case, answer=" ".join(f"This is sentence number {i} of eight words." for i in range(12)))
     answer = case_conversation(long, answer_words=75)[-1]["content"]
-    assert len(answer.split()) == 72 and answer.endswith("sentence 8 of eight words.")
+    assert len(answer.split()) == 72 and answer.endswith("number 8 of eight words.")
 
 
 def test_shipped_recipes_parse_with_the_papers_settings():
