@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="ehrqa: %(levelname)s: %(message)s")
+    if not args.verbose:
+        # bitsandbytes warns on every CPU import that an optional Hub kernel is missing; its
+        # built-in CPU code is used instead, so the warning only alarms users.
+        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     if args.quiet:
         import os
 
