@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--subtask",
         choices=["2", "4", "2,4"],
         default="2,4",
+        metavar="2|4|2,4",
         help="subtasks to tune (default 2,4: every subtask whose gold the data has)",
     )
     parser.add_argument("--recipe", metavar="YAML", help="recipe file with an `aligner:` section (default: built-in)")
