@@ -82,3 +82,13 @@ def test_validate_starts_without_heavy_imports(data_dir):
     )
     out = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out, out  # start-up time itself is measured in benchmarks/bench_startup.py
+
+
+def test_prediction_commands_take_case_ranges(tmp_path, capsys):
+    from ehrqa import read_submission
+
+    out = tmp_path / "st2.json"
+    assert main(["identify", "--out", str(out), "--cases", "101-102", "105"]) == 0
+    assert [e["case_id"] for e in read_submission(out)] == ["101", "102", "105"]
+    assert main(["generate", "--out", str(out), "--cases", "101", "999"]) == 2
+    assert "--cases: not in the dataset: 999" in capsys.readouterr().err

@@ -62,3 +62,25 @@ def backend_from_args(args: argparse.Namespace):
         batch_size=args.batch_size, base_url=args.base_url, api_key_env=args.api_key_env,
         timeout=args.timeout, retries=args.retries, concurrency=args.concurrency,
     )  # fmt: skip
+
+
+def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
+    """Dataset flags plus ``--out FILE`` and ``--cases IDS`` for commands that write a submission."""
+    add_data_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="FILE", help="submission.json to write (a .zip is written too)")
+    parser.add_argument("--cases", nargs="+", metavar="IDS", help="only these case ids, e.g. 21-30 45")
+
+
+def load_inputs(args: argparse.Namespace):
+    """The cases a predictor may see (gold removed: ``Case.without_gold``), limited to ``--cases``."""
+    cases = [c.without_gold() for c in load_cases(args)]
+    wanted = parse_case_ids(args.cases)
+    if wanted is None:
+        return cases
+    from ehrqa.errors import DataError
+
+    known = {c.id for c in cases}
+    unknown = [c for c in wanted if c not in known]
+    if unknown:
+        raise DataError(f"--cases: not in the dataset: {', '.join(unknown[:8])}")
+    return [c for c in cases if c.id in set(wanted)]

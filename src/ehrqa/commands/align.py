@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ehrqa.commands._common import add_data_arguments, load_cases, parse_case_ids
+from ehrqa.commands._common import add_prediction_arguments, load_inputs
 
 HELP = "evidence alignment (ST4): link each answer sentence to the note sentences that support it"
 DESCRIPTION = (
@@ -14,10 +14,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="submission.json to write (a .zip is written too)")
+    add_prediction_arguments(parser)
     parser.add_argument("--model", metavar="DIR", help="aligner model directory (default: the shipped model)")
-    parser.add_argument("--cases", nargs="+", metavar="IDS", help="only these case ids, e.g. 21-30 45")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,10 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from ehrqa.errors import DataError
     from ehrqa.tasks.align import predict
 
-    cases = [c.without_gold() for c in load_cases(args)]
-    wanted = parse_case_ids(args.cases)
-    if wanted is not None:
-        cases = [c for c in cases if c.id in set(wanted)]
+    cases = load_inputs(args)
     missing = [c.id for c in cases if not c.answer_sentences]
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")

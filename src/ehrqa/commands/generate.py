@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ehrqa.commands._common import (
-    add_backend_arguments,
-    add_data_arguments,
-    backend_from_args,
-    load_cases,
-    parse_case_ids,
-)
+from ehrqa.commands._common import add_backend_arguments, add_prediction_arguments, backend_from_args, load_inputs
 
 HELP = "generate ST3 answers with a local model (+ LoRA adapter) or an OpenAI-compatible server"
 DESCRIPTION = (
@@ -23,9 +17,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
-    parser.add_argument("--out", required=True, metavar="FILE", help="where to write submission.json")
-    parser.add_argument("--cases", nargs="+", metavar="IDS", help="only these case ids (e.g. 1-3 5)")
+    add_prediction_arguments(parser)
     parser.add_argument("--run-dir", metavar="DIR", help="per-case results for resuming (default: OUT's folder/run)")
     add_backend_arguments(parser, default_model="the adapter's base, else the shipped SmolLM2")
     g = parser.add_argument_group("decoding")
@@ -40,10 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ehrqa.llm.backend import GenerationConfig
     from ehrqa.tasks.generate import predict
 
-    cases = [c.without_gold() for c in load_cases(args)]
-    wanted = parse_case_ids(args.cases)
-    if wanted:
-        cases = [c for c in cases if c.id in set(wanted)]
+    cases = load_inputs(args)
     backend = backend_from_args(args)
     out = Path(args.out)
     run_dir = Path(args.run_dir) if args.run_dir else out.parent / "run"
