@@ -92,3 +92,13 @@ def test_prediction_commands_take_case_ranges(tmp_path, capsys):
     assert [e["case_id"] for e in read_submission(out)] == ["101", "102", "105"]
     assert main(["generate", "--out", str(out), "--cases", "101", "999"]) == 2
     assert "--cases: not in the dataset: 999" in capsys.readouterr().err
+
+
+def test_bad_model_flags_are_one_line_errors(tmp_path, capsys):
+    out = str(tmp_path / "s.json")
+    assert main(["identify", "--out", out, "--model", str(tmp_path / "none")]) == 2
+    assert "no aligner.json" in capsys.readouterr().err
+    assert main(["generate", "--out", out, "--backend", "openai", "--cases", "101"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "ehrqa: error: the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)"
+    )

@@ -54,14 +54,18 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str
 
 
 def backend_from_args(args: argparse.Namespace):
-    """A chat backend built from :func:`add_backend_arguments`' flags."""
+    """A chat backend built from :func:`add_backend_arguments`' flags; bad flags are a one-line error."""
+    from ehrqa.errors import DataError
     from ehrqa.llm.backend import make_backend
 
-    return make_backend(
-        args.backend, model=args.model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
-        batch_size=args.batch_size, base_url=args.base_url, api_key_env=args.api_key_env,
-        timeout=args.timeout, retries=args.retries, concurrency=args.concurrency,
-    )  # fmt: skip
+    try:
+        return make_backend(
+            args.backend, model=args.model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
+            batch_size=args.batch_size, base_url=args.base_url, api_key_env=args.api_key_env,
+            timeout=args.timeout, retries=args.retries, concurrency=args.concurrency,
+        )  # fmt: skip
+    except ValueError as e:
+        raise DataError(str(e)) from None
 
 
 def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.data.case import Case
+from ehrqa.errors import DataError
 from ehrqa.retrieval import Request
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME
 from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores, decide
@@ -62,7 +63,7 @@ class AlignerModel:
     def __init__(self, config: dict, path: Path | None = None) -> None:
         if config.get("format") != FORMAT:
             found = config.get("format")
-            raise ValueError(f"{path or 'aligner config'}: not an ehrqa aligner model (format {found!r})")
+            raise DataError(f"{path or 'aligner config'}: not an ehrqa aligner model (format {found!r})")
         self.config, self.path = config, path
 
     @classmethod
@@ -70,7 +71,7 @@ class AlignerModel:
         directory = Path(path) if path else DEFAULT_MODEL_DIR
         config_file = directory / CONFIG_NAME
         if not config_file.is_file():
-            raise FileNotFoundError(f"{directory}: no {CONFIG_NAME}; train one with `ehrqa train aligner`")
+            raise DataError(f"{directory}: no {CONFIG_NAME}; train one with `ehrqa train aligner`")
         return cls(json.loads(config_file.read_text(encoding="utf-8")), directory)
 
     def save(self, path: str | Path) -> Path:
