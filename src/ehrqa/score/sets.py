@@ -80,13 +80,19 @@ def st2_scores(counts: Sequence[dict[str, Counts]]) -> dict[str, float]:
     """The official ST2 keys on the 0-100 scale from per-case counts (submission order)."""
     out: dict[str, float] = {}
     for mode in ("strict", "lenient"):
-        cs = [c[mode] for c in counts]
-        mic = micro(cs, both_empty_is_one=True)
-        mac = macro([prf(c, both_empty_is_one=True) for c in cs])
-        for kind, values in (("micro", mic), ("macro", mac)):
-            for name, v in zip(("precision", "recall", "f1"), values, strict=True):
-                out[f"{mode}_{kind}_{name}"] = v * 100
+        out.update(_micro_macro([c[mode] for c in counts], both_empty_is_one=True, prefix=f"{mode}_"))
     out["overall_score"] = out["strict_micro_f1"]
+    return out
+
+
+def _micro_macro(counts: Sequence[Counts], *, both_empty_is_one: bool, prefix: str = "") -> dict[str, float]:
+    """``{prefix}{micro,macro}_{precision,recall,f1}`` on the 0-100 scale."""
+    mic = micro(counts, both_empty_is_one=both_empty_is_one)
+    mac = macro([prf(c, both_empty_is_one=both_empty_is_one) for c in counts])
+    out: dict[str, float] = {}
+    for kind, values in (("micro", mic), ("macro", mac)):
+        for name, v in zip(("precision", "recall", "f1"), values, strict=True):
+            out[f"{prefix}{kind}_{name}"] = v * 100
     return out
 
 
@@ -98,11 +104,6 @@ def st4_pairs(links: dict[str, Iterable[str]]) -> set[tuple[str, str]]:
 def st4_scores(counts: Sequence[Counts]) -> dict[str, float]:
     """The official ST4 keys on the 0-100 scale: micro over all pairs, macro over cases,
     no "both empty = 1" rule."""
-    out: dict[str, float] = {}
-    mic = micro(counts, both_empty_is_one=False)
-    mac = macro([prf(c, both_empty_is_one=False) for c in counts])
-    for kind, values in (("micro", mic), ("macro", mac)):
-        for name, v in zip(("precision", "recall", "f1"), values, strict=True):
-            out[f"{kind}_{name}"] = v * 100
+    out = _micro_macro(counts, both_empty_is_one=False)
     out["overall_score"] = out["micro_f1"]
     return out
