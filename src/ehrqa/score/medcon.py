@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from functools import cache
 from pathlib import Path
 
-from ehrqa.cache import cache_dir
+from ehrqa.cache import build_once, cache_dir
 from ehrqa.errors import DataError
 
 # UMLS semantic groups (McCray et al.) used by ACI-Bench's MEDCON: 66 semantic types.
@@ -173,10 +171,7 @@ def _spacy_stopwords_as_nltk_corpus() -> Path:
 
 def proxy_index(root: str | Path | None = None) -> Path:
     """The stand-in QuickUMLS index, built on first use (about 20 s) and cached."""
-    root = Path(root) if root else cache_dir() / f"medcon-proxy-v{PROXY_VERSION}"
-    if (root / "complete.flag").exists():
-        return root
-    return build_index(_proxy_entries(), root)
+    return build_index(_proxy_entries(), Path(root) if root else cache_dir() / f"medcon-proxy-v{PROXY_VERSION}")
 
 
 def build_index(rows: Iterable[tuple[str, str, list[str], int]], root: str | Path) -> Path:
@@ -184,10 +179,7 @@ def build_index(rows: Iterable[tuple[str, str, list[str], int]], root: str | Pat
     preferred) rows, atomically: readers never see a half-built index."""
     from quickumls.install import parse_and_encode_ngrams
 
-    root = Path(root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
-    try:
+    def write(tmp: Path) -> None:
         (tmp / "language.flag").write_text("ENG")
         (tmp / "database_backend.flag").write_text("unqlite")
         (tmp / "lowercase.flag").write_text("")
@@ -195,14 +187,8 @@ def build_index(rows: Iterable[tuple[str, str, list[str], int]], root: str | Pat
             rows, str(tmp / "umls-simstring.db"), str(tmp / "cui-semtypes.db"), database_backend="unqlite"
         )
         (tmp / "complete.flag").write_text("")
-        if root.exists():  # another process finished first
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+
+    return build_once(Path(root), "complete.flag", write)
 
 
 def _proxy_entries() -> Iterator[tuple[str, str, list[str], int]]:

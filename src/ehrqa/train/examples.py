@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -92,21 +90,14 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "resources" / "corpora" /
 
 def mediqa_dev_dir() -> Path:
     """The bundled mediqa_dev cases, decompressed once into the cache dir."""
-    from ehrqa.cache import cache_dir
+    from ehrqa.cache import build_once, cache_dir
 
-    final = cache_dir() / "corpora" / "mediqa_dev"
-    if (final / "archehr-qa_key.json").exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="mediqa_dev.", dir=final.parent))
-    for name in ("archehr-qa.xml", "archehr-qa_key.json"):
-        with gzip.open(BUNDLED_DIR / f"{name}.gz", "rb") as src, open(tmp / name, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    try:
-        os.replace(tmp, final)
-    except OSError:  # another process got there first
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    def decompress(tmp: Path) -> None:
+        for name in ("archehr-qa.xml", "archehr-qa_key.json"):
+            with gzip.open(BUNDLED_DIR / f"{name}.gz", "rb") as src, open(tmp / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+    return build_once(cache_dir() / "corpora" / "mediqa_dev", "archehr-qa_key.json", decompress)
 
 
 def read_cases(path: str, case_ids: str | list[str] | None = None) -> list[Case]:
