@@ -49,8 +49,9 @@ def load_cases(mediqa: Path | None):
 
 def held_out_predictions(scores, subtask, recipe, components):
     """Case id -> ST2/ST4 prediction, each fold predicted with parameters tuned on the other folds."""
-    from ehrqa.retrieval.ensemble import EnsembleConfig, apply_rerank, combine, decide, tune
-    from ehrqa.train.cross_encoder import _grid, base_ensemble
+    from ehrqa.retrieval.ensemble import EnsembleConfig, apply_rerank, combine, decide
+    from ehrqa.retrieval.tuning import tune
+    from ehrqa.train.aligner import _grid, base_ensemble
 
     cases = scores.data[subtask]
     base = base_ensemble(recipe, subtask, scores.use)
@@ -105,7 +106,7 @@ def only_sample(scores, subtask):
 def quality(args) -> None:
     from ehrqa.data.submission import build_submission
     from ehrqa.score import score_submission
-    from ehrqa.train.cross_encoder import DEFAULT_RECIPE, held_out_scores, load_recipe
+    from ehrqa.train.aligner import DEFAULT_RECIPE, held_out_scores, load_recipe
 
     cases = load_cases(args.mediqa)
     use = ["bm25", "tfidf", "dense"] + ([] if args.no_cross_encoder else ["cross_encoder"])
@@ -170,7 +171,7 @@ def timing(args) -> None:
     cases = [distinct_copy(pool[i % len(pool)], i // len(pool), str(1000 + i)) for i in range(147)]
     n_sent = sum(len(c.sentences) for c in cases) / len(cases)
     n_ans = sum(len(c.answer_sentences) for c in cases) / len(cases)
-    from ehrqa.retrieval.model import load_model
+    from ehrqa.retrieval.aligner import load_model
 
     t0 = time.perf_counter()
     model = load_model(args.model)
@@ -199,15 +200,10 @@ def cross_encoder_timing(cases) -> None:
     import tempfile
 
     from ehrqa.data.archehr import read_dataset
-    from ehrqa.retrieval.model import FORMAT, AlignerModel
+    from ehrqa.retrieval.aligner import FORMAT, AlignerModel
     from ehrqa.tasks import align
-    from ehrqa.train.cross_encoder import (
-        CrossEncoderSettings,
-        load_recipe,
-        save_cross_encoder,
-        train_cross_encoder,
-        training_pairs,
-    )
+    from ehrqa.train.aligner import load_recipe, training_pairs
+    from ehrqa.train.cross_encoder import CrossEncoderSettings, save_cross_encoder, train_cross_encoder
 
     recipe = load_recipe(QU_NLP)
     settings = CrossEncoderSettings.from_dict(recipe["cross_encoder_training"])

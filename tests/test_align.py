@@ -13,17 +13,11 @@ from ehrqa.cli import main
 from ehrqa.data.archehr import read_dataset, sample_dir
 from ehrqa.data.case import AnswerSentence
 from ehrqa.data.submission import build_submission, read_submission
+from ehrqa.retrieval.aligner import DEFAULT_MODEL_DIR, AlignerModel, st2_query
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME, WEIGHTS_NAME
-from ehrqa.retrieval.model import DEFAULT_MODEL_DIR, AlignerModel, st2_query
 from ehrqa.tasks import align, identify
-from ehrqa.train.cross_encoder import (
-    CrossEncoderSettings,
-    load_recipe,
-    save_cross_encoder,
-    train_aligner,
-    train_cross_encoder,
-    training_pairs,
-)
+from ehrqa.train.aligner import load_recipe, train_aligner, training_pairs
+from ehrqa.train.cross_encoder import CrossEncoderSettings, save_cross_encoder, train_cross_encoder
 
 LEXICAL = {
     "use": ["bm25", "tfidf"],
@@ -195,8 +189,8 @@ def test_cross_encoder_reranks_only_candidates(tiny_cross_encoder, cases):
     predictions = align.predict(subset, model)
     _check_st4(predictions, subset, 3)
     config = model.ensemble(4)
+    from ehrqa.retrieval.aligner import requests_for
     from ehrqa.retrieval.ensemble import component_scores
-    from ehrqa.retrieval.model import requests_for
 
     raw = component_scores(requests_for(4, subset, "answer"), config, model.config["components"], directory)
     scored = [np.sum(~np.isnan(m), axis=1) for m in raw["cross_encoder"]]

@@ -5,23 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ehrqa.retrieval import build_scorer
+from ehrqa.retrieval.base import build_scorer
 from ehrqa.retrieval.bm25 import BM25Scorer, relative_selection
-from ehrqa.retrieval.ensemble import (
-    EnsembleConfig,
-    ScoreTable,
-    TuningGrid,
-    combine,
-    cross_validate,
-    make_folds,
-    micro,
-    normalise,
-    select,
-    tune,
-    weight_grid,
-)
+from ehrqa.retrieval.ensemble import EnsembleConfig, combine, normalise, select
 from ehrqa.retrieval.tfidf import TfidfScorer
 from ehrqa.retrieval.tokens import tokenize
+from ehrqa.retrieval.tuning import ScoreTable, TuningGrid, cross_validate, make_folds, micro, tune, weight_grid
 
 NOTE = [
     "Chest radiograph showed a left lower lobe consolidation.",

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ehrqa.train.cross_encoder import load_recipe, train_aligner
+    from ehrqa.train.aligner import load_recipe, train_aligner
 
     recipe = load_recipe(args.recipe)
     if args.folds:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ehrqa.retrieval import Scorer
+from ehrqa.retrieval.base import Scorer
 from ehrqa.retrieval.tokens import tokenize
 
 VARIANTS = ("okapi", "bm25l", "bm25plus")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ehrqa.retrieval import Request, Scorer
+from ehrqa.retrieval.base import Request, Scorer
 
 CONFIG_NAME = "aligner.json"
 WEIGHTS_NAME = "cross_encoder.safetensors"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ehrqa.retrieval import Request, Scorer
+from ehrqa.retrieval.base import Request, Scorer
 
 MINILM = "all-MiniLM-L6-v2"
 

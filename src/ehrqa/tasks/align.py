@@ -15,7 +15,7 @@ from ehrqa.data.case import Case
 def predict(cases: Sequence[Case], model=None) -> dict[str, list[dict]]:
     """ST4 predictions: case id -> ``[{"answer_id", "evidence_id": [...]}, ...]`` (``model``: an
     AlignerModel, a model directory, or None for the shipped default)."""
-    from ehrqa.retrieval.model import load_model
+    from ehrqa.retrieval.aligner import load_model
 
     aligner = load_model(model)
     cases = [c.without_gold() for c in cases]

@@ -15,7 +15,7 @@ from ehrqa.data.case import Case
 def predict(cases: Sequence[Case], model=None) -> dict[str, list[str]]:
     """ST2 predictions: case id -> note sentence ids (``model``: an AlignerModel, a model
     directory, or None for the shipped default)."""
-    from ehrqa.retrieval.model import load_model
+    from ehrqa.retrieval.aligner import load_model
 
     aligner = load_model(model)
     cases = [c.without_gold() for c in cases]

@@ -1,11 +1,26 @@
-"""An aligner model directory, loadable by path like a sentence-transformers model:
+"""The aligner model (ST2 evidence identification, ST4 evidence alignment): a directory loadable
+by path like a sentence-transformers model, whose file format this module owns.
 
-- ``aligner.json``: the scorer options (``components``), one tuned ensemble per subtask
-  (``subtasks: {"2": ..., "4": ...}``), how queries are built, and the training record;
-- ``cross_encoder.safetensors``: the fine-tuned cross-encoder tensors, when the
-  ensemble uses one (see :mod:`ehrqa.retrieval.cross_encoder`).
+Contract (what the tasks call)::
 
-With no path, the default model shipped in the package is used.
+    model = load_model(path_or_None)            # None: the shipped default, src/ehrqa/models/aligner-default
+    model.select(subtask, cases)                # per case, per query, the selected note sentence ids
+    model.sentence_scores(subtask, cases)       # per case, a (queries x note sentences) array, higher = better
+
+``subtask`` is 2 (one query per case: the question) or 4 (one query per answer sentence).
+``cases`` hold only the official input of that subtask (no relevance, no answer text; for ST4
+answer sentences without citations); nothing else is read.
+
+Directory format ``ehrqa-aligner/2`` (``/1``, the same without ``kind`` and ``ehrqa_version``, still loads):
+
+- ``aligner.json``: ``format``; ``ehrqa_version`` that saved it; the scorer options
+  (``components``); one section per subtask (``subtasks: {"2": ..., "4": ...}``) whose ``kind`` is
+  ``ensemble`` (weights, threshold, links: :class:`~ehrqa.retrieval.ensemble.EnsembleConfig`) or
+  ``learned`` (a logistic combiner over features and its decision rule:
+  :class:`~ehrqa.retrieval.relevance.LearnedRelevance`); how queries are built (``query``); the
+  training record (``training``: sources, cases, folds, seconds);
+- ``cross_encoder.safetensors``: the fine-tuned cross-encoder tensors, when an ensemble uses one
+  (see :mod:`ehrqa.retrieval.cross_encoder`).
 """
 
 from __future__ import annotations
@@ -18,12 +33,13 @@ import numpy as np
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
-from ehrqa.retrieval import Request
+from ehrqa.retrieval.base import Request
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME
 from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores, decide
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "aligner-default"
-FORMAT = "ehrqa-aligner/1"
+FORMAT = "ehrqa-aligner/2"
+READABLE_FORMATS = ("ehrqa-aligner/1", FORMAT)
 QUERY_MODES = {2: ("clinician", "patient", "clinician+patient"), 4: ("answer", "answer+clinician")}
 
 
@@ -60,8 +76,10 @@ def requests_for(subtask: int, cases: Sequence[Case], query_mode: str) -> list[R
 
 
 class AlignerModel:
+    """A loaded aligner: ``aligner.json`` as a dict plus the directory it came from."""
+
     def __init__(self, config: dict, path: Path | None = None) -> None:
-        if config.get("format") != FORMAT:
+        if config.get("format") not in READABLE_FORMATS:
             found = config.get("format")
             raise DataError(f"{path or 'aligner config'}: not an ehrqa aligner model (format {found!r})")
         self.config, self.path = config, path
@@ -75,8 +93,15 @@ class AlignerModel:
         return cls(json.loads(config_file.read_text(encoding="utf-8")), directory)
 
     def save(self, path: str | Path) -> Path:
+        from ehrqa import __version__
+
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
+        self.config = {
+            "format": FORMAT,
+            "ehrqa_version": __version__,
+            **{k: v for k, v in self.config.items() if k not in ("format", "ehrqa_version")},
+        }
         (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
         return directory
 
@@ -108,4 +133,5 @@ class AlignerModel:
 
 
 def load_model(model: AlignerModel | str | Path | None = None) -> AlignerModel:
+    """``model`` itself, the model directory at that path, or (None) the shipped default."""
     return model if isinstance(model, AlignerModel) else AlignerModel.load(model)

@@ -1,0 +1,261 @@
+"""Training the aligner: score the training cases with every component (the cross-encoder
+out-of-fold), tune the ensemble by k-fold cross-validation on those cases only, and write the
+model directory (:mod:`ehrqa.retrieval.aligner`).
+
+Cross-encoder training pairs are (query, note sentence, label):
+- ST2: (clinician question, sentence, 1 if essential else 0), from relevance labels;
+- ST4: (answer sentence, note sentence, 1 if cited else 0), from answer-sentence citations;
+- optional weak first stage from MedQuAD (:func:`ehrqa.train.cross_encoder.medquad_pairs`).
+
+:func:`train_aligner` is the whole recipe: out-of-fold cross-encoder scores (a model per
+fold, trained without that fold), the cheap scorers on every case, an exhaustive search of
+weights / threshold / max links per subtask on those held-out scores, a final
+cross-encoder on all cases, and the model directory. A recipe whose subtask section says
+``kind: learned`` trains the learned relevance combiner instead (:mod:`ehrqa.retrieval.relevance`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ehrqa.data.case import Case
+from ehrqa.retrieval.aligner import FORMAT, QUERY_MODES, AlignerModel, requests_for
+from ehrqa.retrieval.base import COMPONENTS, build_scorer
+from ehrqa.retrieval.ensemble import EnsembleConfig
+from ehrqa.retrieval.tuning import ScoreTable, TuningGrid, cross_validate, make_folds, tune
+from ehrqa.train.cross_encoder import (
+    CrossEncoderSettings,
+    FrozenFeatures,
+    Pair,
+    save_cross_encoder,
+    train_cross_encoder,
+)
+
+log = logging.getLogger(__name__)
+
+
+# The built-in recipe (``ehrqa train aligner`` without --recipe); recipes/*.yaml name others.
+DEFAULT_RECIPE: dict = {
+    "use": ["bm25", "tfidf", "dense", "cross_encoder"],
+    "components": {
+        "bm25": {"variant": "okapi", "k1": 1.5, "b": 0.75},
+        "tfidf": {"ngram_max": 2, "sublinear_tf": True, "fit": "case"},
+        "dense": {"model": "all-MiniLM-L6-v2"},
+        "cross_encoder": {"batch_size": 64},
+    },
+    "cross_encoder_training": {},
+    "subtasks": {"2": {"query": "clinician"}, "4": {"query": "answer", "rerank_top": 5}},
+    "tuning": {"folds": 5, "weight_step": 0.1, "threshold_step": 0.02, "seed": 13},
+}
+
+
+def load_recipe(path: str | Path | None = None) -> dict:
+    """The ``aligner:`` section of a YAML recipe, or a copy of :data:`DEFAULT_RECIPE`."""
+    import copy
+
+    if path is None:
+        return copy.deepcopy(DEFAULT_RECIPE)
+    import yaml
+
+    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    section = document.get("aligner")
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: no `aligner:` section")
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# Training pairs
+
+
+def gold_indices(subtask: int, case: Case) -> list[set[int]]:
+    """Per query of the subtask, the indices of the gold note sentences."""
+    index = {s.id: j for j, s in enumerate(case.sentences)}
+    if subtask == 2:
+        return [{index[i] for i in case.essential_ids if i in index}]
+    return [{index[c] for c in a.citations or () if c in index} for a in case.answer_sentences or ()]
+
+
+def has_gold(subtask: int, case: Case) -> bool:
+    if not case.sentences:
+        return False
+    if subtask == 2:
+        return case.relevance is not None
+    return bool(case.answer_sentences) and all(a.citations is not None for a in case.answer_sentences)
+
+
+def training_pairs(cases: Sequence[Case], subtask: int, query_mode: str) -> list[Pair]:
+    pairs: list[Pair] = []
+    cases = [c for c in cases if has_gold(subtask, c)]
+    for case, (queries, sentences) in zip(cases, requests_for(subtask, cases, query_mode), strict=True):
+        for query, gold in zip(queries, gold_indices(subtask, case), strict=True):
+            pairs.extend((query, s, float(j in gold)) for j, s in enumerate(sentences))
+    return pairs
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole recipe
+
+
+def _subtask_settings(recipe: dict, subtask: int) -> dict:
+    return dict((recipe.get("subtasks") or {}).get(str(subtask)) or {})
+
+
+def _grid(recipe: dict, subtask: int) -> TuningGrid:
+    tuning = recipe.get("tuning") or {}
+    section = _subtask_settings(recipe, subtask)
+    step = float(tuning.get("threshold_step", 0.02))
+    default_k = (1, 2, 3, 4, 5, None) if subtask == 4 else (None, 2, 3, 5, 8, 12)
+    return TuningGrid(
+        weight_step=float(tuning.get("weight_step", 0.1)),
+        thresholds=tuple(np.round(np.arange(0.0, 1.0 + 1e-9, step), 4)),
+        max_links=tuple(section.get("max_links", default_k)),
+        min_links=int(section.get("min_links", 1)),
+    )
+
+
+@dataclass
+class HeldOutScores:
+    """Every training case scored by every component; cross-encoder scores are out-of-fold."""
+
+    use: list[str]
+    components: dict[str, dict]
+    settings: CrossEncoderSettings
+    data: dict[int, list[Case]]  # subtask -> cases with gold for it
+    modes: dict[int, str]  # subtask -> query mode
+    folds: dict[str, int]  # case id -> fold
+    raw: dict[int, dict[str, list[np.ndarray]]]  # subtask -> component -> per-case matrices
+    gold: dict[int, list[list[set[int]]]]  # subtask -> per case, per query, gold indices
+    fold_training_s: list[float]
+    features: FrozenFeatures | None = None  # lower-layer cache, reused by the final training
+
+    def table(self, subtask: int, config: EnsembleConfig) -> ScoreTable:
+        return ScoreTable.build(self.raw[subtask], self.gold[subtask], config, [c.id for c in self.data[subtask]])
+
+
+def held_out_scores(cases: Sequence[Case], recipe: dict, subtasks: Sequence[int] | None = None) -> HeldOutScores:
+    """Score the training cases with every component the recipe uses; the cross-encoder of each
+    fold is trained on the other folds only."""
+    use = list(recipe.get("use") or ["bm25", "tfidf", "cross_encoder"])
+    unknown = sorted(set(use) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"aligner recipe: unknown components {', '.join(unknown)}")
+    components = {name: dict((recipe.get("components") or {}).get(name) or {}) for name in use}
+    settings = CrossEncoderSettings.from_dict(recipe.get("cross_encoder_training"))
+    tuning = recipe.get("tuning") or {}
+    wanted = list(subtasks) if subtasks else [2, 4]
+    data = {t: [c for c in cases if has_gold(t, c)] for t in wanted}
+    data = {t: cs for t, cs in data.items() if cs}
+    if not data:
+        raise ValueError("no training cases with gold for the requested subtasks (ST2 relevance or ST4 citations)")
+    modes = {t: _subtask_settings(recipe, t).get("query", QUERY_MODES[t][0]) for t in data}
+    all_ids = sorted({c.id for cs in data.values() for c in cs})
+    folds = make_folds(all_ids, int(tuning.get("folds", 5)), int(tuning.get("seed", 13)))
+    requests = {t: requests_for(t, cs, modes[t]) for t, cs in data.items()}
+    gold = {t: [gold_indices(t, c) for c in cs] for t, cs in data.items()}
+
+    raw: dict[int, dict[str, list[np.ndarray]]] = {t: {} for t in data}
+    for t in data:
+        for name in use:
+            if name != "cross_encoder":
+                raw[t][name] = build_scorer(name, components[name]).score_requests(requests[t])
+    fold_seconds = []
+    features = None
+    if "cross_encoder" in use:
+        for t in data:
+            raw[t]["cross_encoder"] = [np.zeros((len(q), len(s))) for q, s in requests[t]]
+        for fold in sorted(set(folds.values())):
+            train_cases = [c for c in cases if c.id in folds and folds[c.id] != fold]
+            pairs = [p for t in data for p in training_pairs(train_cases, t, modes[t])]
+            log.info("fold %d: training the cross-encoder on %d pairs", fold, len(pairs))
+            t0 = time.perf_counter()
+            model = train_cross_encoder(pairs, settings, features)
+            features = features or FrozenFeatures(model, settings)
+            fold_seconds.append(time.perf_counter() - t0)
+            for t, cs in data.items():
+                for r, c in enumerate(cs):
+                    if folds[c.id] == fold:
+                        queries, sentences = requests[t][r]
+                        keys = [(q, s) for q in queries for s in sentences]
+                        values = features.score(model.model, keys)
+                        raw[t]["cross_encoder"][r] = values.reshape(len(queries), len(sentences))
+    return HeldOutScores(use, components, settings, data, modes, folds, raw, gold, fold_seconds, features)
+
+
+def base_ensemble(recipe: dict, subtask: int, use: Sequence[str]) -> EnsembleConfig:
+    """The untuned ensemble of a subtask: the recipe's normalisation, rerank depth and min links."""
+    section = _subtask_settings(recipe, subtask)
+    config = EnsembleConfig(
+        weights={n: 1.0 for n in use},
+        min_links=int(section.get("min_links", 1)),
+        normalise=dict(section.get("normalise") or {}),
+        rerank_top=section.get("rerank_top") if "cross_encoder" in use else None,
+        rerank_by=tuple(section.get("rerank_by", ("bm25", "tfidf"))),
+    )
+    missing = [n for n in config.rerank_by if n not in use]
+    if config.rerank_top and missing:
+        raise ValueError(f"aligner recipe, subtask {subtask}: rerank_by names {', '.join(missing)}, not in `use`")
+    return config
+
+
+def train_aligner(
+    cases: Sequence[Case],
+    recipe: dict,
+    out: str | Path,
+    subtasks: Sequence[int] | None = None,
+) -> AlignerModel:
+    """Train and tune an aligner on ``cases`` (with gold) and write it to ``out``."""
+    out = Path(out)
+    started = time.perf_counter()
+    scores = held_out_scores(cases, recipe, subtasks)
+    record: dict = {
+        "cases": {str(t): len(cs) for t, cs in scores.data.items()},
+        "folds": len(set(scores.folds.values())),
+    }
+    ce_section = None
+    if "cross_encoder" in scores.use:
+        t0 = time.perf_counter()
+        final_pairs = [p for t, cs in scores.data.items() for p in training_pairs(cs, t, scores.modes[t])]
+        final = train_cross_encoder(final_pairs, scores.settings, scores.features)
+        record["cross_encoder_training_s"] = round(time.perf_counter() - t0, 1)
+        ce_section = save_cross_encoder(final, scores.settings, out)
+        ce_section["training"] = asdict(scores.settings)
+
+    sections = {}
+    for t in scores.data:
+        base = base_ensemble(recipe, t, scores.use)
+        table = scores.table(t, base)
+        grid = _grid(recipe, t)
+        best = tune(table, grid, scores.use)
+        held_out = cross_validate(table, scores.folds, grid, scores.use)
+        tuned = EnsembleConfig(
+            weights=best["weights"],
+            threshold=best["threshold"],
+            min_links=best["min_links"],
+            max_links=best["max_links"],
+            normalise=base.normalise,
+            rerank_top=base.rerank_top,
+            rerank_by=base.rerank_by,
+        )
+        sections[str(t)] = {
+            **tuned.to_dict(),
+            "query": scores.modes[t],
+            "cv": {"micro_f1_tuned_on_all": round(best["f1"], 4), **{k: round(v, 4) for k, v in held_out.items()}},
+        }
+    config = {
+        "format": FORMAT,
+        "components": scores.components,
+        "subtasks": sections,
+        "training": {**record, "seconds": round(time.perf_counter() - started, 1)},
+    }
+    if ce_section is not None:
+        config["cross_encoder"] = ce_section
+    model = AlignerModel(config, out)
+    model.save(out)
+    return model
