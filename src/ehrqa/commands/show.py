@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ehrqa.data.view import format_case, format_case_list
+    from ehrqa.view.text import format_case, format_case_list
 
     cases = load_cases(args)
     if args.case_id is None:
@@ -24,6 +24,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     by_id = {c.id: c for c in cases}
     if args.case_id not in by_id:
-        raise SystemExit(f"ehrqa show: no case {args.case_id!r} (cases: {', '.join(list(by_id)[:10])} ...)")
+        from ehrqa.errors import DataError
+
+        shown = ", ".join(list(by_id)[:10]) + (" ..." if len(by_id) > 10 else "")
+        raise DataError(f"no case {args.case_id!r} in the dataset (cases: {shown})")
     print(format_case(by_id[args.case_id], gold=not args.no_gold))
     return 0
