@@ -1,35 +1,77 @@
 """Any OpenAI-compatible chat server (vLLM, llama.cpp server, SGLang, a hosted API) over HTTP.
 
-Only the standard library is used. Requests go to ``{base_url}/chat/completions`` with a timeout,
-are retried with exponential back-off on connection errors, timeouts, 429 and 5xx, and run at
-most ``concurrency`` at a time. The API key is read from an environment variable when a request
-is made; it is never stored on the object, logged, or written to a run directory. Error
-messages name the URL and the HTTP status only, never request or response text (PHI).
+Only the standard library is used. Each :class:`~ehrqa.llm.backend.ChatRequest` is one POST to
+``{base_url}/chat/completions``; at most ``concurrency`` run at a time, each reply is handed to
+``on_reply`` (in the calling thread) as soon as it arrives, and :meth:`OpenAIChat.complete`
+returns them in request order.
+
+Samples: a request carries the settings of exactly one sample, with that sample's own seed
+(:func:`~ehrqa.llm.backend.sample_seed`), and ``n`` is never sent. N samples are N requests, so a
+server that honours seeds gives N different replies, and a reply cache or a resumed run works per
+sample. The price is that the server sees the prompt N times (vLLM's prefix cache absorbs most of it).
+
+Failures, per request (one bad case never costs the others):
+
+- retried with exponential back-off (``backoff * 2**attempt`` seconds, or the server's
+  ``Retry-After`` when longer): connection errors, timeouts, HTTP 408/409/429/5xx, and replies that
+  cannot be read: a body that is empty, JSON ``null``, not JSON, not UTF-8, shorter than its
+  ``Content-Length``, not HTTP at all, or without ``choices``;
+- not retried: any other 4xx (400, 422, ...): the request is malformed, asking again cannot help;
+- after the last attempt the request's :class:`~ehrqa.llm.backend.Reply` has ``text=None`` and
+  ``error`` set to a short reason (an HTTP status or an exception class name, never request or
+  response text: prompts hold clinical notes);
+- ``choices[0].message.content: null`` is a finished reply with ``text=""`` (never retried);
+- the run stops at once with :class:`~ehrqa.llm.backend.BackendFatal` (one line with a hint) on
+  HTTP 401/403 (the key), 404 (the model name or URL), and when every attempt of a request found
+  the connection refused (no server at that address; the other requests would fail the same way).
+
+The API key is read from the environment variable ``api_key_env`` for each request; it is never
+stored on the object, logged, or put in :attr:`OpenAIChat.description`.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from ehrqa.llm.backend import ChatBackend, GenerationConfig, Message
+from ehrqa.errors import DataError
+from ehrqa.llm.backend import BackendFatal, ChatBackend, ChatRequest, OnReply, Reply
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+RETRY_STATUS = {408, 409, 429}  # and every 5xx
+MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this
 
 
-class ServerError(RuntimeError):
-    """The server could not produce a reply (after retries, where retrying made sense)."""
+class _Retry(Exception):
+    """An attempt failed in a way another attempt may fix; ``reason`` is safe to log."""
+
+    def __init__(self, reason: str, retry_after: float = 0.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Failed(Exception):
+    """The request itself is refused by the server (400, 422, ...): retrying cannot help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class OpenAIChat(ChatBackend):
+    """Chat completions from an OpenAI-compatible server at ``base_url`` (the ``/v1`` root)."""
+
     def __init__(
         self,
         base_url: str,
@@ -40,70 +82,217 @@ class OpenAIChat(ChatBackend):
         retries: int = 3,
         backoff: float = 1.0,
         concurrency: int = 4,
+        response_format: bool = False,
         disable_thinking: bool | None = None,
     ) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        parts = urllib.parse.urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise DataError(f"--base-url {_safe_url(base_url)!r}: expected http(s)://HOST[:PORT]/v1")
+        self.base_url = base_url.strip().rstrip("/")
+        self.url = self.base_url + "/chat/completions"
+        self.shown_url = _safe_url(self.url)  # what messages and logs name: no user:password, no query
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = timeout
         self.retries = max(0, retries)
-        self.backoff = backoff
+        self.backoff = max(0.0, backoff)
         self.concurrency = max(1, concurrency)
+        self.response_format = response_format
         # vLLM and llama.cpp pass chat_template_kwargs to the template; strict APIs may reject it,
         # so it is sent only for Qwen3 models unless asked for explicitly.
         self.disable_thinking = "qwen3" in model.lower() if disable_thinking is None else disable_thinking
-        self.description = {"backend": "openai", "model": model, "base_url": base_url.rstrip("/")}
+        self.description = {"backend": "openai", "model": model, "base_url": _safe_url(self.base_url)}
 
-    def chat(self, conversations: Sequence[Sequence[Message]], config: GenerationConfig) -> list[str]:
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda c: self._complete(c, config), conversations))
+    # -- the batch -------------------------------------------------------------------------------
 
-    def _payload(self, messages: Sequence[Message], config: GenerationConfig) -> dict:
+    def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
+        """One reply per request, in order; ``on_reply(index, reply)`` runs in this thread as each
+        arrives. :class:`BackendFatal` stops the batch: queued requests are dropped, those in flight
+        finish their current attempt in the background and are discarded."""
+        for request in requests:
+            if request.config.n != 1:
+                raise ValueError(
+                    f"{request.label}: n={request.config.n}; send one request per sample "
+                    "(GenerationConfig.for_sample(sample_seed(...)))"
+                )
+        replies: list[Reply | None] = [None] * len(requests)
+        if not requests:
+            return []
+        stop = threading.Event()  # set when the batch is abandoned: workers stop retrying
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests)), thread_name_prefix="openai")
+        try:
+            futures = {pool.submit(self._complete_one, request, stop): i for i, request in enumerate(requests)}
+            for future in as_completed(futures):
+                i = futures[future]
+                replies[i] = future.result()  # BackendFatal propagates from here
+                if on_reply is not None:
+                    on_reply(i, replies[i])
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return replies
+
+    # -- one request -----------------------------------------------------------------------------
+
+    def payload(self, request: ChatRequest) -> dict:
+        """The JSON body sent for ``request``."""
+        config = request.config
         body: dict = {
             "model": self.model,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+            "messages": [{"role": m["role"], "content": m["content"]} for m in request.messages],
             "max_tokens": config.max_new_tokens,
             "temperature": max(0.0, config.temperature),
+            "top_p": config.top_p,
         }
         if not config.greedy:
-            body["top_p"] = config.top_p
             body["seed"] = config.seed
+        if self.response_format and config.json:
+            body["response_format"] = {"type": "json_object"}
         if self.disable_thinking:
             body["chat_template_kwargs"] = {"enable_thinking": False}
         return body
 
-    def _complete(self, messages: Sequence[Message], config: GenerationConfig) -> str:
-        data = json.dumps(self._payload(messages, config)).encode("utf-8")
+    def _complete_one(self, request: ChatRequest, stop: threading.Event) -> Reply:
+        data = json.dumps(self.payload(request)).encode("utf-8")
+        started = time.perf_counter()
+        refused = 0
+        reason, delay, attempts = "not attempted", 0.0, 0
+        for attempt in range(self.retries + 1):
+            if stop.is_set():
+                return Reply(None, error="cancelled", seconds=time.perf_counter() - started)
+            attempts = attempt + 1
+            try:
+                reply = self._attempt(data)
+            except _Retry as e:
+                reason, delay = e.reason, e.retry_after
+                refused += reason == "connection refused"
+            except _Failed as e:
+                reason = e.reason
+                break
+            else:
+                reply.seconds = time.perf_counter() - started
+                if attempts > 1:
+                    reply.extra["attempts"] = attempts
+                return reply
+            if attempt < self.retries:
+                delay = max(delay, self.backoff * 2**attempt)
+                log.info(
+                    "%s: %s: %s; retry %d/%d in %.1f s",
+                    *(self.shown_url, request.label, reason, attempt + 1, self.retries, delay),
+                )
+                if stop.wait(delay):
+                    break
+        if refused == attempts == self.retries + 1:
+            raise BackendFatal(f"cannot connect to {self.shown_url}: connection refused; is the server running there?")
+        error = reason if attempts == 1 else f"{reason} after {attempts} attempts"
+        log.warning("%s: %s: %s", self.shown_url, request.label, error)
+        return Reply(None, error=error, seconds=time.perf_counter() - started, extra={"attempts": attempts})
+
+    def _attempt(self, data: bytes) -> Reply:
+        """One POST; a :class:`Reply`, or :class:`_Retry` / :class:`_Failed` / :class:`BackendFatal`."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        for attempt in range(self.retries + 1):
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    reply = json.loads(response.read().decode("utf-8"))
-                return _reply_text(reply, self.url)
-            except urllib.error.HTTPError as e:
-                e.close()
-                problem = f"HTTP {e.code}"
-                if e.code not in RETRY_STATUS:
-                    raise ServerError(f"{self.url}: {problem}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                reason = getattr(e, "reason", e)
-                problem = type(reason).__name__ if not isinstance(reason, str) else reason
-            except json.JSONDecodeError:
-                raise ServerError(f"{self.url}: reply is not JSON") from None
-            if attempt < self.retries:
-                delay = self.backoff * 2**attempt
-                log.info("%s: %s; retry %d/%d in %.1f s", self.url, problem, attempt + 1, self.retries, delay)
-                time.sleep(delay)
-        raise ServerError(f"{self.url}: {problem} after {self.retries + 1} attempts")
+        request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as e:
+            retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
+            e.close()
+            self._http_error(e.code, retry_after)
+        except urllib.error.URLError as e:  # raised while connecting or sending
+            raise _Retry(_exception_reason(e.reason)) from None
+        except http.client.IncompleteRead:
+            raise _Retry("truncated body") from None
+        except http.client.HTTPException:  # a status line that is not HTTP, a header line too long
+            raise _Retry("not an HTTP reply") from None
+        except OSError as e:  # timeouts and resets while reading the reply
+            raise _Retry(_exception_reason(e)) from None
+        return _parse_reply(raw)
+
+    def _http_error(self, code: int, retry_after: float) -> None:
+        if code in (401, 403):
+            where = (
+                f"check {self.api_key_env}" if os.environ.get(self.api_key_env) else f"{self.api_key_env} is not set"
+            )
+            raise BackendFatal(f"{self.shown_url}: HTTP {code}: the server refused the API key ({where})")
+        if code == 404:
+            raise BackendFatal(
+                f"{self.shown_url}: HTTP 404 for model {self.model!r}: "
+                "is the model name right? is the URL the /v1 root?"
+            )
+        if code in RETRY_STATUS or 500 <= code <= 599:
+            raise _Retry(f"HTTP {code}", retry_after)
+        raise _Failed(f"HTTP {code}")
 
 
-def _reply_text(reply: dict, url: str) -> str:
+def _parse_reply(raw: bytes) -> Reply:
+    """The text and token counts of a chat completion body; :class:`_Retry` when it is unusable."""
+    if not raw.strip():
+        raise _Retry("empty body")
     try:
-        content = reply["choices"][0]["message"].get("content")
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise ServerError(f"{url}: reply has no choices[0].message") from None
-    return content or ""
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Retry("body is not UTF-8") from None
+    except json.JSONDecodeError:
+        raise _Retry("body is not JSON") from None
+    if body is None:
+        raise _Retry("body is JSON null")
+    if not isinstance(body, dict):
+        raise _Retry("body is not a JSON object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise _Retry("no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        raise _Retry("no choices[0].message")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise _Retry("content is not text")
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    return Reply(
+        content or "",
+        prompt_tokens=_count(usage, "prompt_tokens"),
+        completion_tokens=_count(usage, "completion_tokens"),
+    )
+
+
+def _count(usage: dict, name: str) -> int | None:
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _exception_reason(error: object) -> str:
+    """A short, text-free name for a network failure."""
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, BaseException):
+        return type(error).__name__
+    return "connection failed"  # URLError with a string reason (e.g. a proxy's words)
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a ``Retry-After: N`` header (the HTTP-date form is ignored), at most a minute."""
+    try:
+        return min(max(0.0, float(value)), MAX_RETRY_AFTER) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part, query or fragment, for messages and records."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))

@@ -1,0 +1,1 @@
+"""Fakes the tests share: real servers on the loopback interface instead of mock objects."""
