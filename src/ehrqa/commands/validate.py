@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from ehrqa.commands._common import add_data_arguments, load_cases
+
+log = logging.getLogger(__name__)
 
 HELP = "check an ArchEHR-QA dataset (XML and key) or a submission file"
 DESCRIPTION = (
@@ -20,17 +23,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ehrqa.data.submission import check_submission, read_submission
+    from ehrqa.data.submission import WORD_LIMITS, check_submission, over_word_limit, read_submission
+    from ehrqa.errors import DataError
 
+    if args.submission and args.subtask is None:
+        raise DataError("--submission needs --subtask (1, 2, 3 or 4)")
+    if args.subtask is not None and not args.submission:
+        raise DataError("--subtask applies only with --submission FILE")
     cases = load_cases(args, require_xml=args.submission is None or args.subtask in (1, 3))
-    if args.submission:
-        if args.subtask is None:
-            raise SystemExit("ehrqa validate: --submission needs --subtask")
-        entries = read_submission(args.submission)
-        check_submission(entries, args.subtask, cases, name=args.submission)
-        print(f"ok: {args.submission}: valid subtask {args.subtask} submission for {len(cases)} cases")
+    if not args.submission:
+        print("ok: " + summarise(cases))
         return 0
-    print("ok: " + summarise(cases))
+    entries = read_submission(args.submission)
+    check_submission(entries, args.subtask, cases, name=args.submission)
+    long = over_word_limit(entries, args.subtask)
+    if long:
+        # The official scorer keeps the first N words without a word of warning: say so here.
+        limit = WORD_LIMITS[args.subtask]
+        for case_id, n_words in long:
+            log.warning("%s: case %s: prediction has %d words; the scorer keeps only the first %d",
+                        args.submission, case_id, n_words, limit)  # fmt: skip
+        log.warning("%s: %d of %d predictions exceed the %d-word limit and will be truncated when scored",
+                    args.submission, len(long), len(entries), limit)  # fmt: skip
+    print(f"ok: {args.submission}: valid subtask {args.subtask} submission for {len(cases)} cases")
     return 0
 
 

@@ -50,13 +50,35 @@ def _text(elem: ET.Element | None) -> str | None:
 
 
 def _int_attr(elem: ET.Element, name: str, where: str) -> int | None:
+    """An optional attribute that must be a non-negative integer when present."""
     value = elem.get(name)
     if value is None:
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise DataError(f"{where}: {name} is not an integer: {value!r}") from None
+    if number < 0:
+        raise DataError(f"{where}: {name} is negative: {number}")
+    return number
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _phrase_is_at(phrase: str, start: int, narratives: Sequence[str]) -> bool:
+    """Whether ``phrase`` starts at ``start`` in one of the narrative's renderings (stripped or raw).
+
+    Runs of whitespace compare equal: pretty-printing may have re-wrapped the text.
+    """
+    for narrative in narratives:
+        if narrative.startswith(phrase, start):
+            return True
+        window = narrative[start : start + 2 * len(phrase) + 8]
+        if window[:1] == phrase[:1] and _squash(window).startswith(_squash(phrase)):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------- XML
@@ -88,13 +110,19 @@ def read_xml(path: str | os.PathLike) -> list[Case]:
 
 def _parse_case(elem: ET.Element, case_id: str, fname: str) -> Case:
     where = f"{fname}: case {case_id}"
-    narrative = _text(elem.find("patient_narrative"))
+    narrative_elem = elem.find("patient_narrative")
+    narrative = _text(narrative_elem)
     if narrative is None:
         raise DataError(f"{where}: missing <patient_narrative>")
+    raw_narrative = "".join(narrative_elem.itertext())
     phrases = []
     for p in elem.findall("patient_question/phrase"):
         pid = (p.get("id") or "").strip()
-        phrases.append(QuestionPhrase(pid, _text(p) or "", _int_attr(p, "start_char_index", f"{where}: phrase {pid}")))
+        pwhere = f"{where}: phrase {pid}"
+        text, start = _text(p) or "", _int_attr(p, "start_char_index", pwhere)
+        if start is not None and text and not _phrase_is_at(text, start, (narrative, raw_narrative)):
+            raise DataError(f"{pwhere}: start_char_index {start} does not point at the phrase's text in the narrative")
+        phrases.append(QuestionPhrase(pid, text, start))
     sentences: list[NoteSentence] = []
     seen: set[str] = set()
     for k, s in enumerate(elem.findall("note_excerpt_sentences/sentence"), 1):
@@ -105,10 +133,13 @@ def _parse_case(elem: ET.Element, case_id: str, fname: str) -> Case:
             raise DataError(f"{where}: sentence {sid}: duplicate sentence id")
         seen.add(sid)
         swhere = f"{where}: sentence {sid}"
+        text = _text(s)
+        if not text:
+            raise DataError(f"{swhere}: empty <sentence>")
         sentences.append(
             NoteSentence(
                 id=sid,
-                text=_text(s) or "",
+                text=text,
                 paragraph_id=s.get("paragraph_id"),
                 start=_int_attr(s, "start_char_index", swhere),
                 length=_int_attr(s, "length", swhere),
@@ -307,9 +338,13 @@ def resolve_paths(
         d = Path(data)
         if not d.is_dir():
             raise DataError(f"{d}: not a directory")
-        if xml_path is None and (d / XML_NAME).exists():
+        try:
+            names = set(os.listdir(d))
+        except OSError as e:
+            raise DataError(f"{d}: cannot read the directory ({e.strerror})") from None
+        if xml_path is None and XML_NAME in names:
             xml_path = d / XML_NAME
-        if key_path is None and (d / KEY_NAME).exists():
+        if key_path is None and KEY_NAME in names:
             key_path = d / KEY_NAME
         if xml_path is None and key_path is None:
             raise DataError(f"{d}: holds neither {XML_NAME} nor {KEY_NAME}")
@@ -332,8 +367,10 @@ def read_dataset(
         data = sample_dir()
     xml_path, key_path = resolve_paths(data, xml, key)
     if xml_path is None:
+        if require_xml and data is not None:
+            raise DataError(f"{data}: no {XML_NAME} (only the key is there; this needs the XML as well)")
         if require_xml:
-            raise DataError(f"{data}: no {XML_NAME}")
+            raise DataError(f"{key_path}: the key alone is not enough here: {XML_NAME} is needed too (--xml FILE)")
         return read_key(key_path)
     cases = read_xml(xml_path)
     if key_path is None:
@@ -358,9 +395,16 @@ def merge_key(
             merged.append(case)
             continue
         sentence_ids = set(case.sentence_ids)
+        if not sentence_ids and (k.relevance or k.citation_pairs):
+            # The key is fine; the XML lacks what it refers to.
+            raise DataError(
+                f"{xml_name}: case {case.id}: no <note_excerpt_sentences>, but {key_name} labels sentences of it"
+            )
         for sid, _ in k.relevance or ():
             if sid not in sentence_ids:
-                raise DataError(f"{key_name}: case {case.id}: relevance names unknown sentence id {sid!r}")
+                raise DataError(
+                    f"{key_name}: case {case.id}: relevance names unknown sentence id {sid!r} (not in {xml_name})"
+                )
         _check_citations(k, sentence_ids, key_name)
         merged.append(replace(case, relevance=k.relevance, answer=k.answer, answer_sentences=k.answer_sentences))
     return merged

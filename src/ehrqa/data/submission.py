@@ -80,13 +80,19 @@ def read_submission(path: str | os.PathLike) -> list:
                 if names != [SUBMISSION_NAME]:
                     raise DataError(f"{path.name}: a submission zip must hold exactly {SUBMISSION_NAME}, found {names}")
                 raw = z.read(SUBMISSION_NAME)
-        except (zipfile.BadZipFile, FileNotFoundError) as e:
-            raise DataError(f"{path.name}: cannot open zip ({e})") from None
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found") from None
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{path.name}: not a valid zip file ({e})") from None
+        except OSError as e:
+            raise DataError(f"{path}: {_os_reason(e)}") from None
     else:
         try:
             raw = path.read_bytes()
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found") from None
         except OSError as e:
-            raise DataError(f"{path}: cannot read ({e.strerror})") from None
+            raise DataError(f"{path}: {_os_reason(e)}") from None
     if not raw.strip():
         raise DataError(f"{path.name}: file is empty")
     try:
@@ -98,6 +104,24 @@ def read_submission(path: str | os.PathLike) -> list:
     if not isinstance(data, list):
         raise DataError(f"{path.name}: expected a JSON list of {{case_id, prediction}} objects")
     return data
+
+
+def _os_reason(e: OSError) -> str:
+    if isinstance(e, IsADirectoryError):
+        return "is a directory, expected a file"
+    return f"cannot read ({e.strerror or e})"
+
+
+def over_word_limit(entries: list, subtask: int) -> list[tuple[str, int]]:
+    """``(case_id, words)`` for ST1/ST3 predictions longer than the limit, which the scorer truncates silently.
+
+    Expects entries that :func:`check_submission` accepted; empty for ST2/ST4.
+    """
+    limit = WORD_LIMITS.get(_subtask(subtask))
+    if limit is None:
+        return []
+    counts = [(e["case_id"], word_count(e["prediction"])) for e in entries]
+    return [(case_id, n) for case_id, n in counts if n > limit]
 
 
 def check_submission(entries: list, subtask: int, cases: Sequence[Case], name: str = "submission") -> dict[str, object]:
@@ -155,7 +179,12 @@ def _check_prediction(pred: object, subtask: int, case: Case, where: str) -> obj
     # subtask 4
     if not isinstance(pred, list):
         raise DataError(f"{where}: prediction must be a list of {{answer_id, evidence_id}} objects")
-    answer_ids = {a.id for a in case.answer_sentences or ()}
+    if case.answer_sentences is None:
+        raise DataError(
+            f"{where}: no clinician_answer_sentences for this case: subtask 4 answer ids come from the key "
+            "(archehr-qa_key.json v1.5 or later)"
+        )
+    answer_ids = {a.id for a in case.answer_sentences}
     links: dict[str, list[str]] = {}
     for item in pred:
         if not isinstance(item, dict) or "answer_id" not in item or "evidence_id" not in item:
