@@ -1,8 +1,11 @@
-"""Argument helpers shared by commands."""
+"""Argument helpers shared by commands: datasets, case selection, chat backends, one-step runs."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ehrqa.errors import DataError
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, default_sample: bool = True) -> None:
@@ -20,71 +23,144 @@ def load_cases(args: argparse.Namespace, *, require_xml: bool = True):
     return read_dataset(args.data, xml=args.xml, key=args.key, require_xml=require_xml)
 
 
-def parse_case_ids(specs: list[str] | None) -> list[str] | None:
-    """The official range syntax: ``1-3 5 7-9`` (also comma-separated) -> ids as strings."""
-    if not specs:
-        return None
-    ids: list[str] = []
-    for spec in specs:
-        for part in spec.replace(",", " ").split():
-            lo, dash, hi = part.partition("-")
-            if dash and lo.isdigit() and hi.isdigit():
-                ids.extend(str(i) for i in range(int(lo), int(hi) + 1))
-            else:
-                ids.append(part)
-    return list(dict.fromkeys(ids))
+def dataset_info(args: argparse.Namespace) -> dict:
+    """Where the cases came from (paths and content hashes), for a run's ``run.json``."""
+    from ehrqa.data.archehr import KEY_NAME, XML_NAME, sample_dir
+    from ehrqa.runs.pipeline import file_sha256
+
+    directory = Path(args.data) if args.data else (None if args.xml else sample_dir())
+    xml = Path(args.xml) if args.xml else directory / XML_NAME
+    key = Path(args.key) if args.key else (directory / KEY_NAME if directory else None)
+    key = key if key is not None and key.exists() else None
+    name = "sample" if not (args.data or args.xml or args.key) else (directory or xml.parent).resolve().name
+    return {
+        "name": name,
+        "xml": str(xml.resolve()),
+        "key": str(key.resolve()) if key else None,
+        "xml_sha256": file_sha256(xml),
+        "key_sha256": file_sha256(key),
+    }
+
+
+def add_cases_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cases", nargs="+", metavar="IDS", help="only these case ids, e.g. 21-30 45")
+
+
+def selected_cases(args: argparse.Namespace):
+    """The dataset's cases limited to ``--cases`` (all gold kept: the pipeline hides it)."""
+    from ehrqa.data.select import parse_case_ids, select_cases
+
+    return select_cases(load_cases(args), parse_case_ids(args.cases))
+
+
+def parse_subtasks(text: str) -> list[int]:
+    """``"1,2,3,4"`` -> ``[1, 2, 3, 4]``; anything else is a one-line error naming ``--subtasks``."""
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    if not parts or any(p not in ("1", "2", "3", "4") for p in parts):
+        raise DataError(f"--subtasks takes a comma-separated list of 1, 2, 3, 4; got {text!r}")
+    return sorted({int(p) for p in parts})
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str) -> None:
     """The chat-model arguments shared by commands that call a language model."""
     m = parser.add_argument_group("model")
-    m.add_argument("--backend", choices=["hf", "openai"], default="hf", help="local transformers or an HTTP server")
-    m.add_argument("--model", metavar="ID_OR_DIR",
-                   help=f"hf: model id or directory (default: {default_model}); "
-                        "openai: the model name the server serves")  # fmt: skip
+    m.add_argument(
+        "--backend",
+        choices=["hf", "openai"],
+        default=None,
+        help="local transformers (default: hf) or an OpenAI-compatible HTTP server",
+    )
+    m.add_argument(
+        "--model",
+        metavar="ID_OR_DIR",
+        help=f"hf: model id or directory (default: {default_model}); openai: the model name the server serves",
+    )
     m.add_argument("--adapter", metavar="DIR", help="hf: LoRA adapter directory (from ehrqa train generator)")
-    m.add_argument("--load-in-4bit", action="store_true", help="hf: load the base model in 4-bit NF4")
-    m.add_argument("--batch-size", type=int, default=4, help="hf: prompts per generate() call (default: 4)")
+    m.add_argument("--load-in-4bit", action="store_true", default=None, help="hf: load the base model in 4-bit NF4")
+    m.add_argument("--batch-size", type=int, help="hf: prompts per generate() call (default: 4)")
     m.add_argument("--base-url", metavar="URL", help="openai: server URL ending in /v1 (e.g. http://127.0.0.1:8000/v1)")
-    m.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="NAME",
-                   help="openai: environment variable holding the API key (default: OPENAI_API_KEY)")  # fmt: skip
-    m.add_argument("--concurrency", type=int, default=4, help="openai: requests in flight at once (default: 4)")
-    m.add_argument("--timeout", type=float, default=120.0, help="openai: seconds per request (default: 120)")
-    m.add_argument("--retries", type=int, default=3, help="openai: retries per request (default: 3)")
+    m.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="openai: environment variable holding the API key (default: OPENAI_API_KEY)",
+    )
+    m.add_argument("--concurrency", type=int, help="openai: requests in flight at once (default: 4)")
+    m.add_argument("--timeout", type=float, help="openai: seconds per request (default: 120)")
+    m.add_argument("--retries", type=int, help="openai: retries per request (default: 3)")
+    m.add_argument(
+        "--response-format",
+        action="store_true",
+        default=None,
+        help="openai: ask for JSON objects (servers that support response_format: vLLM, OpenAI)",
+    )
 
 
-def backend_from_args(args: argparse.Namespace):
-    """A chat backend built from :func:`add_backend_arguments`' flags; bad flags are a one-line error."""
-    from ehrqa.errors import DataError
-    from ehrqa.llm.backend import make_backend
+OPENAI_ONLY = ("base_url", "api_key_env", "concurrency", "timeout", "retries", "response_format")
+HF_ONLY = ("adapter", "load_in_4bit", "batch_size")
 
-    try:
-        return make_backend(
-            args.backend, model=args.model, adapter=args.adapter, load_in_4bit=args.load_in_4bit,
-            batch_size=args.batch_size, base_url=args.base_url, api_key_env=args.api_key_env,
-            timeout=args.timeout, retries=args.retries, concurrency=args.concurrency,
-        )  # fmt: skip
-    except ValueError as e:
-        raise DataError(str(e)) from None
+
+def backend_spec_from_args(args: argparse.Namespace, base=None):
+    """A :class:`BackendSpec` from the flags (over ``base``); flags for the other backend are refused."""
+    from dataclasses import replace
+
+    from ehrqa.llm.backend import BackendSpec
+
+    kind = args.backend or (base.kind if base else "hf")
+    other = OPENAI_ONLY if kind == "hf" else HF_ONLY
+    given = [name for name in other if getattr(args, name, None) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        needs = "--backend openai" if kind == "hf" else "--backend hf"
+        raise DataError(f"{flag} is only used with {needs}")
+    fields = ("model", *HF_ONLY, *OPENAI_ONLY)
+    changes = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
+    spec = replace(base or BackendSpec(), kind=kind, **changes)
+    if args.model is None and base is not None and base.kind != kind:
+        spec = replace(spec, model=None)
+    spec.check()
+    return spec
 
 
 def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
-    """Dataset flags plus ``--out FILE`` and ``--cases IDS`` for commands that write a submission."""
+    """Dataset flags plus ``--out FILE``, ``--cases IDS`` and ``--run-dir`` for one-subtask commands."""
     add_data_arguments(parser)
     parser.add_argument("--out", required=True, metavar="FILE", help="submission.json to write (a .zip is written too)")
-    parser.add_argument("--cases", nargs="+", metavar="IDS", help="only these case ids, e.g. 21-30 45")
+    add_cases_argument(parser)
+    parser.add_argument(
+        "--run-dir", metavar="DIR", help="per-case records for resuming (default: OUT's folder/run-stN)"
+    )
+    parser.add_argument("--force", action="store_true", help="start the run directory over if its settings changed")
+    parser.add_argument("--seed", type=int, default=0, help="run seed; each sample's seed derives from it (default: 0)")
 
 
-def load_inputs(args: argparse.Namespace):
-    """The cases a predictor may see (gold removed: ``Case.without_gold``), limited to ``--cases``."""
-    cases = [c.without_gold() for c in load_cases(args)]
-    wanted = parse_case_ids(args.cases)
-    if wanted is None:
-        return cases
-    from ehrqa.errors import DataError
+def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None) -> dict:
+    """A one-step run (the same pipeline as ``ehrqa run``) whose submission is also written to ``--out``."""
+    from ehrqa.data.submission import build_submission, write_submission
+    from ehrqa.runs.config import RunRecipe, StepSpec
+    from ehrqa.runs.pipeline import format_summary, run
 
-    known = {c.id for c in cases}
-    unknown = [c for c in wanted if c not in known]
-    if unknown:
-        raise DataError(f"--cases: not in the dataset: {', '.join(unknown[:8])}")
-    return [c for c in cases if c.id in set(wanted)]
+    out = Path(args.out)
+    if out.is_dir():
+        raise DataError(f"--out {out}: is a directory; give a file name such as {out / 'submission.json'}")
+    cases = selected_cases(args)
+    recipe = RunRecipe(
+        name=f"st{subtask}",
+        seed=args.seed,
+        backends={"default": backend} if backend is not None else {},
+        steps=(StepSpec(subtask, f"st{subtask}", config),),
+    )
+    run_dir = Path(args.run_dir) if args.run_dir else out.parent / f"run-st{subtask}"
+    rows = run(recipe, cases, run_dir, data=dataset_info(args), force=args.force)
+    row = rows[0]
+    if row["status"] != "ok":
+        print(format_summary(rows))
+        raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
+    from ehrqa.runs.rundir import load_run
+
+    predictions = {cid: r["prediction"] for cid, r in load_run(run_dir)["steps"][f"st{subtask}"].items()}
+    predictions = {c.id: predictions[c.id] for c in cases}
+    path = write_submission(build_submission(subtask, predictions, cases), out)
+    row["out"] = str(path)
+    row["predictions"] = predictions
+    row["run_dir"] = str(run_dir)
+    return row

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import argparse
 
-from ehrqa.commands._common import add_prediction_arguments, load_inputs
+from ehrqa.commands._common import add_prediction_arguments, run_one_subtask
 
 HELP = "evidence identification (ST2): pick the note sentences essential to the question"
 DESCRIPTION = (
-    "Score every note sentence against the clinician question with the aligner model's ST2 ensemble and "
-    "write the ST2 submission. Reads the XML only: relevance labels of the cases are never used."
+    "Choose the note sentences essential to answer each case's question and write the ST2 submission. "
+    "--method aligner (default) scores sentences with the aligner model; --method llm asks a chat model "
+    "(samples vote). Reads the XML only: relevance labels of the cases are never used."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ehrqa.commands._llm_args import add_evidence_method_arguments
+
     add_prediction_arguments(parser)
-    parser.add_argument("--model", metavar="DIR", help="aligner model directory (default: the shipped model)")
+    add_evidence_method_arguments(parser, default_prompt="st2-classify@1")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ehrqa.data.submission import build_submission, write_submission
-    from ehrqa.tasks.identify import predict
+    from ehrqa.commands._llm_args import evidence_config
+    from ehrqa.tasks.identify import IdentifyConfig
 
-    cases = load_inputs(args)
-    predictions = predict(cases, model=args.model)
-    path = write_submission(build_submission(2, predictions, cases), args.out)
-    n_ids = sum(len(v) for v in predictions.values())
-    print(f"ST2: {n_ids} evidence sentences for {len(cases)} cases -> {path}")
+    config, backend = evidence_config(args, IdentifyConfig)
+    row = run_one_subtask(args, 2, config, backend)
+    n_ids = sum(len(v) for v in row["predictions"].values())
+    print(f"ST2: {n_ids} evidence sentences for {len(row['predictions'])} cases -> {row['out']}")
     return 0

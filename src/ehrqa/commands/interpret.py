@@ -4,36 +4,41 @@ from __future__ import annotations
 
 import argparse
 
-from ehrqa.commands._common import add_backend_arguments, add_prediction_arguments, backend_from_args, load_inputs
+from ehrqa.commands._common import add_backend_arguments, add_prediction_arguments, run_one_subtask
 
 HELP = "rewrite patient narratives as clinician-style questions (ST1)"
 DESCRIPTION = (
     "Write a <= 15-word clinician-style question for every case and save submission.json (+ .zip). "
     "By default a rule baseline (the patient's own question, rewritten in the third person); "
-    "with --llm a language model shown similar MeQSum examples."
+    "with --method llm a language model shown similar examples (MeQSum by default)."
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ehrqa.commands._llm_args import add_sampling_arguments
+
     add_prediction_arguments(parser)
-    parser.add_argument("--llm", action="store_true", help="use a language model instead of the rule baseline")
-    parser.add_argument("--examples", type=int, default=3, help="--llm: MeQSum examples per prompt (default: 3)")
+    parser.add_argument("--method", choices=["rule", "llm"], default="rule", help="(default: rule)")
     add_backend_arguments(parser, default_model="the shipped SmolLM2-135M-Instruct")
+    add_sampling_arguments(parser, default_prompt="st1-question@1", max_new_tokens=40)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ehrqa.data.submission import build_submission, write_submission
-    from ehrqa.tasks.interpret import predict
+    from ehrqa.commands._common import backend_spec_from_args
+    from ehrqa.config import from_dict
+    from ehrqa.tasks.interpret import InterpretConfig
 
-    cases = load_inputs(args)
-    if args.llm:
-        backend = backend_from_args(args)
-        try:
-            questions = predict(cases, backend=backend, k_examples=args.examples)
-        finally:
-            backend.close()
-    else:
-        questions = predict(cases)
-    path = write_submission(build_submission(1, questions, cases), args.out)
-    print(f"wrote {path} ({len(questions)} questions)")
+    settings = {
+        "method": args.method,
+        "prompt": args.prompt,
+        "samples": args.samples,
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
+        "shots": args.shots or 3,
+        "examples": args.examples or "meqsum",
+    }
+    config = from_dict(InterpretConfig, settings, "flags")
+    backend = backend_spec_from_args(args) if args.method == "llm" else None
+    row = run_one_subtask(args, 1, config, backend)
+    print(f"wrote {row['out']} ({len(row['predictions'])} questions)")
     return 0

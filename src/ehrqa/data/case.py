@@ -101,12 +101,22 @@ class Case:
         """The note as numbered lines, ``[id] text``, newlines inside a sentence flattened."""
         return "\n".join(f"[{s.id}] {' '.join(s.text.split())}" for s in self.sentences)
 
-    def without_gold(self) -> Case:
-        """The case as a predictor may see it for ST2/ST3: no relevance, no answer.
+    def input_for(self, subtask: int) -> Case:
+        """The case as the official test input of ``subtask`` holds it, and nothing more.
 
-        Answer sentences are kept without citations (the official ST4 test input).
+        ST1: the id and the patient narrative only. ST2 and ST3: the XML side (narrative, question
+        phrases, clinician question, note) without the key. ST4: that plus the answer sentences,
+        without their citations.
         """
+        if subtask == 1:
+            return Case(id=self.id, narrative=self.narrative)
+        if subtask not in (2, 3, 4):
+            raise ValueError(f"subtasks are 1-4, not {subtask!r}")
         answer_sentences = None
-        if self.answer_sentences is not None:
+        if subtask == 4 and self.answer_sentences is not None:
             answer_sentences = tuple(AnswerSentence(a.id, a.text, None) for a in self.answer_sentences)
         return replace(self, relevance=None, answer=None, answer_sentences=answer_sentences)
+
+    def without_gold(self) -> Case:
+        """The case as a predictor may see it for ST4 (the XML side plus uncited answer sentences)."""
+        return self.input_for(4)

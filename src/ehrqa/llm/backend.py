@@ -1,76 +1,190 @@
-"""One chat interface for every language model ehrqa talks to.
+"""One chat interface for every language model ehrqa talks to, and the one way to build one.
 
-A backend takes a list of conversations (each a list of ``{"role", "content"}`` messages) and
-returns one reply per conversation, in order. ``hf`` runs a local transformers model (optionally
-4-bit, optionally with a LoRA adapter); ``openai`` talks to any OpenAI-compatible server.
+A backend answers :class:`ChatRequest` objects (messages + decoding settings, the seed already
+chosen for that sample) with one :class:`Reply` each, in order. A failed request is a reply with
+``error`` set (a status or exception name, never text), so one bad case never costs the others;
+a failure that dooms every request (a wrong key, an unknown model) raises :class:`BackendFatal`.
+
+``hf`` runs a local transformers model (optionally 4-bit, optionally with a LoRA adapter);
+``openai`` talks to any OpenAI-compatible server. :func:`make_backend` builds either from a
+:class:`BackendSpec`, the form recipes and command-line flags take.
 """
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+from ehrqa.errors import DataError
 
 Message = dict[str, str]
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Decoding settings. ``temperature == 0`` means greedy decoding."""
+    """Decoding settings. ``temperature == 0`` means greedy decoding; ``n`` samples per input
+    (each with its own seed, see :func:`sample_seed`) need sampling."""
 
     max_new_tokens: int = 160
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+    n: int = 1
+    json: bool = False  # ask servers that support it for a JSON object (response_format)
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"samples must be at least 1, got {self.n}")
+        if self.n > 1 and self.greedy:
+            raise ValueError(
+                f"{self.n} samples with greedy decoding (temperature 0) would be {self.n} copies of one reply; "
+                "set a temperature above 0 or use 1 sample"
+            )
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0
 
+    def for_sample(self, seed: int) -> GenerationConfig:
+        """The settings of one sample: ``n`` = 1 and that sample's seed."""
+        return replace(self, n=1, seed=seed)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def sample_seed(run_seed: int, case_id: str, sample: int) -> int:
+    """The seed of one sample, derived from the run seed, the case and the sample index: samples
+    differ from each other, and a resumed run draws exactly what an uninterrupted one would."""
+    digest = hashlib.sha256(f"{run_seed}/{case_id}/{sample}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One model call: the messages, the settings of this sample, and what it is for."""
+
+    messages: tuple[Message, ...]
+    config: GenerationConfig
+    case_id: str = ""
+    sample: int = 0
+    prompt: str = ""  # "id@version:sha256" of the prompt file that rendered the messages
+
+    @property
+    def label(self) -> str:
+        """How logs name the request: case and sample, never text."""
+        return f"case {self.case_id} sample {self.sample}" if self.case_id else f"sample {self.sample}"
+
+
+@dataclass
+class Reply:
+    """A model's answer to one request. ``text is None`` with ``error`` set means no answer."""
+
+    text: str | None
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = 0.0
+    cached: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.text is not None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {}, False)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Reply:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+class BackendFatal(DataError):
+    """A failure no retry or other case can fix (authentication, unknown model, bad URL): stop."""
+
+
+class ServerError(RuntimeError):
+    """A reply could not be had for a request (after retries, where retrying made sense)."""
+
+
+OnReply = Callable[[int, Reply], None]
+
+
 class ChatBackend(ABC):
-    """Turns conversations into assistant replies."""
+    """Turns chat requests into replies."""
 
     #: what produced the replies (model id or path, adapter, server); recorded in run directories
     description: dict
 
     @abstractmethod
+    def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
+        """One reply per request, in order; ``on_reply(index, reply)`` is called as each arrives."""
+
     def chat(self, conversations: Sequence[Sequence[Message]], config: GenerationConfig) -> list[str]:
-        """One reply per conversation, in the same order."""
+        """Plain replies for conversations with one setting; any failed request raises :class:`ServerError`."""
+        replies = self.complete([ChatRequest(tuple(c), config) for c in conversations])
+        for reply in replies:
+            if not reply.ok:
+                raise ServerError(f"{self.description.get('model')}: {reply.error}")
+        return [reply.text for reply in replies]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (models, connections)."""
 
 
-def make_backend(
-    kind: str = "hf",
-    *,
-    model: str | None = None,
-    adapter: str | None = None,
-    load_in_4bit: bool = False,
-    batch_size: int = 4,
-    base_url: str | None = None,
-    api_key_env: str = "OPENAI_API_KEY",
-    timeout: float = 120.0,
-    retries: int = 3,
-    concurrency: int = 4,
-) -> ChatBackend:
-    """Build a backend by name: ``hf`` (local transformers) or ``openai`` (HTTP server)."""
-    if kind == "hf":
+BACKEND_KINDS = ("hf", "openai")
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """Everything needed to build a backend; a recipe's ``backends:`` entry or the command-line flags."""
+
+    kind: str = "hf"
+    model: str | None = None  # hf: id or directory (None: the shipped SmolLM2); openai: the served name
+    adapter: str | None = None  # hf: LoRA adapter directory
+    load_in_4bit: bool = False  # hf
+    batch_size: int = 4  # hf: prompts per generate() call
+    base_url: str | None = None  # openai: ends in /v1
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key itself)
+    timeout: float = 120.0  # openai: seconds per request
+    retries: int = 3  # openai
+    concurrency: int = 4  # openai: requests in flight
+    response_format: bool = False  # openai: the server accepts response_format json_object (vLLM, OpenAI)
+
+    def check(self) -> None:
+        """Refuse impossible combinations with one line."""
+        if self.kind not in BACKEND_KINDS:
+            raise DataError(f"unknown backend {self.kind!r}: expected one of {', '.join(BACKEND_KINDS)}")
+        if self.kind == "openai":
+            if not self.base_url:
+                raise DataError("the openai backend needs a base URL (e.g. --base-url http://127.0.0.1:8000/v1)")
+            if not self.model:
+                raise DataError("the openai backend needs a model name as the server knows it (--model)")
+            if self.adapter or self.load_in_4bit:
+                raise DataError("--adapter and --load-in-4bit are for the hf backend; the server loads its own model")
+        elif self.base_url:
+            raise DataError("--base-url is for the openai backend; add --backend openai")
+
+
+def make_backend(spec: BackendSpec | None = None, **overrides) -> ChatBackend:
+    """The one construction path for chat backends: from a spec (plus field overrides)."""
+    spec = replace(spec or BackendSpec(), **overrides)
+    spec.check()
+    if spec.kind == "hf":
         from ehrqa.llm.hf import HFChat
 
-        return HFChat(model, adapter=adapter, load_in_4bit=load_in_4bit, batch_size=batch_size)
-    if kind == "openai":
-        from ehrqa.llm.openai import OpenAIChat
+        return HFChat(spec.model, adapter=spec.adapter, load_in_4bit=spec.load_in_4bit, batch_size=spec.batch_size)
+    from ehrqa.llm.openai import OpenAIChat
 
-        if not base_url:
-            raise ValueError("the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)")
-        if not model:
-            raise ValueError("the openai backend needs a model name as the server knows it")
-        return OpenAIChat(
-            base_url, model, api_key_env=api_key_env, timeout=timeout, retries=retries, concurrency=concurrency
-        )
-    raise ValueError(f"unknown backend {kind!r}: expected 'hf' or 'openai'")
+    return OpenAIChat(
+        spec.base_url,
+        spec.model,
+        api_key_env=spec.api_key_env,
+        timeout=spec.timeout,
+        retries=spec.retries,
+        concurrency=spec.concurrency,
+        response_format=spec.response_format,
+    )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ehrqa.errors import DataError
-from ehrqa.llm.backend import ChatBackend, GenerationConfig, Message
+from ehrqa.llm.backend import ChatBackend, ChatRequest, GenerationConfig, OnReply, Reply
 from ehrqa.llm.models import SMOLLM2_NAME, resolve_model
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def load_causal_lm(
     return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype(dtype), device_map=device_map)
 
 
-def render_prompt(tokenizer, messages: Sequence[Message]) -> str:
+def render_prompt(tokenizer, messages: Sequence[dict[str, str]]) -> str:
     """The model's own chat template with a generation prompt. ``enable_thinking=False`` switches
     Qwen3's thinking off; templates that do not know the variable ignore it."""
     return tokenizer.apply_chat_template(
@@ -120,27 +121,50 @@ class HFChat(ChatBackend):
         self.model.eval()
         self.batch_size = max(1, batch_size)
         self.stop_ids = stop_token_ids(self.tokenizer)
-        self.description = {"backend": "hf", "model": str(model or "smollm2"), "adapter": adapter,
-                            "load_in_4bit": load_in_4bit}  # fmt: skip
+        self.description = {
+            "backend": "hf",
+            "model": str(model or "smollm2"),
+            "adapter": adapter,
+            "load_in_4bit": load_in_4bit,
+        }
 
-    def chat(self, conversations: Sequence[Sequence[Message]], config: GenerationConfig) -> list[str]:
-        prompts = [render_prompt(self.tokenizer, c) for c in conversations]
-        # Batches of similar length waste less compute on padding; replies go back in input order.
-        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-        replies: list[str] = [""] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            for i, reply in zip(idx, self._generate([prompts[i] for i in idx], config), strict=True):
-                replies[i] = reply
+    def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
+        """Greedy requests are batched (batches of similar length waste less compute on padding).
+        A sampled request is generated on its own, seeded with its own seed, so its reply does not
+        depend on which other requests share the call: a resumed run reproduces it exactly."""
+        prompts = [render_prompt(self.tokenizer, r.messages) for r in requests]
+        replies: list[Reply | None] = [None] * len(requests)
+        greedy = sorted((i for i, r in enumerate(requests) if r.config.greedy), key=lambda i: len(prompts[i]))
+        groups: list[list[int]] = []
+        for i in greedy:  # one batch holds requests with identical settings
+            if groups and len(groups[-1]) < self.batch_size and requests[groups[-1][0]].config == requests[i].config:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        groups += [[i] for i, r in enumerate(requests) if not r.config.greedy]
+        for group in groups:
+            started = time.perf_counter()
+            results = self._generate([prompts[i] for i in group], requests[group[0]].config)
+            seconds = (time.perf_counter() - started) / len(group)
+            for i, (text, prompt_tokens, completion_tokens) in zip(group, results, strict=True):
+                replies[i] = Reply(
+                    text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, seconds=seconds
+                )
+                if on_reply is not None:
+                    on_reply(i, replies[i])
         return replies
 
-    def _generate(self, prompts: list[str], config: GenerationConfig) -> list[str]:
+    def _generate(self, prompts: list[str], config: GenerationConfig) -> list[tuple[str, int, int]]:
+        """(reply, prompt tokens, completion tokens) per prompt."""
         import torch
 
         batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         batch = batch.to(self.model.device)
-        options = {"max_new_tokens": config.max_new_tokens, "eos_token_id": self.stop_ids,
-                   "pad_token_id": self.tokenizer.pad_token_id}  # fmt: skip
+        options = {
+            "max_new_tokens": config.max_new_tokens,
+            "eos_token_id": self.stop_ids,
+            "pad_token_id": self.tokenizer.pad_token_id,
+        }
         if config.greedy:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -148,14 +172,15 @@ class HFChat(ChatBackend):
             options.update(do_sample=True, temperature=config.temperature, top_p=config.top_p, top_k=None)
         with torch.inference_mode():
             out = self.model.generate(**batch, **options)
-        replies = []
-        for row in out[:, batch["input_ids"].shape[1] :].tolist():
+        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        results = []
+        for row, prompt_tokens in zip(out[:, batch["input_ids"].shape[1] :].tolist(), prompt_lengths, strict=True):
             for k, token in enumerate(row):  # cut at the first stop token
                 if token in self.stop_ids:
                     row = row[:k]
                     break
-            replies.append(self.tokenizer.decode(row, skip_special_tokens=False))
-        return replies
+            results.append((self.tokenizer.decode(row, skip_special_tokens=False), int(prompt_tokens), len(row)))
+        return results
 
     def close(self) -> None:
         del self.model

@@ -1,23 +1,54 @@
 """Question interpretation (ST1): patient narrative -> clinician-style question (<= 15 words).
 
-The default predictor is a transparent rule baseline: take the patient's own question
-(the marked phrases, else the narrative's last question sentence), rewrite lay
-first- and third-person references to "the patient", and keep it within 15 words.
+ST1's official input is the case id and the patient narrative, nothing else. Methods:
 
-Given a chat backend, a language model rewrites the narrative instead, shown the most
-similar consumer-question / expert-question pairs of the bundled MeQSum corpus as examples.
-Replies are cleaned to one question; an empty reply falls back to the rule baseline.
+* ``rule`` (default): the narrative's last question sentence, lay first- and third-person
+  references rewritten to "the patient", kept within 15 words;
+* ``llm``: a chat model rewrites the narrative, shown the most similar (patient message,
+  clinician question) pairs of an example pool (the bundled MeQSum by default) as earlier turns;
+  with several samples the medoid question is kept. An empty reply falls back to the rule.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
-from functools import lru_cache
+from dataclasses import dataclass
 
 from ehrqa.data.case import Case
+from ehrqa.llm.prompt import load_prompt
+from ehrqa.tasks.base import Context, Voter
+from ehrqa.tasks.postprocess import clean_question
 from ehrqa.text import QUESTION_WORD_LIMIT, split_sentences, truncate_words
+
+METHODS = ("rule", "llm")
+
+
+@dataclass(frozen=True)
+class InterpretConfig:
+    method: str = "rule"
+    backend: str = "default"
+    prompt: str = "st1-question@1"
+    shots: int = 3  # retrieved examples per prompt
+    examples: str = "meqsum"  # the example pool: "meqsum" or a dataset directory with clinician questions
+    samples: int = 1
+    temperature: float = 0.0
+    max_new_tokens: int = 40
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
+
+    @property
+    def voter(self) -> Voter:
+        return Voter(
+            backend=self.backend,
+            prompt=self.prompt,
+            samples=self.samples,
+            temperature=self.temperature,
+            max_new_tokens=self.max_new_tokens,
+        )
+
 
 # Lay references to the patient, longest first; "my dad" before "my".
 _PATIENT = (
@@ -36,9 +67,7 @@ _REWRITES = [
 
 
 def patient_question_text(case: Case) -> str:
-    """The patient's question: marked phrases, else question sentences of the narrative, else all of it."""
-    if case.question_phrases:
-        return case.patient_question
+    """The patient's question: the narrative's last question sentence, else all of it."""
     questions = [s for s in split_sentences(case.narrative) if s.rstrip().endswith("?")]
     return questions[-1] if questions else case.narrative
 
@@ -57,91 +86,49 @@ def to_clinician_question(text: str) -> str:
     return question
 
 
-SYSTEM_PROMPT = (
-    "You read a patient's message about a hospital stay and write the one question a clinician would look up "
-    "in the patient's notes to answer it. Write about 'the patient' in the third person, use clinical terms, "
-    f"and use at most {QUESTION_WORD_LIMIT} words. Reply with the question only."
-)
-_WORD = re.compile(r"[a-z0-9]+")
-_LABEL = re.compile(r"^\s*(?:SUBJECT|MESSAGE|question|clinician question)\s*:\s*", re.I | re.M)
+def rule_question(case: Case) -> str:
+    return to_clinician_question(patient_question_text(case))
 
 
-def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if len(w) > 3}
+def interpretation_messages(case: Case, config: InterpretConfig, ctx: Context | None = None) -> list[dict[str, str]]:
+    """The prompt: system turn, retrieved examples as earlier turns, then the case's narrative."""
+    from ehrqa.retrieval.examples import question_pool
+
+    pool = ctx.examples if ctx is not None and ctx.examples is not None else question_pool(config.examples)
+    examples = [({"narrative": q.narrative}, q.question) for q in pool.nearest_questions(case, config.shots)]
+    return load_prompt(config.prompt).render({"narrative": case.narrative}, examples)
 
 
-@lru_cache(maxsize=1)
-def example_pool(max_words: int = 120) -> tuple[tuple[str, str], ...]:
-    """(consumer question, expert question) pairs from the bundled MeQSum, short ones only."""
-    from ehrqa.data.corpora import read_meqsum
+def predict(inputs: Sequence[Case], config: InterpretConfig | None = None, ctx: Context | None = None) -> dict:
+    """ST1 predictions ``{case_id: question}`` for every input (id and narrative only)."""
+    config = config or InterpretConfig()
+    ctx = ctx or Context()
+    todo = ctx.todo(inputs)
+    if config.method == "rule":
+        for case in todo:
+            ctx.record(case.id, rule_question(case))
+        return ctx.predictions(inputs)
 
-    pool = []
-    for row in read_meqsum():
-        message = " ".join(_LABEL.sub("", row["CHQ"]).split())
-        if message and row["Summary"].strip() and len(message.split()) <= max_words:
-            pool.append((message, " ".join(row["Summary"].split())))
-    return tuple(pool)
+    from ehrqa.llm.vote import medoid
 
-
-@lru_cache(maxsize=1)
-def _pool_index() -> tuple[list[set[str]], dict[str, float]]:
-    """Content words of every pool message and their inverse document frequencies."""
-    words = [_content_words(message) for message, _ in example_pool()]
-    df: dict[str, int] = {}
-    for ws in words:
-        for w in ws:
-            df[w] = df.get(w, 0) + 1
-    return words, {w: math.log(len(words) / n) for w, n in df.items()}
-
-
-def nearest_examples(narrative: str, k: int = 3) -> list[tuple[str, str]]:
-    """The k MeQSum pairs most similar to the narrative: cosine over IDF-weighted content words."""
-    query = _content_words(narrative)
-    words, idf = _pool_index()
-
-    def norm(ws: set[str]) -> float:
-        return math.sqrt(sum(idf.get(w, 0.0) ** 2 for w in ws)) or 1.0
-
-    q_norm = norm(query)
-    scores = [sum(idf[w] ** 2 for w in query & ws) / (q_norm * norm(ws)) for ws in words]
-    best = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:k]
-    return [example_pool()[i] for i in best]
-
-
-def interpretation_messages(case: Case, k_examples: int = 3) -> list[dict[str, str]]:
-    """System prompt, retrieved examples as earlier turns, then the case's narrative."""
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
-    for message, question in nearest_examples(case.narrative, k_examples):
-        messages.append({"role": "user", "content": f"Patient message:\n{message}"})
-        messages.append({"role": "assistant", "content": question})
-    messages.append({"role": "user", "content": f"Patient message:\n{' '.join(case.narrative.split())}"})
-    return messages
-
-
-def clean_question(reply: str) -> str:
-    """The first non-empty line of a reply, without think blocks, labels or quotes, as one question."""
-    reply = re.sub(r"<think>.*?(</think>|$)", "", reply, flags=re.S)
-    lines = [line.strip() for line in reply.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    line = _LABEL.sub("", lines[0]).strip().strip("\"'*` ")
-    if not line:
-        return ""
-    question = truncate_words(line, QUESTION_WORD_LIMIT)
-    return question if question.endswith("?") else question.rstrip(".,;:!") + "?"
-
-
-def predict(cases: Sequence[Case], backend=None, generation=None, k_examples: int = 3) -> dict[str, str]:
-    """ST1 predictions for every case, reading only the narrative and its marked phrases.
-
-    Without ``backend`` the rule baseline; with one (an :class:`ehrqa.llm.backend.ChatBackend`)
-    the model's rewrite, falling back to the baseline for an empty reply.
-    """
-    baseline = {case.id: to_clinician_question(patient_question_text(case)) for case in cases}
-    if backend is None:
-        return baseline
-    from ehrqa.llm.backend import GenerationConfig
-
-    generation = generation or GenerationConfig(max_new_tokens=40)
-    replies = backend.chat([interpretation_messages(c, k_examples) for c in cases], generation)
-    return {c.id: clean_question(reply) or baseline[c.id] for c, reply in zip(cases, replies, strict=True)}
+    voter = config.voter
+    prompt = load_prompt(config.prompt)
+    generation = voter.generation()
+    requests = [
+        r
+        for case in todo
+        for r in ctx.requests(case, interpretation_messages(case, config, ctx), generation, prompt.ref)
+    ]
+    replies = ctx.complete(voter.backend, requests)
+    by_case: dict[str, list] = {}
+    for request, reply in zip(requests, replies, strict=True):
+        by_case.setdefault(request.case_id, []).append(reply)
+    for case in todo:
+        questions = [clean_question(r.text) for r in by_case.get(case.id, []) if r.ok]
+        questions = [q for q in questions if q]
+        if not questions:
+            ctx.record(case.id, rule_question(case), status="fallback", reason="empty or failed reply")
+            continue
+        pick = medoid(questions) if len(questions) > 1 else 0
+        ctx.record(case.id, questions[pick], samples=questions, calls=len(by_case[case.id]))
+    return ctx.predictions(inputs)

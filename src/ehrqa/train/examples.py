@@ -6,7 +6,8 @@ A training example is a conversation whose last turn is the assistant's answer:
 * stage 2: an ArchEHR-QA case (narrative + clinician question + numbered note sentences ->
   ``clinician_answer_without_citations``).
 
-Both use the inference prompt of :mod:`ehrqa.llm.prompts`. :func:`tokenize_example` masks every
+Both are rendered by :mod:`ehrqa.llm.prompt` from the inference prompt file (``st3-answer@1`` unless
+the recipe names another), so the model learns what it is asked at test time. :func:`tokenize_example` masks every
 token before the assistant's reply (label -100), so the loss is computed on the answer only.
 """
 
@@ -21,29 +22,32 @@ from pathlib import Path
 from ehrqa.data.case import Case
 from ehrqa.data.stage1 import GroundedQA
 from ehrqa.errors import DataError
-from ehrqa.llm.prompts import Message, answer_messages, case_messages
+from ehrqa.llm.prompt import case_slots, flat, load_prompt, numbered
+
+Message = dict[str, str]
+DEFAULT_PROMPT = "st3-answer@1"
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100  # label of tokens that carry no loss
 
 
-def grounded_qa_conversation(example: GroundedQA) -> list[Message]:
-    return [*answer_messages(example.question, None, example.sentences),
-            {"role": "assistant", "content": example.answer}]  # fmt: skip
+def grounded_qa_conversation(example: GroundedQA, prompt: str = DEFAULT_PROMPT) -> list[Message]:
+    slots = {"narrative": flat(example.question), "note": numbered(example.sentences)}
+    return [*load_prompt(prompt).render(slots), {"role": "assistant", "content": example.answer}]
 
 
-def case_conversation(case: Case, *, answer_words: int | None = None) -> list[Message]:
+def case_conversation(case: Case, *, answer_words: int | None = None, prompt: str = DEFAULT_PROMPT) -> list[Message]:
     """The ST3 prompt of a case with its reference answer as the reply. ``answer_words`` shortens
-    references over the limit to whole sentences (as :func:`postprocess_answer` would)."""
+    references over the limit to whole sentences (as :func:`ehrqa.tasks.postprocess.clean_answer` would)."""
     if not case.answer:
         raise DataError(f"case {case.id}: no clinician_answer_without_citations to train on")
     answer = case.answer
     if answer_words is not None:
-        from ehrqa.tasks.generate import postprocess_answer
+        from ehrqa.tasks.postprocess import clean_answer
 
-        answer = postprocess_answer(answer, answer_words)
-    return [*case_messages(case), {"role": "assistant", "content": answer}]
+        answer = clean_answer(answer, answer_words)
+    return [*load_prompt(prompt).render(case_slots(case.input_for(3))), {"role": "assistant", "content": answer}]
 
 
 def tokenize_example(tokenizer, conversation: Sequence[Message], max_length: int) -> dict | None:

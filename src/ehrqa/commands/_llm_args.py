@@ -1,0 +1,69 @@
+"""Flags shared by the one-subtask commands that can call a language model, and their configs."""
+
+from __future__ import annotations
+
+import argparse
+
+from ehrqa.commands._common import add_backend_arguments, backend_spec_from_args
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, *, default_prompt: str, max_new_tokens: int) -> None:
+    g = parser.add_argument_group("prompting and sampling")
+    g.add_argument(
+        "--prompt",
+        default=default_prompt,
+        metavar="ID",
+        help=f"prompt id@version or a prompt file (default: {default_prompt})",
+    )
+    g.add_argument("--samples", type=int, default=1, help="samples per case (default: 1; >1 needs --temperature)")
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help=f"(default: {max_new_tokens})")
+    g.add_argument("--examples", metavar="DIR", help="annotated cases to retrieve few-shot examples from")
+    g.add_argument("--shots", type=int, default=0, help="retrieved examples per prompt (default: 0)")
+
+
+def add_evidence_method_arguments(parser: argparse.ArgumentParser, *, default_prompt: str) -> None:
+    parser.add_argument(
+        "--method",
+        choices=["aligner", "llm"],
+        default="aligner",
+        help="aligner: the retrieval aligner (default); llm: chat models that vote",
+    )
+    parser.add_argument("--aligner", metavar="DIR", help="aligner model directory (default: the shipped model)")
+    add_backend_arguments(parser, default_model="the shipped SmolLM2-135M-Instruct")
+    add_sampling_arguments(parser, default_prompt=default_prompt, max_new_tokens=768)
+    parser.add_argument(
+        "--vote-threshold",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="keep what at least F x samples name (default: 0.5)",
+    )
+
+
+def _model_flags_given(args: argparse.Namespace) -> bool:
+    names = ("backend", "model", "adapter", "base_url", "load_in_4bit", "response_format")
+    return any(getattr(args, n, None) is not None for n in names)
+
+
+def evidence_config(args: argparse.Namespace, config_class):
+    """The ST2/ST4 config and the backend spec from the flags (no backend for the aligner method)."""
+    from ehrqa.config import from_dict
+    from ehrqa.errors import DataError
+
+    if args.method == "aligner":
+        if _model_flags_given(args):
+            raise DataError("model flags (--backend, --model, ...) need --method llm; the aligner uses --aligner DIR")
+        return config_class(method="aligner", aligner=args.aligner), None
+    settings = {
+        "method": "llm",
+        "aligner": args.aligner,
+        "prompt": args.prompt,
+        "samples": args.samples,
+        "temperature": args.temperature,
+        "max_new_tokens": args.max_new_tokens,
+        "vote_threshold": args.vote_threshold,
+        "shots": args.shots,
+        "examples": args.examples,
+    }
+    return from_dict(config_class, settings, "flags"), backend_spec_from_args(args)

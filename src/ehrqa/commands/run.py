@@ -1,0 +1,74 @@
+"""``ehrqa run``: a run recipe over a dataset, into a resumable run directory."""
+
+from __future__ import annotations
+
+import argparse
+
+from ehrqa.commands._common import add_cases_argument, add_data_arguments, dataset_info, parse_subtasks, selected_cases
+
+HELP = "run a recipe (every subtask it lists) into a resumable run directory; score what the data's gold allows"
+DESCRIPTION = (
+    "Execute a run recipe (recipes/runs/*.yaml, or a shipped name such as 'default') on a dataset. Every step "
+    "records each finished case in OUT/steps/<step>/records.jsonl; running the same command again continues "
+    "where it stopped and calls no model twice. A directory made with another recipe, prompt or dataset is "
+    "refused unless --force. Writes OUT/subtaskN/submission.json (+ .zip), OUT/scores/ and OUT/summary.json."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--recipe",
+        default="default",
+        metavar="FILE",
+        help="run recipe file, or a shipped one by name (default: default)",
+    )
+    add_data_arguments(parser)
+    add_cases_argument(parser)
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="the run directory")
+    parser.add_argument("--subtasks", metavar="LIST", help="only these subtasks' steps, e.g. 2,4 (default: all)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="STEP.KEY=VALUE",
+        help="override one setting, e.g. --set st3.temperature=0.7 or --set seed=3 (YAML value; repeatable)",
+    )
+    parser.add_argument("--force", action="store_true", help="start OUT over when its settings differ")
+
+
+def apply_overrides(data: dict, settings: list[str]) -> dict:
+    """``--set st3.samples=5`` / ``--set seed=1`` applied to a recipe's plain data."""
+    import yaml
+
+    from ehrqa.errors import DataError
+
+    for setting in settings:
+        path, eq, text = setting.partition("=")
+        if not eq or not path:
+            raise DataError(f"--set {setting!r}: expected STEP.KEY=VALUE or KEY=VALUE")
+        value = yaml.safe_load(text)
+        if "." not in path:
+            data[path] = value
+            continue
+        step_name, key = path.split(".", 1)
+        steps = [s for s in data.get("steps", []) if str(s.get("name") or f"st{s.get('subtask')}") == step_name]
+        if not steps:
+            raise DataError(f"--set {setting!r}: the recipe has no step named {step_name!r}")
+        steps[0][key] = value
+    return data
+
+
+def run(args: argparse.Namespace) -> int:
+    from ehrqa.config import load_yaml
+    from ehrqa.runs.config import find_recipe, parse_recipe
+    from ehrqa.runs.pipeline import format_summary
+    from ehrqa.runs.pipeline import run as run_pipeline
+
+    path = find_recipe(args.recipe)
+    recipe = parse_recipe(apply_overrides(load_yaml(path, "run recipe"), args.set), str(path))
+    subtasks = parse_subtasks(args.subtasks) if args.subtasks else None
+    cases = selected_cases(args)
+    rows = run_pipeline(recipe, cases, args.out, data=dataset_info(args), subtasks=subtasks, force=args.force)
+    print(format_summary(rows))
+    print(f"run directory: {args.out}")
+    return 1 if any(row["status"] == "failed" for row in rows) else 0

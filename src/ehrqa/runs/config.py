@@ -1,0 +1,149 @@
+"""Run recipes: which data, which named backends, and per step the subtask, method and settings.
+
+A run recipe is YAML (``recipes/runs/*.yaml``)::
+
+    name: default
+    seed: 0
+    backends:
+      default: {kind: hf, model: smollm2}
+    steps:
+      - {subtask: 1, method: rule}
+      - {subtask: 2, method: aligner}
+      - {subtask: 3, method: llm, backend: default}
+      - {subtask: 4, method: aligner}
+
+Steps run in the order listed, so a later one may use an earlier one's output (``evidence: st2``).
+Every step's settings are its subtask's config dataclass (``InterpretConfig``, ``IdentifyConfig``,
+``GenerateConfig``, ``AlignConfig``); unknown keys and wrong types are one-line errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ehrqa.config import from_dict, load_yaml, to_dict
+from ehrqa.errors import DataError
+from ehrqa.llm.backend import BackendSpec
+from ehrqa.tasks.align import AlignConfig
+from ehrqa.tasks.generate import GenerateConfig
+from ehrqa.tasks.identify import IdentifyConfig
+from ehrqa.tasks.interpret import InterpretConfig
+
+RECIPE_DIR = Path(__file__).resolve().parent.parent / "recipes" / "runs"
+STEP_CONFIGS: dict[int, type] = {1: InterpretConfig, 2: IdentifyConfig, 3: GenerateConfig, 4: AlignConfig}
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    subtask: int
+    name: str
+    config: Any  # the subtask's config dataclass
+
+
+@dataclass(frozen=True)
+class RunRecipe:
+    name: str = "run"
+    seed: int = 0
+    threads: int | None = None  # torch threads (None: ehrqa's default, see ehrqa.threads)
+    backends: dict[str, BackendSpec] = field(default_factory=dict)
+    steps: tuple[StepSpec, ...] = ()
+    source: str = ""  # the file it was read from
+
+    def step(self, name: str) -> StepSpec | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+    def to_dict(self) -> dict:
+        steps = [{"subtask": s.subtask, "name": s.name, **to_dict(s.config)} for s in self.steps]
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "threads": self.threads,
+            "backends": to_dict(self.backends),
+            "steps": steps,
+        }
+
+
+def parse_recipe(data: dict, source: str = "recipe") -> RunRecipe:
+    """A run recipe from plain data; every problem is one line naming ``source`` and the key."""
+    data = dict(data)
+    unknown = [k for k in data if k not in ("name", "seed", "threads", "backends", "steps", "description")]
+    if unknown:
+        raise DataError(f"{source}: {unknown[0]}: unknown key; known: name, seed, threads, backends, steps")
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise DataError(f"{source}: steps: a run recipe lists its steps (a list of {{subtask: N, method: ...}})")
+    steps = []
+    for i, raw in enumerate(raw_steps):
+        where = f"{source}: steps[{i}]"
+        if not isinstance(raw, dict) or raw.get("subtask") not in STEP_CONFIGS:
+            raise DataError(f"{where}: each step needs 'subtask: 1|2|3|4'")
+        settings = {k: v for k, v in raw.items() if k not in ("subtask", "name")}
+        name = str(raw.get("name") or f"st{raw['subtask']}")
+        if any(s.name == name for s in steps):
+            raise DataError(f"{where}: step name {name!r} is used twice; give each step its own name")
+        steps.append(StepSpec(raw["subtask"], name, from_dict(STEP_CONFIGS[raw["subtask"]], settings, where)))
+    backends = {
+        str(name): from_dict(BackendSpec, spec, f"{source}: backends.{name}")
+        for name, spec in (data.get("backends") or {}).items()
+    }
+    for spec in backends.values():
+        spec.check()
+    recipe = RunRecipe(
+        name=str(data.get("name", "run")),
+        seed=from_dict(_Seed, {"seed": data.get("seed", 0)}, source).seed,
+        threads=data.get("threads"),
+        backends=backends,
+        steps=tuple(steps),
+        source=source,
+    )
+    _check_references(recipe)
+    return recipe
+
+
+@dataclass(frozen=True)
+class _Seed:
+    seed: int = 0
+
+
+def _check_references(recipe: RunRecipe) -> None:
+    names = [s.name for s in recipe.steps]
+    for i, step in enumerate(recipe.steps):
+        evidence = getattr(step.config, "evidence", None)
+        if evidence and evidence not in names[:i]:
+            raise DataError(f"{recipe.source}: step {step.name}: evidence {evidence!r} is not an earlier step")
+        for voter_backend in _backend_names(step.config):
+            if voter_backend not in recipe.backends and _uses_llm(step.config):
+                known = ", ".join(recipe.backends) or "none"
+                raise DataError(
+                    f"{recipe.source}: step {step.name}: backend {voter_backend!r} is not defined ({known})"
+                )
+
+
+def _uses_llm(config) -> bool:
+    return getattr(config, "method", "") == "llm"
+
+
+def _backend_names(config) -> list[str]:
+    voters = getattr(config, "all_voters", None)
+    if voters is not None:
+        return [v.backend for v in voters if v.kind == "llm"]
+    return [config.backend]
+
+
+def find_recipe(name_or_path: str) -> Path:
+    """A recipe file by path, or a shipped run recipe by name (``default`` -> recipes/runs/default.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = RECIPE_DIR / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
+    raise DataError(f"--recipe {name_or_path}: no such file or shipped run recipe (shipped: {known})")
+
+
+def load_recipe(name_or_path: str) -> RunRecipe:
+    path = find_recipe(name_or_path)
+    return parse_recipe(load_yaml(path, "run recipe"), str(path))

@@ -1,0 +1,223 @@
+"""``ehrqa run``: read -> input_for -> steps -> submissions -> scores -> summary, into a run directory.
+
+:func:`run` is the whole pipeline on one screen. Each step gives its subtask's ``predict`` only
+that subtask's official input (:meth:`Case.input_for`, applied here and nowhere else), records
+every finished case in ``steps/<step>/records.jsonl``, writes the official submission when every
+case has a prediction, and scores it when the dataset has gold. A finished step is not redone;
+an interrupted one continues with the cases it lacks (and the reply cache answers any model call
+already made). Cases whose model calls failed are named in the summary, and a rerun retries them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from ehrqa.data.case import Case
+from ehrqa.data.submission import build_submission, write_submission
+from ehrqa.runs.config import RunRecipe, StepSpec
+from ehrqa.runs.rundir import RunDir
+from ehrqa.tasks.base import Context
+
+log = logging.getLogger(__name__)
+
+TITLES = {1: "question interpretation", 2: "evidence identification", 3: "answer generation", 4: "evidence alignment"}
+# Keys shown in the summary, in order, when the scorer reports them.
+HEADLINE_KEYS = {
+    1: ["rougeLsum", "bertscore", "bertscore_proxy", "alignscore", "medcon", "medcon_proxy", "overall_score"],
+    2: ["strict_micro_f1", "lenient_micro_f1", "strict_macro_f1"],
+    3: ["bleu", "rougeLsum", "sari", "bertscore", "bertscore_proxy", "alignscore", "medcon", "medcon_proxy"],
+    4: ["micro_precision", "micro_recall", "micro_f1", "macro_f1"],
+}
+VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "scikit-learn", "numpy", "rank-bm25")
+
+
+def has_gold(subtask: int, cases: Sequence[Case]) -> bool:
+    if subtask == 1:
+        return all(c.clinician_question for c in cases)
+    if subtask == 2:
+        return all(c.relevance is not None for c in cases)
+    if subtask == 3:
+        return all(c.answer for c in cases)
+    return all(c.answer_sentences and all(a.citations is not None for a in c.answer_sentences) for c in cases)
+
+
+def has_input(subtask: int, cases: Sequence[Case]) -> bool:
+    """ST4 needs the answer sentences to align; ST2/ST3 need the note."""
+    if subtask == 4:
+        return all(c.answer_sentences for c in cases)
+    if subtask in (2, 3):
+        return all(c.sentences for c in cases)
+    return True
+
+
+def file_sha256(path: str | Path | None) -> str | None:
+    if not path:
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_meta(recipe: RunRecipe, data: dict) -> dict:
+    """What ``run.json`` records: the identity of the run (recipe, prompts, data) and its setting."""
+    from ehrqa import __version__
+    from ehrqa.io import package_versions
+    from ehrqa.llm.prompt import load_prompt
+    from ehrqa.threads import torch_threads
+
+    prompts = {}
+    for step in recipe.steps:
+        for ref in _prompt_refs(step):
+            prompt = load_prompt(ref)
+            prompts[prompt.name] = prompt.sha256
+    return {
+        "recipe": recipe.to_dict(),
+        "prompts": prompts,
+        "data": {"name": data.get("name"), "xml_sha256": data.get("xml_sha256"), "key_sha256": data.get("key_sha256")},
+        "data_files": {"xml": data.get("xml"), "key": data.get("key")},
+        "versions": {"ehrqa": __version__, **package_versions(VERSIONED)},
+        "seed": recipe.seed,
+        "threads": torch_threads(recipe.threads),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _prompt_refs(step: StepSpec) -> list[str]:
+    config = step.config
+    if getattr(config, "method", "") != "llm":
+        return []
+    voters = getattr(config, "all_voters", None)
+    refs = [v.prompt for v in voters if v.kind == "llm"] if voters is not None else [config.prompt]
+    if getattr(config, "rewrite_prompt", None):
+        refs.append(config.rewrite_prompt)
+    return refs
+
+
+def run(
+    recipe: RunRecipe,
+    cases: Sequence[Case],
+    out: str | Path,
+    *,
+    data: dict | None = None,
+    subtasks: Sequence[int] | None = None,
+    force: bool = False,
+) -> list[dict]:
+    """Run the recipe's steps (those of ``subtasks``, plus the steps they read) on ``cases``."""
+    from ehrqa.threads import set_torch_threads
+
+    set_torch_threads(recipe.threads)
+    rundir = RunDir.open(out, run_meta(recipe, data or {}), force=force)
+    wanted = _selected_steps(recipe, subtasks)
+    outputs: dict[str, dict] = {}
+    rows = []
+    try:
+        for step in recipe.steps:
+            if step.name in wanted:
+                rows.append(run_step(step, cases, rundir, recipe, outputs))
+    finally:
+        rundir.write_json("summary.json", rows)
+    return rows
+
+
+def _selected_steps(recipe: RunRecipe, subtasks: Sequence[int] | None) -> dict[str, bool]:
+    """Names of the steps to run: those of ``subtasks`` and, before them, the steps they read."""
+    chosen = [s for s in recipe.steps if subtasks is None or s.subtask in subtasks]
+    names = {s.name for s in chosen}
+    for step in reversed(recipe.steps):
+        evidence = getattr(step.config, "evidence", None)
+        if step.name in names and evidence:
+            names.add(evidence)
+    return {s.name: True for s in recipe.steps if s.name in names}
+
+
+def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunRecipe, outputs: dict) -> dict:
+    """One step: predict what is missing, then write the submission and scores."""
+    import importlib
+
+    subtask = step.subtask
+    row: dict = {"subtask": subtask, "step": step.name, "title": TITLES[subtask], "method": step.config.method}
+    if not has_input(subtask, cases):
+        row["status"] = "input missing from this dataset"
+        return row
+    task = importlib.import_module(f"ehrqa.tasks.{_MODULES[subtask]}")
+    records = rundir.step(step.name)
+    ctx = Context(backends=recipe.backends, seed=recipe.seed, records=records, reply_cache=rundir.reply_cache)
+    inputs = [c.input_for(subtask) for c in cases]
+    started = time.perf_counter()
+    try:
+        if records.done:
+            predictions = ctx.predictions(inputs)
+        else:
+            kwargs = {}
+            evidence = getattr(step.config, "evidence", None)
+            if evidence:
+                kwargs["evidence"] = outputs[evidence]
+            _attach_examples(step, ctx)
+            predictions = task.predict(inputs, step.config, ctx, **kwargs)
+    finally:
+        ctx.close()
+        records.close()
+    outputs[step.name] = predictions
+    row.update({k: int(v) for k, v in ctx.counts.items()}, seconds=round(time.perf_counter() - started, 1))
+    failed = [c.id for c in cases if c.id not in predictions]
+    if failed:
+        reasons = {records.by_case.get(cid, {}).get("reason") for cid in failed} - {None}
+        row.update(status="failed", failed=failed, reasons=sorted(reasons))
+        return row
+    if not records.done:
+        records.mark_done()
+    entries = build_submission(subtask, predictions, cases)
+    path = write_submission(entries, rundir.path / f"subtask{subtask}" / "submission.json")
+    row.update(status="ok", submission=str(path.with_suffix(".zip")))
+    if has_gold(subtask, cases):
+        row["scores"] = _score(subtask, entries, cases, rundir)
+    return row
+
+
+_MODULES = {1: "interpret", 2: "identify", 3: "generate", 4: "align"}
+
+
+def _attach_examples(step: StepSpec, ctx: Context) -> None:
+    """The few-shot example pool a step asks for (``examples: DIR`` and ``shots`` > 0)."""
+    config = step.config
+    if getattr(config, "shots", 0) and step.subtask != 1 and getattr(config, "examples", None):
+        from ehrqa.retrieval.examples import case_pool
+
+        ctx.examples = case_pool(config.examples)
+
+
+def _score(subtask: int, entries: list, cases: Sequence[Case], rundir: RunDir) -> dict:
+    from ehrqa.score import score
+
+    result = score(subtask, entries, cases)
+    per_case = {r["case_id"]: {k: v for k, v in r.items() if k != "case_id"} for r in result.per_case}
+    rundir.write_json(f"scores/subtask{subtask}.json", {"scores": result.to_dict(), "per_case": per_case})
+    return result.to_dict()
+
+
+def format_summary(rows: list[dict]) -> str:
+    lines = []
+    for row in rows:
+        head = f"ST{row['subtask']} {row['title']:<24} {row.get('method', ''):<10}"
+        if row["status"] == "failed":
+            shown = ", ".join(row["failed"][:8]) + (" ..." if len(row["failed"]) > 8 else "")
+            why = f" ({'; '.join(row['reasons'])})" if row.get("reasons") else ""
+            lines.append(f"{head} FAILED for {len(row['failed'])} case(s): {shown}{why}; rerun to retry them")
+            continue
+        if row["status"] != "ok":
+            lines.append(f"{head} {row['status']}")
+            continue
+        scores = row.get("scores")
+        if scores is None:
+            shown = "not scored (no gold)"
+        else:
+            keys = [k for k in HEADLINE_KEYS[row["subtask"]] if isinstance(scores.get(k), (int, float))]
+            shown = "  ".join(f"{k} {scores[k]:.2f}" for k in keys)
+            if "overall_partial" in scores:
+                shown += f"  overall_partial {scores['overall_partial']:.2f}"
+        calls = f", {row['calls']} model calls" if row.get("calls") else ""
+        lines.append(f"{head} {shown}  ({row['seconds']} s{calls})")
+        lines.append(f"{'':39} -> {row['submission']}")
+    return "\n".join(lines)

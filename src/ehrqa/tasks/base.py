@@ -1,0 +1,129 @@
+"""What every subtask's ``predict(inputs, config, ctx)`` shares: the context and its records.
+
+``inputs`` are cases as the subtask's official input holds them (:meth:`Case.input_for`);
+``config`` is the subtask's typed settings dataclass; ``ctx`` (:class:`Context`) carries the named
+chat backends (built lazily, answered from the run's reply cache first), the run seed, the
+retrieved-example pool and the step's records. Each finished case is recorded at once
+(:meth:`Context.record`), so a resumed run skips it; :meth:`Context.todo` says what is left.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ehrqa.data.case import Case
+from ehrqa.errors import DataError
+from ehrqa.llm.backend import BackendSpec, ChatBackend, ChatRequest, GenerationConfig, Reply, sample_seed
+
+
+@dataclass(frozen=True)
+class Voter:
+    """One model that answers (and votes): a named backend, a prompt, and how to sample it.
+
+    ``kind: aligner`` makes the retrieval aligner one voter among the language models."""
+
+    kind: str = "llm"  # llm | aligner
+    backend: str = "default"
+    prompt: str = ""
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    weight: float = 1.0
+
+    def generation(self, *, json: bool = False) -> GenerationConfig:
+        return GenerationConfig(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            n=self.samples,
+            json=json,
+        )
+
+
+class Records:
+    """Per-case records of one step, in memory; :class:`ehrqa.runs.rundir.Step` keeps them on disk."""
+
+    def __init__(self) -> None:
+        self.by_case: dict[str, dict] = {}
+
+    def finished(self) -> dict[str, dict]:
+        return {cid: r for cid, r in self.by_case.items() if r.get("status") != "failed"}
+
+    def write(self, record: dict) -> None:
+        self.by_case[record["case_id"]] = record
+
+
+@dataclass
+class Context:
+    backends: Mapping[str, BackendSpec] = field(default_factory=dict)
+    seed: int = 0
+    records: Records = field(default_factory=Records)
+    reply_cache: Path | None = None  # JSONL of replies (the run directory's cache)
+    examples: object | None = None  # an ehrqa.retrieval.examples pool, for few-shot prompts
+    _built: dict[str, ChatBackend] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    counts: dict[str, float] = field(default_factory=lambda: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})
+
+    def backend(self, name: str) -> ChatBackend:
+        """The named backend, built on first use (and answered from the reply cache first)."""
+        if name not in self._built:
+            if name not in self.backends:
+                known = ", ".join(self.backends) or "none"
+                raise DataError(f"backend {name!r} is not defined in the recipe's backends (defined: {known})")
+            from ehrqa.llm.backend import make_backend
+
+            backend = make_backend(self.backends[name])
+            if self.reply_cache is not None:
+                from ehrqa.llm.cache import CachedBackend
+
+                backend = CachedBackend(backend, self.reply_cache)
+            self._built[name] = backend
+        return self._built[name]
+
+    def close(self) -> None:
+        for backend in self._built.values():
+            backend.close()
+        self._built.clear()
+
+    # ---- records -------------------------------------------------------------------------
+    def todo(self, inputs: Sequence[Case]) -> list[Case]:
+        """The inputs without a finished record (failed ones are tried again)."""
+        done = self.records.finished()
+        return [c for c in inputs if c.id not in done]
+
+    def record(self, case_id: str, prediction, *, status: str = "ok", **fields) -> None:
+        with self._lock:
+            self.records.write({"case_id": case_id, "prediction": prediction, "status": status, **fields})
+
+    def predictions(self, inputs: Sequence[Case]) -> dict:
+        """Predictions of the finished inputs, in input order."""
+        done = self.records.finished()
+        return {c.id: done[c.id]["prediction"] for c in inputs if c.id in done}
+
+    # ---- model calls ---------------------------------------------------------------------
+    def requests(self, case: Case, messages: Sequence[dict], config: GenerationConfig, prompt: str) -> list:
+        """One request per sample of ``config``, each with its own seed derived from the run seed."""
+        if config.greedy:
+            return [ChatRequest(tuple(messages), config, case.id, 0, prompt)]
+        return [
+            ChatRequest(tuple(messages), config.for_sample(sample_seed(self.seed, case.id, k)), case.id, k, prompt)
+            for k in range(config.n)
+        ]
+
+    def complete(self, backend_name: str, requests: Sequence[ChatRequest], on_reply=None) -> list[Reply]:
+        """Send requests to a named backend, counting calls and tokens (cached replies cost none)."""
+
+        def counted(i: int, reply: Reply) -> None:
+            if not reply.cached:
+                with self._lock:
+                    self.counts["calls"] += 1
+                    self.counts["prompt_tokens"] += reply.prompt_tokens or 0
+                    self.counts["completion_tokens"] += reply.completion_tokens or 0
+            if on_reply is not None:
+                on_reply(i, reply)
+
+        return self.backend(backend_name).complete(list(requests), counted)
