@@ -1,0 +1,242 @@
+"""A run directory read for people to look at: cases, predictions, records and per-case scores.
+
+Reads the files of the run-directory contract (``run.json``, ``steps/st{N}/records.jsonl``,
+``subtask{N}/submission.json``, ``scores/subtask{N}.json``) directly. Per-case scores come from
+``scores/subtask{N}.json`` when the run wrote them; otherwise they are computed here with
+:func:`ehrqa.score.score` when the data has gold, using only the cheap metrics for ST1/ST3
+(``rouge`` / ``bleu,rouge,sari``) so that a page renders in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ehrqa.data.case import Case
+from ehrqa.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SUBTASKS = (1, 2, 3, 4)
+# The per-case number shown for each subtask, and its label in the index.
+HEADLINE = {1: "rougeLsum", 2: "strict_f1", 3: "overall", 4: "f1"}
+HEADLINE_LABEL = {1: "ST1 ROUGE-Lsum", 2: "ST2 strict F1", 3: "ST3 score", 4: "ST4 F1"}
+# Metrics computed here when the run has no scores file (model-based ones would load models).
+CHEAP_METRICS = {1: "rouge", 3: "bleu,rouge,sari"}
+ST3_LEADERBOARD = ("bleu", "rougeLsum", "sari", "bertscore", "alignscore", "medcon")
+
+
+@dataclass
+class SubtaskView:
+    subtask: int
+    predictions: dict[str, object]  # case id -> official prediction
+    records: dict[str, dict]  # case id -> the step's record (votes, answer_sentences, status)
+    per_case: dict[str, dict[str, float]] = field(default_factory=dict)  # case id -> metric -> 0-100
+    scores: dict = field(default_factory=dict)  # aggregate, ehrqa.score keys
+    scores_source: str = ""  # "run" (scores/subtaskN.json), "computed (bleu,rouge,sari)" or ""
+
+    def headline(self, case_id: str) -> float | None:
+        values = self.per_case.get(case_id)
+        if not values:
+            return None
+        if self.subtask == 3:
+            found = [values.get(k, values.get(f"{k}_proxy")) for k in ST3_LEADERBOARD]
+            found = [v for v in found if isinstance(v, (int, float))]
+            return sum(found) / len(found) if found else None
+        value = values.get(HEADLINE[self.subtask])
+        return float(value) if isinstance(value, (int, float)) else None
+
+
+@dataclass
+class RunView:
+    path: Path
+    name: str
+    meta: dict
+    cases: list[Case]
+    subtasks: dict[int, SubtaskView]
+    data_name: str = ""
+
+    @property
+    def has_gold(self) -> bool:
+        return any(c.has_key for c in self.cases)
+
+    def case_score(self, case_id: str) -> float | None:
+        """Mean of the case's per-subtask headline numbers (the index's default sort key)."""
+        values = [v for v in (s.headline(case_id) for s in self.subtasks.values()) if v is not None]
+        return sum(values) / len(values) if values else None
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"{path}: {what} is not valid JSON") from None
+
+
+def _read_records(path: Path) -> dict[str, dict]:
+    """The last record of each case in a records.jsonl; a torn line is skipped."""
+    out: dict[str, dict] = {}
+    if not path.exists():
+        return out
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and "case_id" in record:
+                out[str(record["case_id"])] = record
+    return out
+
+
+def load_run_view(path: str | Path, *, compute_scores: bool = True) -> RunView:
+    """Read a run directory; a missing ``run.json`` or dataset is a one-line :class:`DataError`."""
+    from ehrqa.data.archehr import read_dataset
+
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: not a run directory")
+    run_file = path / "run.json"
+    if not run_file.exists():
+        raise DataError(f"{path}: no run.json (is this a run directory from ehrqa run?)")
+    meta = _read_json(run_file, "run config")
+    data = meta.get("data") or {}
+    if not data.get("xml"):
+        raise DataError(f"{run_file}: no data.xml (the dataset the run read)")
+    cases = read_dataset(None, xml=data["xml"], key=data.get("key"))
+    subtasks = {}
+    for n in SUBTASKS:
+        view = _load_subtask(path, n)
+        if view is not None:
+            _attach_scores(path, view, cases, compute_scores)
+            subtasks[n] = view
+    if not subtasks:
+        raise DataError(f"{path}: no step records or submissions (steps/st1..4, subtask1..4)")
+    return RunView(path, path.name, meta, cases, subtasks, data_name=str(data.get("name") or ""))
+
+
+def _load_subtask(path: Path, n: int) -> SubtaskView | None:
+    records = _read_records(path / "steps" / f"st{n}" / "records.jsonl")
+    submission = path / f"subtask{n}" / "submission.json"
+    predictions: dict[str, object] = {}
+    if submission.exists():
+        entries = _read_json(submission, f"subtask {n} submission")
+        if not isinstance(entries, list):
+            raise DataError(f"{submission}: expected a list of entries")
+        for e in entries:
+            if isinstance(e, dict) and "case_id" in e:
+                predictions[str(e["case_id"])] = e.get("prediction")
+    else:
+        for cid, r in records.items():
+            if r.get("status", "ok") != "failed" and "prediction" in r:
+                predictions[cid] = r["prediction"]
+    if not predictions and not records:
+        return None
+    return SubtaskView(n, predictions, records)
+
+
+def _attach_scores(path: Path, view: SubtaskView, cases: list[Case], compute: bool) -> None:
+    file = path / "scores" / f"subtask{view.subtask}.json"
+    if file.exists():
+        saved = _read_json(file, f"subtask {view.subtask} scores")
+        if isinstance(saved, dict):
+            view.scores = saved.get("scores") or {}
+            view.per_case = _per_case_dict(saved.get("per_case"))
+            view.scores_source = "run"
+            return
+    gold = {c.id: c for c in cases if c.has_key}
+    if not compute or not view.predictions or not all(cid in gold for cid in view.predictions):
+        return
+    from ehrqa import score as scoring
+
+    entries = [{"case_id": cid, "prediction": p} for cid, p in view.predictions.items()]
+    metrics = CHEAP_METRICS.get(view.subtask)
+    try:
+        result = scoring.score(view.subtask, entries, cases, metrics=metrics, case_ids=list(view.predictions))
+    except DataError as e:  # e.g. gold without citations: show predictions only
+        log.warning("subtask %d: per-case scores not computed (%s)", view.subtask, e)
+        return
+    view.scores = dict(result.scores)
+    view.per_case = _per_case_dict(result.per_case)
+    view.scores_source = f"computed ({metrics})" if metrics else "computed"
+
+
+def _per_case_dict(raw) -> dict[str, dict[str, float]]:
+    """``{"<case id>": {metric: value}}`` from the contract's dict or ehrqa.score's list of records."""
+    out: dict[str, dict[str, float]] = {}
+    if isinstance(raw, dict):
+        items = raw.items()
+    elif isinstance(raw, list):
+        items = ((r.get("case_id"), r) for r in raw if isinstance(r, dict))
+    else:
+        return out
+    for cid, values in items:
+        if cid is None or not isinstance(values, dict):
+            continue
+        out[str(cid)] = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and k != "case_id"}
+    return out
+
+
+def vote_threshold_points(
+    view: SubtaskView, cases: list[Case]
+) -> tuple[list[tuple[int, float, float]], tuple[float, float]] | None:
+    """Micro precision/recall (0-100) of "at least t votes" for each vote threshold t, and the run's own
+    point, from ST2 votes ``{sentence id: count}`` or ST4 votes ``{answer id: {note id: count}}``.
+    None when the records carry no votes or the cases no gold."""
+    by_id = {c.id: c for c in cases}
+    voted = {cid: r for cid, r in view.records.items() if isinstance(r.get("votes"), dict) and cid in by_id}
+    if view.subtask not in (2, 4) or not voted:
+        return None
+    gold: dict[str, set] = {}
+    counts: dict[str, dict] = {}
+    for cid, record in voted.items():
+        case = by_id[cid]
+        if view.subtask == 2:
+            if case.relevance is None:
+                return None
+            gold[cid] = set(case.essential_ids)
+            counts[cid] = {sid: n for sid, n in record["votes"].items() if isinstance(n, (int, float))}
+        else:
+            if not case.answer_sentences or any(a.citations is None for a in case.answer_sentences):
+                return None
+            gold[cid] = case.citation_pairs
+            counts[cid] = {
+                (aid, nid): n
+                for aid, links in record["votes"].items()
+                if isinstance(links, dict)
+                for nid, n in links.items()
+                if isinstance(n, (int, float))
+            }
+    top = max(
+        [int(r.get("n_votes") or 0) for r in voted.values()] + [int(n) for c in counts.values() for n in c.values()]
+    )
+    points = []
+    for t in range(1, top + 1):
+        predicted = {cid: {k for k, n in c.items() if n >= t} for cid, c in counts.items()}
+        points.append((t, *_micro(predicted, gold)))
+    chosen = {cid: _predicted_set(view.subtask, view.predictions.get(cid)) for cid in voted}
+    return points, _micro(chosen, gold)
+
+
+def _predicted_set(subtask: int, prediction) -> set:
+    if subtask == 2:
+        return {str(s) for s in prediction or ()}
+    return {
+        (str(x.get("answer_id")), str(n))
+        for x in prediction or ()
+        if isinstance(x, dict)
+        for n in x.get("evidence_id") or ()
+    }
+
+
+def _micro(predicted: dict[str, set], gold: dict[str, set]) -> tuple[float, float]:
+    tp = sum(len(predicted[c] & gold[c]) for c in predicted)
+    n_pred = sum(len(p) for p in predicted.values())
+    n_gold = sum(len(gold[c]) for c in predicted)
+    precision = 100.0 * tp / n_pred if n_pred else 0.0
+    recall = 100.0 * tp / n_gold if n_gold else 0.0
+    return precision, recall
