@@ -374,3 +374,40 @@ def test_the_fake_server_runs_as_a_separate_process():
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_an_unknown_host_on_every_attempt_stops_the_run(monkeypatch):
+    def no_such_host(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    chat = OpenAIChat("http://no-such-host.invalid/v1", "m", retries=1, backoff=0.01)
+    with pytest.raises(
+        BackendFatal, match="no-such-host.invalid/v1/chat/completions: host not found; is the host name"
+    ):
+        chat.complete([_request("q")])
+
+
+@pytest.mark.parametrize("setting", [{"timeout": 0}, {"retries": -1}, {"concurrency": 0}])
+def test_impossible_settings_are_a_one_line_error(setting):
+    with pytest.raises(DataError, match="timeout must be > 0, retries >= 0, concurrency >= 1"):
+        OpenAIChat("http://127.0.0.1:9/v1", "m", **setting)
+
+
+def test_an_abandoned_batch_leaves_no_thread_to_wait_for(openai_server):
+    """A fatal reply while another request hangs: the process still exits at once (no join on the hung one)."""
+    code = (
+        "import sys\n"
+        "from ehrqa.llm.backend import BackendFatal, ChatRequest, GenerationConfig\n"
+        "from ehrqa.llm.openai import OpenAIChat\n"
+        "chat = OpenAIChat(sys.argv[1], 'm', concurrency=2, timeout=300)\n"
+        "asks = [ChatRequest(({'role': 'user', 'content': t},), GenerationConfig()) for t in sys.argv[2:]]\n"
+        "try:\n"
+        "    chat.complete(asks)\n"
+        "except BackendFatal as e:\n"
+        "    print('fatal:', e)\n"
+    )
+    args = [sys.executable, "-c", code, openai_server.base_url, "[fake:slow=120]", "[fake:401]"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("fatal: ") and "HTTP 401" in done.stdout
+    assert done.stderr == ""

@@ -23,7 +23,7 @@ Failures, per request (one bad case never costs the others):
 - ``choices[0].message.content: null`` is a finished reply with ``text=""`` (never retried);
 - the run stops at once with :class:`~ehrqa.llm.backend.BackendFatal` (one line with a hint) on
   HTTP 401/403 (the key), 404 (the model name or URL), and when every attempt of a request found
-  the connection refused (no server at that address; the other requests would fail the same way).
+  the connection refused or the host unknown (nobody there; the other requests would fare no better).
 
 The API key is read from the environment variable ``api_key_env`` for each request; it is never
 stored on the object, logged, or put in :attr:`OpenAIChat.description`.
@@ -35,13 +35,15 @@ import http.client
 import json
 import logging
 import os
+import queue
+import socket
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 
 from ehrqa.errors import DataError
 from ehrqa.llm.backend import BackendFatal, ChatBackend, ChatRequest, OnReply, Reply
@@ -49,6 +51,7 @@ from ehrqa.llm.backend import BackendFatal, ChatBackend, ChatRequest, OnReply, R
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 429}  # and every 5xx
+UNREACHABLE = ("connection refused", "host not found")
 MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this
 
 
@@ -94,9 +97,14 @@ class OpenAIChat(ChatBackend):
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = timeout
-        self.retries = max(0, retries)
+        if timeout <= 0 or retries < 0 or concurrency < 1:
+            raise DataError(
+                f"openai backend: timeout must be > 0, retries >= 0, concurrency >= 1 "
+                f"(got {timeout}, {retries}, {concurrency})"
+            )
+        self.retries = retries
         self.backoff = max(0.0, backoff)
-        self.concurrency = max(1, concurrency)
+        self.concurrency = concurrency
         self.response_format = response_format
         # vLLM and llama.cpp pass chat_template_kwargs to the template; strict APIs may reject it,
         # so it is sent only for Qwen3 models unless asked for explicitly.
@@ -108,30 +116,50 @@ class OpenAIChat(ChatBackend):
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
         """One reply per request, in order; ``on_reply(index, reply)`` runs in this thread as each
         arrives. :class:`BackendFatal` stops the batch: queued requests are dropped, those in flight
-        finish their current attempt in the background and are discarded."""
+        end with their current attempt and are discarded."""
         for request in requests:
             if request.config.n != 1:
                 raise ValueError(
                     f"{request.label}: n={request.config.n}; send one request per sample "
                     "(GenerationConfig.for_sample(sample_seed(...)))"
                 )
-        replies: list[Reply | None] = [None] * len(requests)
         if not requests:
             return []
-        stop = threading.Event()  # set when the batch is abandoned: workers stop retrying
-        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests)), thread_name_prefix="openai")
+        # Daemon workers over a shared queue, each completing a Future: an abandoned batch (a fatal
+        # reply, Ctrl-C) leaves no thread that the interpreter would wait for on its way out.
+        stop = threading.Event()  # set when the batch is abandoned: workers stop taking requests
+        futures = [Future() for _ in requests]
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(requests)):
+            todo.put(i)
+
+        def work() -> None:
+            while not stop.is_set():
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if futures[i].set_running_or_notify_cancel():
+                    try:
+                        futures[i].set_result(self._complete_one(requests[i], stop))
+                    except BaseException as e:  # BackendFatal, or a bug: the calling thread raises it
+                        futures[i].set_exception(e)
+
+        for _ in range(min(self.concurrency, len(requests))):
+            threading.Thread(target=work, name="openai-request", daemon=True).start()
+        index = {future: i for i, future in enumerate(futures)}
+        replies: list[Reply | None] = [None] * len(requests)
         try:
-            futures = {pool.submit(self._complete_one, request, stop): i for i, request in enumerate(requests)}
             for future in as_completed(futures):
-                i = futures[future]
+                i = index[future]
                 replies[i] = future.result()  # BackendFatal propagates from here
                 if on_reply is not None:
                     on_reply(i, replies[i])
         except BaseException:
             stop.set()
-            pool.shutdown(wait=False, cancel_futures=True)
+            for future in futures:
+                future.cancel()
             raise
-        pool.shutdown(wait=True)
         return replies
 
     # -- one request -----------------------------------------------------------------------------
@@ -157,7 +185,7 @@ class OpenAIChat(ChatBackend):
     def _complete_one(self, request: ChatRequest, stop: threading.Event) -> Reply:
         data = json.dumps(self.payload(request)).encode("utf-8")
         started = time.perf_counter()
-        refused = 0
+        unreachable = 0  # attempts that found no server at all
         reason, delay, attempts = "not attempted", 0.0, 0
         for attempt in range(self.retries + 1):
             if stop.is_set():
@@ -167,7 +195,7 @@ class OpenAIChat(ChatBackend):
                 reply = self._attempt(data)
             except _Retry as e:
                 reason, delay = e.reason, e.retry_after
-                refused += reason == "connection refused"
+                unreachable += reason in UNREACHABLE
             except _Failed as e:
                 reason = e.reason
                 break
@@ -184,8 +212,9 @@ class OpenAIChat(ChatBackend):
                 )
                 if stop.wait(delay):
                     break
-        if refused == attempts == self.retries + 1:
-            raise BackendFatal(f"cannot connect to {self.shown_url}: connection refused; is the server running there?")
+        if unreachable == attempts == self.retries + 1:  # nobody there: the other requests would fare no better
+            hint = "is the host name right?" if reason == "host not found" else "is the server running there?"
+            raise BackendFatal(f"cannot connect to {self.shown_url}: {reason}; {hint}")
         error = reason if attempts == 1 else f"{reason} after {attempts} attempts"
         log.warning("%s: %s: %s", self.shown_url, request.label, error)
         return Reply(None, error=error, seconds=time.perf_counter() - started, extra={"attempts": attempts})
@@ -272,6 +301,8 @@ def _exception_reason(error: object) -> str:
         return "timeout"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(error, socket.gaierror):
+        return "host not found"
     if isinstance(error, BaseException):
         return type(error).__name__
     return "connection failed"  # URLError with a string reason (e.g. a proxy's words)
