@@ -28,7 +28,7 @@ from ehrqa.llm.backend import (
     sample_seed,
 )
 from ehrqa.llm.openai import OpenAIChat
-from fakes.openai_server import CANNED, FakeOpenAIServer, reply
+from fakes.openai_server import CANNED, Act, FakeOpenAIServer, reply
 
 KEY = "sk-test-secret-4711"
 PHI = "Mrs Example has a rare cancer"  # stands for note text that must never reach logs or errors
@@ -194,6 +194,13 @@ def test_a_timeout_is_retried_then_reported(openai_server):
     got = _chat(openai_server, timeout=0.3, retries=1).complete([_request("q [fake:slow=5]")])[0]
     assert got.text is None and got.error == "timeout after 2 attempts"
     assert openai_server.count == 2
+
+
+def test_retry_after_is_honoured_when_longer_than_the_back_off(openai_server):
+    openai_server.push(Act("status", status=429, headers=(("Retry-After", "0.3"),)))
+    got = _chat(openai_server, backoff=0.01).complete([_request("q")])[0]
+    assert got.ok and got.extra == {"attempts": 2}
+    assert got.seconds >= 0.3  # it waited as told, not the 0.01 s back-off
 
 
 def test_retries_zero_means_one_attempt(openai_server):

@@ -69,6 +69,7 @@ class Act:
     status: int = 200
     delay: float = 0.0  # seconds to wait before answering
     usage: tuple[int, int] | None = None  # reply: (prompt_tokens, completion_tokens); None: word counts
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers, e.g. (("Retry-After", "1"),)
 
 
 def reply(content: str, *, delay: float = 0.0, usage: tuple[int, int] | None = None) -> Act:
@@ -257,7 +258,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _perform(self, chosen: Act, body: dict) -> None:
         if chosen.kind == "status":
-            return self._send_json(chosen.status, {"error": {"message": "scripted failure", "code": chosen.status}})
+            error = {"error": {"message": "scripted failure", "code": chosen.status}}
+            return self._send_json(chosen.status, error, chosen.headers)
         if chosen.kind == "reply":
             content = chosen.content if chosen.content is not None else f"echo: {_last_user(body)}"
             usage = chosen.usage or (_words(body), len(content.split()))
@@ -283,12 +285,14 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         raise ValueError(f"unknown act kind {chosen.kind!r}")
 
-    def _send_json(self, code: int, payload: object) -> None:
-        self._send_bytes(json.dumps(payload).encode("utf-8"), code=code)
+    def _send_json(self, code: int, payload: object, headers: tuple[tuple[str, str], ...] = ()) -> None:
+        self._send_bytes(json.dumps(payload).encode("utf-8"), code=code, headers=headers)
 
-    def _send_bytes(self, data: bytes, *, code: int = 200, length: int | None = None) -> None:
+    def _send_bytes(self, data: bytes, *, code: int = 200, length: int | None = None, headers: tuple = ()) -> None:
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data) if length is None else length))
         self.end_headers()
         self.wfile.write(data)

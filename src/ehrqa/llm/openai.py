@@ -232,7 +232,7 @@ class OpenAIChat(ChatBackend):
         except urllib.error.HTTPError as e:
             retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
             e.close()
-            self._http_error(e.code, retry_after)
+            raise self._http_error(e.code, retry_after) from None
         except urllib.error.URLError as e:  # raised while connecting or sending
             raise _Retry(_exception_reason(e.reason)) from None
         except http.client.IncompleteRead:
@@ -243,20 +243,19 @@ class OpenAIChat(ChatBackend):
             raise _Retry(_exception_reason(e)) from None
         return _parse_reply(raw)
 
-    def _http_error(self, code: int, retry_after: float) -> None:
+    def _http_error(self, code: int, retry_after: float) -> Exception:
+        """What an HTTP error status means: stop the run, try again, or fail this request."""
         if code in (401, 403):
-            where = (
-                f"check {self.api_key_env}" if os.environ.get(self.api_key_env) else f"{self.api_key_env} is not set"
-            )
-            raise BackendFatal(f"{self.shown_url}: HTTP {code}: the server refused the API key ({where})")
+            key_state = "is not set" if not os.environ.get(self.api_key_env) else "holds a key the server refused"
+            return BackendFatal(f"{self.shown_url}: HTTP {code}: check the API key ({self.api_key_env} {key_state})")
         if code == 404:
-            raise BackendFatal(
+            return BackendFatal(
                 f"{self.shown_url}: HTTP 404 for model {self.model!r}: "
                 "is the model name right? is the URL the /v1 root?"
             )
         if code in RETRY_STATUS or 500 <= code <= 599:
-            raise _Retry(f"HTTP {code}", retry_after)
-        raise _Failed(f"HTTP {code}")
+            return _Retry(f"HTTP {code}", retry_after)
+        return _Failed(f"HTTP {code}")
 
 
 def _parse_reply(raw: bytes) -> Reply:
