@@ -183,6 +183,31 @@ BAD_FILES = {
         dict(key=_key([{"case_id": "7", "answers": [{"sentence_id": "42", "relevance": "essential"}]}])),
         ["case 7", "unknown sentence id '42'"],
     ),
+    "empty sentence": (
+        dict(xml=_xml(GOOD_CASE.format(cid="7", s="<sentence id='1'>A.</sentence><sentence id='2'> </sentence>"))),
+        ["archehr-qa.xml", "case 7", "sentence 2", "empty"],
+    ),
+    "negative sentence offset": (
+        dict(xml=_xml(GOOD_CASE.format(cid="7", s="<sentence id='1' start_char_index='-2'>A.</sentence>"))),
+        ["case 7", "sentence 1", "start_char_index is negative: -2"],
+    ),
+    "misplaced phrase": (
+        dict(
+            xml=_xml(
+                "<case id='7'><patient_narrative>Hello. Why?</patient_narrative><patient_question>"
+                "<phrase id='0' start_char_index='0'>Why?</phrase></patient_question></case>"
+            ),
+            key="[]",
+        ),
+        ["case 7", "phrase 0", "start_char_index 0 does not point"],
+    ),
+    "xml case without sentences that the key labels": (
+        dict(
+            xml=_xml("<case id='7'><patient_narrative>Why?</patient_narrative></case>"),
+            key=_key([{"case_id": "7", "answers": [{"sentence_id": "1", "relevance": "essential"}]}]),
+        ),
+        ["archehr-qa.xml: case 7", "no <note_excerpt_sentences>"],
+    ),
     "unknown relevance label": (
         dict(key=_key([{"case_id": "7", "answers": [{"sentence_id": "1", "relevance": "maybe"}]}])),
         ["case 7", "sentence 1", "unknown relevance label 'maybe'"],
@@ -207,3 +232,20 @@ def test_missing_directory_and_files(tmp_path):
         read_dataset(tmp_path / "nope")
     with pytest.raises(DataError, match="holds neither"):
         read_dataset(tmp_path)
+
+
+def test_key_alone_where_the_xml_is_needed(dataset):
+    path, _ = dataset
+    with pytest.raises(DataError, match="archehr-qa.xml is needed") as err:
+        read_dataset(key=path / "archehr-qa_key.json")
+    assert "None" not in str(err.value)
+    assert [c.id for c in read_dataset(key=path / "archehr-qa_key.json", require_xml=False)] == ["7", "12"]
+
+
+def test_phrase_offsets_may_count_in_the_raw_narrative(tmp_path):
+    # some writers count offsets before stripping the pretty-printed element text: accepted too
+    (tmp_path / "archehr-qa.xml").write_text(
+        "<annotations><case id='7'><patient_narrative>\n  Hi. Why?\n</patient_narrative><patient_question>"
+        "<phrase id='0' start_char_index='7'>Why?</phrase></patient_question></case></annotations>"
+    )
+    assert read_dataset(tmp_path)[0].question_phrases[0].start == 7
