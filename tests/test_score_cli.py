@@ -35,8 +35,15 @@ def test_st2_from_key_only_equals_api(tmp_path, data_dir, cases, capsys):
     preds = {c.id: list(c.essential_ids[:2]) + list(c.supplementary_ids[:1]) for c in cases}
     entries = build_submission(2, preds, cases)
     sub = write_submission(entries, tmp_path / "out" / "submission.json")
-    code, got, _ = _run(capsys, "--subtask", "2", "--submission", str(sub.with_suffix(".zip")),
-                        "--key", str(data_dir / "archehr-qa_key.json"))  # fmt: skip
+    code, got, _ = _run(
+        capsys,
+        "--subtask",
+        "2",
+        "--submission",
+        str(sub.with_suffix(".zip")),
+        "--key",
+        str(data_dir / "archehr-qa_key.json"),
+    )
     assert code == 0
     expected = score_submission(2, entries, cases)
     assert {k: got[k] for k in expected if k != "signature"} == {k: v for k, v in expected.items() if k != "signature"}
@@ -48,8 +55,22 @@ def test_st4_case_ids_out_and_per_case(tmp_path, data_dir, cases, capsys):
     sub = write_submission(build_submission(4, preds, cases), tmp_path / "s4.json", zip_too=False)
     ids = [cases[0].id, cases[2].id]
     out, per_case = tmp_path / "res.json", tmp_path / "pc.csv"
-    code, got, _ = _run(capsys, "--subtask", "4", "--submission", str(sub), "--data", str(data_dir),
-                        "--case-ids", ids[0], ids[1], "--out", str(out), "--per-case", str(per_case))  # fmt: skip
+    code, got, _ = _run(
+        capsys,
+        "--subtask",
+        "4",
+        "--submission",
+        str(sub),
+        "--data",
+        str(data_dir),
+        "--case-ids",
+        ids[0],
+        ids[1],
+        "--out",
+        str(out),
+        "--per-case",
+        str(per_case),
+    )
     assert code == 0
     assert got["micro_f1"] == got["macro_f1"] == got["overall_score"] == 100.0
     assert got["n_cases"] == 2
@@ -62,9 +83,21 @@ def test_st3_text_metrics_and_range_syntax(tmp_path, data_dir, cases, capsys):
     preds = {c.id: c.answer_sentences[0].text for c in cases}
     sub = write_submission(build_submission(3, preds, cases), tmp_path / "s3.json")
     first = int(cases[0].id)
-    code, got, _ = _run(capsys, "--subtask", "3", "--submission", str(sub), "--data", str(data_dir),
-                        "--metrics", "bleu,rouge,sari", "--case-ids", f"{first}-{first + 2}",
-                        "--per-case", str(tmp_path / "pc.jsonl"))  # fmt: skip
+    code, got, _ = _run(
+        capsys,
+        "--subtask",
+        "3",
+        "--submission",
+        str(sub),
+        "--data",
+        str(data_dir),
+        "--metrics",
+        "bleu,rouge,sari",
+        "--case-ids",
+        f"{first}-{first + 2}",
+        "--per-case",
+        str(tmp_path / "pc.jsonl"),
+    )
     assert code == 0
     assert got["n_cases"] == 3
     assert {"bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "sari", "overall_partial"} <= set(got)
@@ -101,19 +134,30 @@ def test_invalid_submission_exits_2_with_one_message(tmp_path, data_dir, cases, 
 
 
 def test_bad_metric_list_exits_2(tmp_path, data_dir, capsys):
-    code, _, err = _run(capsys, "--subtask", "3", "--submission", str(tmp_path / "x.json"), "--data", str(data_dir),
-                        "--metrics", "bleu,cider")  # fmt: skip
+    code, _, err = _run(
+        capsys,
+        "--subtask",
+        "3",
+        "--submission",
+        str(tmp_path / "x.json"),
+        "--data",
+        str(data_dir),
+        "--metrics",
+        "bleu,cider",
+    )
     assert code == 2 and "cider" in err
-    code, _, err = _run(capsys, "--subtask", "2", "--submission", str(tmp_path / "x.json"), "--data", str(data_dir),
-                        "--metrics", "bleu")  # fmt: skip
+    code, _, err = _run(
+        capsys, "--subtask", "2", "--submission", str(tmp_path / "x.json"), "--data", str(data_dir), "--metrics", "bleu"
+    )
     assert code == 2 and "subtasks 1 and 3" in err
 
 
 def test_bootstrap_flag_adds_intervals(tmp_path, data_dir, cases, capsys):
     preds = {c.id: list(c.essential_ids[:1]) + list(c.supplementary_ids[:2]) for c in cases}
     sub = write_submission(build_submission(2, preds, cases), tmp_path / "s2.json")
-    code, got, _ = _run(capsys, "--subtask", "2", "--submission", str(sub), "--data", str(data_dir),
-                        "--bootstrap", "100", "--seed", "7")  # fmt: skip
+    code, got, _ = _run(
+        capsys, "--subtask", "2", "--submission", str(sub), "--data", str(data_dir), "--bootstrap", "100", "--seed", "7"
+    )
     assert code == 0
     lo, hi = got["ci95"]["overall_score"]
     assert lo <= got["overall_score"] <= hi

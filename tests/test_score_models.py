@@ -65,14 +65,23 @@ def tiny_alignscore(tmp_path_factory):
     d = tmp_path_factory.mktemp("roberta")
     texts = ["The patient had a fever and pneumonia.", "A chest tube drained fluid.", "Troponin rose."] * 20
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=300, min_frequency=1,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])  # fmt: skip
+    bpe.train_from_iterator(
+        texts, vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     bpe.save_model(str(d))
     tok = RobertaTokenizerFast(vocab_file=str(d / "vocab.json"), merges_file=str(d / "merges.txt"), model_max_length=64)
     tok.save_pretrained(d)
-    config = RobertaConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, max_position_embeddings=66, pad_token_id=1, bos_token_id=0,
-                           eos_token_id=2)  # fmt: skip
+    config = RobertaConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=66,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
     config.save_pretrained(d)
     torch.manual_seed(0)
     model = al.AlignModel(config).eval()
@@ -88,8 +97,14 @@ def test_alignscore_checkpoint_loads_and_scores(tiny_alignscore):
     model, tok, ckpt, roberta_dir = tiny_alignscore
     scorer = al.AlignScorer.from_checkpoint(ckpt, roberta_dir)
     pairs = [("The patient had a fever.", "He had pneumonia."), ("A chest tube drained fluid.", "Troponin rose.")]
-    enc = tok([p for p, _ in pairs], [h for _, h in pairs], truncation="only_first", padding="max_length",
-              max_length=64, return_tensors="pt")  # fmt: skip
+    enc = tok(
+        [p for p, _ in pairs],
+        [h for _, h in pairs],
+        truncation="only_first",
+        padding="max_length",
+        max_length=64,
+        return_tensors="pt",
+    )
     with torch.no_grad():
         expected = model(enc["input_ids"], enc["attention_mask"])
     assert torch.equal(scorer.pair_probabilities(pairs), expected)  # the checkpoint's weights, not random ones
@@ -148,10 +163,14 @@ def test_bertscore_official_rejects_other_models():
 
 
 def test_bertscore_proxy_is_labelled():
-    cases = [Case(id="1", narrative="Why?", answer="He had a small heart attack."),
-             Case(id="2", narrative="Why?", answer="The fever came from pneumonia.")]  # fmt: skip
-    entries = [{"case_id": "1", "prediction": "He had a small heart attack."},
-               {"case_id": "2", "prediction": "Troponin levels were checked."}]  # fmt: skip
+    cases = [
+        Case(id="1", narrative="Why?", answer="He had a small heart attack."),
+        Case(id="2", narrative="Why?", answer="The fever came from pneumonia."),
+    ]
+    entries = [
+        {"case_id": "1", "prediction": "He had a small heart attack."},
+        {"case_id": "2", "prediction": "Troponin levels were checked."},
+    ]
     result = score(3, entries, cases, metrics="bertscore,sari")
     assert "bertscore" not in result.scores and "overall_score" not in result.scores
     assert result.scores["overall_partial_metrics"] == ["sari", "bertscore_proxy"]
@@ -168,8 +187,14 @@ def test_bertscore_proxy_is_labelled():
 def test_medcon_semantic_types():
     assert len(mc.MEDCON_SEMTYPES) == 66
     assert {g: len(t) for g, t in mc.SEMANTIC_GROUPS.items()} == {
-        "ANAT": 11, "CHEM": 20, "DEVI": 3, "DISO": 12, "GENE": 5, "PHEN": 6, "PHYS": 9,
-    }  # fmt: skip
+        "ANAT": 11,
+        "CHEM": 20,
+        "DEVI": 3,
+        "DISO": 12,
+        "GENE": 5,
+        "PHEN": 6,
+        "PHYS": 9,
+    }
     assert "T061" not in mc.MEDCON_SEMTYPES and "T060" not in mc.MEDCON_SEMTYPES  # procedures excluded
     assert {"T047", "T184", "T121", "T023"} <= mc.MEDCON_SEMTYPES
 
@@ -206,8 +231,12 @@ def test_medcon_official_index_settings(tiny_umls_index):
 def test_all_official_resources_give_overall_score(tiny_umls_index, tiny_distilbert, tiny_alignscore):
     _, _, ckpt, roberta_dir = tiny_alignscore
     cases = [Case(id="5", narrative="Why did he need a tube?", answer="He had chest pain and fever.")]
-    resources = Resources(bertscore_model=str(tiny_distilbert), alignscore_ckpt=str(ckpt),
-                          alignscore_model=str(roberta_dir), quickumls_index=str(tiny_umls_index))  # fmt: skip
+    resources = Resources(
+        bertscore_model=str(tiny_distilbert),
+        alignscore_ckpt=str(ckpt),
+        alignscore_model=str(roberta_dir),
+        quickumls_index=str(tiny_umls_index),
+    )
     got = score_submission(3, [{"case_id": "5", "prediction": "Chest pain and fever."}], cases, resources=resources)
     names = ["bleu", "rougeLsum", "sari", "bertscore", "alignscore", "medcon"]
     assert "overall_partial" not in got

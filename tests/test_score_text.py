@@ -20,8 +20,18 @@ from ehrqa.score.sari import corpus_sari, sentence_sari
 
 def test_13a_tokenizer_rules():
     assert tokenize_13a("well-\nknown &amp; <skipped>ok. 2.5 mg, x-ray 3-4") == [
-        "wellknown", "&", "ok", ".", "2.5", "mg", ",", "x-ray", "3", "-", "4",
-    ]  # fmt: skip
+        "wellknown",
+        "&",
+        "ok",
+        ".",
+        "2.5",
+        "mg",
+        ",",
+        "x-ray",
+        "3",
+        "-",
+        "4",
+    ]
 
 
 def test_bleu_by_hand():
@@ -167,10 +177,14 @@ def _cases() -> list[Case]:
         "THE SCAN SHOWED NO BLEEDING.",
     ]
     return [
-        Case(id=str(i), narrative=f"My relative {i} was in hospital. Why was this done?", answer=a,
-             clinician_question=f"Why was treatment {i} given?")
+        Case(
+            id=str(i),
+            narrative=f"My relative {i} was in hospital. Why was this done?",
+            answer=a,
+            clinician_question=f"Why was treatment {i} given?",
+        )
         for i, a in enumerate(answers, start=11)
-    ]  # fmt: skip
+    ]
 
 
 def _entries(preds: dict[str, str]) -> list[dict]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.errors import DataError
+from ehrqa.score.metric import MetricUnavailable, Resources, TextMetric, dir_fingerprint, package_version, register
 
 CHUNK_WORDS = 350
 BATCH_SIZE = 32
@@ -72,22 +73,25 @@ def nli_sp(
     return float(probs.max(axis=0).mean())
 
 
-class AlignScorer:
-    """P(aligned) from an AlignScore checkpoint, and per-case ``nli_sp`` scores."""
+class AlignScorer(TextMetric):
+    """P(aligned) from an AlignScore checkpoint, and per-case ``nli_sp`` scores of the
+    predictions (claims) against their references (contexts)."""
 
-    def __init__(self, model, tokenizer, max_length: int, signature: str, batch_size: int = BATCH_SIZE):
+    key = "alignscore"
+
+    def __init__(
+        self, model, tokenizer, max_length: int, ckpt_path: Path, roberta_dir: Path, batch_size: int = BATCH_SIZE
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.ckpt_path = ckpt_path
+        self.roberta_dir = roberta_dir
         self.batch_size = batch_size
-        self._signature = signature
 
     @classmethod
     def from_checkpoint(cls, ckpt_path: str | Path, roberta_dir: str | Path) -> AlignScorer:
         from transformers import AutoTokenizer, RobertaConfig
-
-        from ehrqa.score import _pkg_version
-        from ehrqa.score.report import dir_fingerprint
 
         ckpt_path, roberta_dir = Path(ckpt_path), Path(roberta_dir)
         if not ckpt_path.is_file():
@@ -100,11 +104,13 @@ class AlignScorer:
         model.eval()
         tokenizer = AutoTokenizer.from_pretrained(roberta_dir)
         max_length = min(tokenizer.model_max_length, config.max_position_embeddings - 2)
-        signature = (
-            f"nli_sp-chunk{CHUNK_WORDS}-sents:{_splitter()[1]}-{ckpt_path.name}@{dir_fingerprint(ckpt_path)}"
-            f"-{roberta_dir.name}@{dir_fingerprint(roberta_dir)}-transformers{_pkg_version('transformers')}"
+        return cls(model, tokenizer, max_length, ckpt_path, roberta_dir)
+
+    def signature(self) -> str:
+        return (
+            f"nli_sp-chunk{CHUNK_WORDS}-sents:{_splitter()[1]}-{self.ckpt_path.name}@{dir_fingerprint(self.ckpt_path)}"
+            f"-{self.roberta_dir.name}@{dir_fingerprint(self.roberta_dir)}-transformers{package_version('transformers')}"
         )
-        return cls(model, tokenizer, max_length, signature)
 
     def pair_probabilities(self, pairs: list[tuple[str, str]]):
         """P(aligned) of each (context chunk, claim sentence) pair, as a float32 tensor."""
@@ -132,12 +138,20 @@ class AlignScorer:
         probs = self.pair_probabilities([(c, s) for c in chunks for s in sentences])
         return probs.view(len(chunks), len(sentences)).max(dim=0).values.mean().item()
 
-    def values(self, contexts: list[str], claims: list[str]):
+    def per_case(self, predictions: Sequence[str], references: Sequence[str], sources: Sequence[str]) -> list[float]:
         from ehrqa.progress import progress
-        from ehrqa.score import MetricValues
 
-        scores = [self.score(c, h) for c, h in progress(list(zip(contexts, claims, strict=True)), "AlignScore")]
-        return MetricValues("alignscore", scores, self._signature, True)
+        pairs = list(zip(references, predictions, strict=True))
+        return [self.score(context, claim) for context, claim in progress(pairs, "AlignScore")]
+
+
+@register("alignscore")
+def _build(resources: Resources) -> list[TextMetric]:
+    if not resources.alignscore_ckpt:
+        raise MetricUnavailable("needs --alignscore-ckpt FILE (AlignScore-base.ckpt) and --alignscore-model DIR")
+    if not resources.alignscore_model:
+        raise DataError("AlignScore: --alignscore-ckpt needs --alignscore-model DIR (roberta-base)")
+    return [AlignScorer.from_checkpoint(resources.alignscore_ckpt, resources.alignscore_model)]
 
 
 def _read_state_dict(path: Path) -> dict:

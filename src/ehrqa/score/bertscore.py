@@ -15,13 +15,26 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from ehrqa.errors import DataError
+from ehrqa.score.metric import (
+    MetricUnavailable,
+    Resources,
+    TextMetric,
+    dir_fingerprint,
+    package_version,
+    proxy_key,
+    register,
+)
 
+KEY = "bertscore"
 OFFICIAL_MODEL = "distilbert-base-uncased"
 OFFICIAL_LAYER = 4
+PROXY_MODEL = "all-MiniLM-L6-v2"
 PROXY_LAYER = 6
 
 
@@ -41,36 +54,29 @@ def minilm_dir() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-class BertScore:
+@dataclass(frozen=True)
+class BertScore(TextMetric):
     """Per-case BERTScore F1 for one encoder configuration."""
 
-    def __init__(self, model_dir: str | Path, num_layers: int, *, baseline: Path | None, key: str, official: bool):
-        self.model_dir = Path(model_dir)
-        self.num_layers = num_layers
-        self.baseline = baseline
-        self.key = key
-        self.official = official
+    key: str
+    model_name: str  # the encoder's hub name, for the signature
+    model_dir: Path
+    num_layers: int
+    baseline: Path | None  # bert-score's rescaling baseline, or None for raw F1
+    official: bool = True
+    batch_size: int = 64
 
-    def f1(self, predictions: list[str], references: list[str], batch_size: int = 64) -> list[float]:
+    def per_case(self, predictions: Sequence[str], references: Sequence[str], sources: Sequence[str]) -> list[float]:
         scorer = _scorer(str(self.model_dir), self.num_layers, str(self.baseline) if self.baseline else None)
-        _, _, f = scorer.score(list(predictions), list(references), batch_size=batch_size)
-        return [float(v) for v in f.tolist()]
+        _, _, f = scorer.score(list(predictions), list(references), batch_size=self.batch_size)
+        return f.tolist()
 
     def signature(self) -> str:
-        from ehrqa.score import _pkg_version
-        from ehrqa.score.report import dir_fingerprint
-
-        name = OFFICIAL_MODEL if self.official else "all-MiniLM-L6-v2"
         rescale = "rescaled" if self.baseline else "unrescaled"
         return (
-            f"{name}@{dir_fingerprint(self.model_dir)}-L{self.num_layers}-noidf-{rescale}"
-            f"-bert-score{_pkg_version('bert-score')}"
+            f"{self.model_name}@{dir_fingerprint(self.model_dir)}-L{self.num_layers}-noidf-{rescale}"
+            f"-bert-score{package_version('bert-score')}"
         )
-
-    def values(self, predictions: list[str], references: list[str]):
-        from ehrqa.score import MetricValues
-
-        return MetricValues(self.key, self.f1(predictions, references), self.signature(), self.official)
 
 
 def official(model_dir: str | Path) -> BertScore:
@@ -82,12 +88,21 @@ def official(model_dir: str | Path) -> BertScore:
     model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
     if model_type != "distilbert":
         raise DataError(f"--bertscore-model {model_dir}: model_type is {model_type!r}, expected 'distilbert'")
-    return BertScore(model_dir, OFFICIAL_LAYER, baseline=baseline_file(), key="bertscore", official=True)
+    return BertScore(KEY, OFFICIAL_MODEL, model_dir, OFFICIAL_LAYER, baseline_file())
 
 
 def proxy() -> BertScore:
     """The labelled stand-in on the shipped MiniLM encoder."""
-    return BertScore(minilm_dir(), PROXY_LAYER, baseline=None, key="bertscore_proxy", official=False)
+    return BertScore(proxy_key(KEY), PROXY_MODEL, minilm_dir(), PROXY_LAYER, None, official=False)
+
+
+@register("bertscore")
+def _build(resources: Resources) -> list[TextMetric]:
+    if resources.bertscore_model:
+        return [official(resources.bertscore_model)]
+    if resources.proxies:
+        return [proxy()]
+    raise MetricUnavailable("needs --bertscore-model DIR (distilbert-base-uncased)")
 
 
 @cache

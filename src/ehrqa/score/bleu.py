@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
+
+from ehrqa.score.metric import Resources, TextMetric, package_version, register
 
 MAX_ORDER = 4
 
@@ -58,3 +62,22 @@ def sentence_bleu(prediction: str, reference: str, max_order: int = MAX_ORDER) -
     ratio = float(len(hyp)) / len(ref)
     bp = 1.0 if ratio > 1.0 else math.exp(1 - 1.0 / ratio)
     return float(geo_mean * bp)
+
+
+@dataclass(frozen=True)
+class Bleu(TextMetric):
+    """The official ST3 BLEU, per case."""
+
+    max_order: int = MAX_ORDER
+    key = "bleu"
+
+    def per_case(self, predictions: Sequence[str], references: Sequence[str], sources: Sequence[str]) -> list[float]:
+        return [sentence_bleu(p, r, self.max_order) for p, r in zip(predictions, references, strict=True)]
+
+    def signature(self) -> str:
+        return f"tfnmt-max{self.max_order}-nosmooth-cased-tok13a-sacrebleu{package_version('sacrebleu')}"
+
+
+@register("bleu")
+def _build(resources: Resources) -> list[TextMetric]:
+    return [Bleu()]

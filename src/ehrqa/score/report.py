@@ -1,4 +1,4 @@
-"""Turning per-case values into the official report: keys, overall scores, signature, CIs.
+"""Turning per-case values into the official report: means, overall scores, CIs, the result object.
 
 Per-case records are plain dicts (``case_id`` plus values); the aggregate of a list of
 records is a pure function, so the bootstrap simply re-aggregates resampled records.
@@ -6,22 +6,20 @@ records is a pure function, so the bootstrap simply re-aggregates resampled reco
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ehrqa.score.metric import proxy_key
 
 # Leaderboard metrics of the text subtasks, in the official order.
 LEADERBOARD = {
     1: ("alignscore", "rougeLsum", "medcon", "bertscore"),
     3: ("bleu", "rougeLsum", "sari", "bertscore", "alignscore", "medcon"),
 }
-# Stand-ins report under their own key, never under the official one.
-PROXY_KEYS = {"bertscore": "bertscore_proxy", "alignscore": "alignscore_proxy", "medcon": "medcon_proxy"}
-# Per-case values on the 0-1 scale are scaled after averaging; SARI is already 0-100.
-ALREADY_PERCENT = {"sari"}
 
 
 def overall(values: Sequence[float]) -> float:
@@ -32,10 +30,9 @@ def overall(values: Sequence[float]) -> float:
     return float(np.mean(np.asarray(values, dtype=float)))
 
 
-def mean_scaled(values: Sequence[float], key: str) -> float:
-    """``numpy.mean`` of per-case values in submission order, then x100 (not for SARI)."""
-    m = float(np.mean(np.asarray(values, dtype=float)))
-    return m if key in ALREADY_PERCENT else m * 100
+def mean_scaled(values: Sequence[float], scale: float) -> float:
+    """``numpy.mean`` of per-case values in submission order, then x ``scale`` (100, or 1 for SARI)."""
+    return float(np.mean(np.asarray(values, dtype=float))) * scale
 
 
 def add_overall(subtask: int, scores: dict[str, float], official: set[str]) -> None:
@@ -50,8 +47,8 @@ def add_overall(subtask: int, scores: dict[str, float], official: set[str]) -> N
     for n in names:
         if n in scores:
             used.append(n)
-        elif PROXY_KEYS.get(n) in scores:
-            used.append(PROXY_KEYS[n])
+        elif proxy_key(n) in scores:
+            used.append(proxy_key(n))
     if used:
         scores["overall_partial"] = overall([scores[n] for n in used])
         scores["overall_partial_metrics"] = used
@@ -78,22 +75,39 @@ def bootstrap_ci(
     return {k: [float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))] for k, v in samples.items()}
 
 
-def dir_fingerprint(path: str | Path) -> str:
-    """A short, cheap id of a model or index directory: hash of file names, sizes and any
-    ``config.json``; enough to tell two model directories apart in a signature."""
-    path = Path(path)
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for p in files:
-        h.update(f"{p.relative_to(path) if p != path else p.name}:{p.stat().st_size}\n".encode())
-        if p.name == "config.json":
-            h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def signature_string(parts: dict[str, str]) -> str:
+def signature_string(parts: Mapping[str, str]) -> str:
     """sacreBLEU-style ``name:value|name:value`` string."""
     return "|".join(f"{k}:{v}" for k, v in parts.items())
+
+
+def display(record: dict, scales: Mapping[str, float]) -> dict:
+    """A per-case record as reported: values on the 0-100 scale, counts as integers, no ``_`` fields."""
+    out = {"case_id": record["case_id"]}
+    for k, v in record.items():
+        if k == "case_id" or k.startswith("_"):
+            continue
+        out[k] = v if isinstance(v, int) else v * scales.get(k, 100.0)
+    return out
+
+
+@dataclass
+class ScoreResult:
+    subtask: int
+    scores: dict  # official keys (+ stand-ins, overall_partial) on the 0-100 scale
+    per_case: list[dict]  # one record per case, submission order, 0-100 scale
+    signature: str
+    unavailable: dict[str, str] = field(default_factory=dict)
+    ci: dict[str, list[float]] | None = None
+
+    def to_dict(self) -> dict:
+        out = dict(self.scores)
+        out["n_cases"] = len(self.per_case)
+        if self.unavailable:
+            out["unavailable"] = dict(self.unavailable)
+        if self.ci is not None:
+            out["ci95"] = self.ci
+        out["signature"] = self.signature
+        return out
 
 
 def write_per_case(records: Sequence[dict], path: str | Path) -> Path:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+from ehrqa.score.metric import Resources, TextMetric, register
+
 ROUGE_SCORE_VERSION = "0.1.2"  # the semantics reproduced here
 
 _NON_ALPHANUM = re.compile(r"[^a-z0-9]+")
@@ -111,12 +114,36 @@ def _sentences(text: str) -> list[list[str]]:
     return [tokenize(s) for s in text.split("\n") if len(s)]
 
 
+# each variant as a function of (prediction, reference); the target is the reference
+_VARIANTS: dict[str, Callable[[str, str], float]] = {
+    "rouge1": lambda p, r: _rouge_n(tokenize(r), tokenize(p), 1),
+    "rouge2": lambda p, r: _rouge_n(tokenize(r), tokenize(p), 2),
+    "rougeL": lambda p, r: _rouge_l(tokenize(r), tokenize(p)),
+    "rougeLsum": lambda p, r: _rouge_lsum(_sentences(r), _sentences(p)),
+}
+ROUGE_TYPES = tuple(_VARIANTS)
+
+
 def sentence_rouge(prediction: str, reference: str) -> dict[str, float]:
     """F-measures in [0, 1] for rouge1, rouge2, rougeL and rougeLsum (target = reference)."""
-    t, p = tokenize(reference), tokenize(prediction)
-    return {
-        "rouge1": _rouge_n(t, p, 1),
-        "rouge2": _rouge_n(t, p, 2),
-        "rougeL": _rouge_l(t, p),
-        "rougeLsum": _rouge_lsum(_sentences(reference), _sentences(prediction)),
-    }
+    return {key: score(prediction, reference) for key, score in _VARIANTS.items()}
+
+
+@dataclass(frozen=True)
+class Rouge(TextMetric):
+    """One ROUGE variant (``key`` from :data:`ROUGE_TYPES`), per case."""
+
+    key: str
+    label = "rouge"
+
+    def per_case(self, predictions: Sequence[str], references: Sequence[str], sources: Sequence[str]) -> list[float]:
+        score = _VARIANTS[self.key]
+        return [score(p, r) for p, r in zip(predictions, references, strict=True)]
+
+    def signature(self) -> str:
+        return f"rouge-score{ROUGE_SCORE_VERSION}-nostem-lsum-newline"
+
+
+@register("rouge")
+def _build(resources: Resources) -> list[TextMetric]:
+    return [Rouge(key) for key in ROUGE_TYPES]

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ehrqa.score.bleu import _tokenizer
+from ehrqa.score.metric import Resources, TextMetric, package_version, register
+
+MAX_ORDER = 4
 
 
 def normalize(text: str) -> str:
@@ -71,23 +75,23 @@ def _sari_ngram(source: list[str], output: list[str], references: list[list[str]
     return keep_f, del_p, add_f
 
 
-def sentence_sari(source: str, prediction: str, references: Sequence[str]) -> float:
+def sentence_sari(source: str, prediction: str, references: Sequence[str], max_order: int = MAX_ORDER) -> float:
     """SARI on the 0-100 scale of one prediction given its source and references
     (what ``evaluate``'s ``sari`` returns for a single example)."""
-    return 100 * (_sari_unit(source, prediction, references) / 1)
+    return 100 * _sari_unit(source, prediction, references, max_order)
 
 
-def _sari_unit(source: str, prediction: str, references: Sequence[str]) -> float:
+def _sari_unit(source: str, prediction: str, references: Sequence[str], max_order: int = MAX_ORDER) -> float:
     src = normalize(source).split(" ")
     out = normalize(prediction).split(" ")
     refs = [normalize(r).split(" ") for r in references]
     keeps, dels, adds = [], [], []
-    for n in range(1, 5):
+    for n in range(1, max_order + 1):
         k, d, a = _sari_ngram(_ngrams(src, n), _ngrams(out, n), [_ngrams(r, n) for r in refs])
         keeps.append(k)
         dels.append(d)
         adds.append(a)
-    return (sum(keeps) / 4 + sum(dels) / 4 + sum(adds) / 4) / 3
+    return (sum(keeps) / max_order + sum(dels) / max_order + sum(adds) / max_order) / 3
 
 
 def corpus_sari(sources: Sequence[str], predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -96,3 +100,26 @@ def corpus_sari(sources: Sequence[str], predictions: Sequence[str], references: 
     for s, p, r in zip(sources, predictions, references, strict=True):
         total += _sari_unit(s, p, r)
     return 100 * (total / len(predictions))
+
+
+@dataclass(frozen=True)
+class Sari(TextMetric):
+    """The official ST3 SARI, per case, with the patient narrative as the source."""
+
+    max_order: int = MAX_ORDER
+    key = "sari"
+    scale = 1.0  # already 0-100
+    needs_source = True
+
+    def per_case(self, predictions: Sequence[str], references: Sequence[str], sources: Sequence[str]) -> list[float]:
+        return [
+            sentence_sari(s, p, [r], self.max_order) for s, p, r in zip(sources, predictions, references, strict=True)
+        ]
+
+    def signature(self) -> str:
+        return f"evaluate-sent-lc-tok13a-n{self.max_order}-src=narrative-sacrebleu{package_version('sacrebleu')}"
+
+
+@register("sari")
+def _build(resources: Resources) -> list[TextMetric]:
+    return [Sari()]

@@ -5,15 +5,24 @@ micro values from integer sums over the submission entries, macro values as ``nu
 of the per-case values in submission order, and scaling to 0-100 only after averaging.
 
 The two subtasks differ on empty cases: in ST2 a case where both the prediction and the
-gold are empty scores (1, 1, 1); in ST4 such a case scores (0, 0, 0).
+gold are empty scores (1, 1, 1); in ST4 such a case scores (0, 0, 0). :data:`SCORERS` gives,
+for each, the per-case record builder, the aggregate of records and the signature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from ehrqa.data.case import Case
+from ehrqa.errors import DataError
+
+ST2_BOTH_EMPTY_IS_ONE = True
+ST4_BOTH_EMPTY_IS_ONE = False
+ST2_SIGNATURE = f"st2-strict+lenient-bothempty{int(ST2_BOTH_EMPTY_IS_ONE)}"
+ST4_SIGNATURE = f"st4-pairs-bothempty{int(ST4_BOTH_EMPTY_IS_ONE)}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ def st2_scores(counts: Sequence[dict[str, Counts]]) -> dict[str, float]:
     """The official ST2 keys on the 0-100 scale from per-case counts (submission order)."""
     out: dict[str, float] = {}
     for mode in ("strict", "lenient"):
-        out.update(_micro_macro([c[mode] for c in counts], both_empty_is_one=True, prefix=f"{mode}_"))
+        out.update(_micro_macro([c[mode] for c in counts], both_empty_is_one=ST2_BOTH_EMPTY_IS_ONE, prefix=f"{mode}_"))
     out["overall_score"] = out["strict_micro_f1"]
     return out
 
@@ -96,14 +105,65 @@ def _micro_macro(counts: Sequence[Counts], *, both_empty_is_one: bool, prefix: s
     return out
 
 
-def st4_pairs(links: dict[str, Iterable[str]]) -> set[tuple[str, str]]:
-    """(answer sentence id, note sentence id) pairs from ``{answer_id: [evidence ids]}``."""
-    return {(aid, sid) for aid, sids in links.items() for sid in sids}
+def st4_pairs(links: Iterable[Mapping]) -> set[tuple[str, str]]:
+    """(answer sentence id, note sentence id) pairs from official ``{"answer_id", "evidence_id"}``
+    objects; repeated objects for one answer sentence are unioned."""
+    return {(link["answer_id"], sid) for link in links for sid in link["evidence_id"]}
 
 
 def st4_scores(counts: Sequence[Counts]) -> dict[str, float]:
     """The official ST4 keys on the 0-100 scale: micro over all pairs, macro over cases,
     no "both empty = 1" rule."""
-    out = _micro_macro(counts, both_empty_is_one=False)
+    out = _micro_macro(counts, both_empty_is_one=ST4_BOTH_EMPTY_IS_ONE)
     out["overall_score"] = out["micro_f1"]
     return out
+
+
+# ---------------------------------------------------------------- per-case records
+
+
+def st2_record(case_id: str, predicted: Iterable[str], case: Case) -> dict:
+    """One ST2 case: strict and lenient P/R/F (0-1), the strict counts, and ``_counts`` for aggregation."""
+    if case.relevance is None:
+        raise DataError(f"key: case {case_id}: no relevance labels (needed for subtask 2)")
+    counts = st2_counts(predicted, case.essential_ids, case.supplementary_ids)
+    rec: dict = {"case_id": case_id}
+    for mode, c in counts.items():
+        p, r, f = prf(c, both_empty_is_one=ST2_BOTH_EMPTY_IS_ONE)
+        rec.update({f"{mode}_precision": p, f"{mode}_recall": r, f"{mode}_f1": f})
+    c = counts["strict"]
+    rec.update({"n_predicted": c.n_pred, "n_essential": c.n_gold, "n_correct": c.tp, "_counts": counts})
+    return rec
+
+
+def st4_record(case_id: str, links: Iterable[Mapping], case: Case) -> dict:
+    """One ST4 case: P/R/F (0-1) over (answer, note sentence) pairs, the counts, and ``_counts``."""
+    if case.answer_sentences is None or any(a.citations is None for a in case.answer_sentences):
+        raise DataError(f"key: case {case_id}: answer sentences without citations (needed for subtask 4)")
+    c = count(st4_pairs(links), case.citation_pairs)
+    p, r, f = prf(c, both_empty_is_one=ST4_BOTH_EMPTY_IS_ONE)
+    return {
+        "case_id": case_id,
+        "precision": p,
+        "recall": r,
+        "f1": f,
+        "n_predicted": c.n_pred,
+        "n_gold": c.n_gold,
+        "n_correct": c.tp,
+        "_counts": c,
+    }
+
+
+@dataclass(frozen=True)
+class SetScorer:
+    """How one of the set subtasks is scored: per-case records, their aggregate, the signature."""
+
+    record: Callable[[str, object, Case], dict]
+    aggregate: Callable[[Sequence[dict]], dict[str, float]]
+    signature: str
+
+
+SCORERS = {
+    2: SetScorer(st2_record, lambda records: st2_scores([r["_counts"] for r in records]), ST2_SIGNATURE),
+    4: SetScorer(st4_record, lambda records: st4_scores([r["_counts"] for r in records]), ST4_SIGNATURE),
+}
