@@ -418,3 +418,15 @@ def test_an_abandoned_batch_leaves_no_thread_to_wait_for(openai_server):
     done = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.startswith("fatal: ") and "HTTP 401" in done.stdout
     assert done.stderr == ""
+
+
+def test_a_reply_with_zero_tokens_round_trips_through_its_record(openai_server):
+    got = _chat(openai_server).complete([_request("q [fake:null-content]")])[0]
+    assert (got.text, got.completion_tokens) == ("", 0)
+    again = type(got).from_dict(json.loads(json.dumps(got.to_dict())))
+    assert (again.text, again.prompt_tokens, again.completion_tokens, again.error) == (
+        "",
+        4,
+        0,
+        None,
+    )  # 4 words in the two messages

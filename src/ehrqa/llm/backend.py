@@ -95,7 +95,8 @@ class Reply:
         return self.error is None and self.text is not None
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {}, False)}
+        # `is` for False: a count of 0 (== False) is kept, only unset fields are dropped
+        return {k: v for k, v in asdict(self).items() if v is not None and v is not False and v != {}}
 
     @classmethod
     def from_dict(cls, data: dict) -> Reply:
