@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -102,3 +103,30 @@ def test_bad_model_flags_are_one_line_errors(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "ehrqa: error: the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)"
     )
+
+
+def test_global_flags_parse_before_and_after_the_command():
+    from ehrqa.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["-v", "show"]).verbose is True  # a sub-command's absent flag does not undo it
+    assert parser.parse_args(["show", "-v"]).verbose is True
+    assert parser.parse_args(["show"]).quiet is False
+    nested = parser.parse_args(["train", "aligner", "--out", "m", "-q"])
+    assert nested.quiet is True and nested.verbose is False
+
+
+def test_quiet_switches_off_every_progress_bar():
+    # ehrqa's own bars and those of libraries (tqdm, huggingface_hub / transformers model loading)
+    code = (
+        "import os, sys, ehrqa.commands.show as show; from ehrqa.cli import main\n"
+        "names = ('EHRQA_NO_PROGRESS', 'TQDM_DISABLE', 'HF_HUB_DISABLE_PROGRESS_BARS')\n"
+        "show.run = lambda args: print([os.environ.get(n) for n in names])\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("EHRQA_NO_PROGRESS", "TQDM_DISABLE")}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    quiet = subprocess.run([sys.executable, "-c", code, "show", "-q"], capture_output=True, text=True, env=env)
+    assert quiet.stdout.strip() == "['1', '1', '1']", quiet.stderr
+    loud = subprocess.run([sys.executable, "-c", code, "show"], capture_output=True, text=True, env=env)
+    assert loud.stdout.strip() == "[None, None, None]", loud.stderr

@@ -61,9 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
         name = module.__name__.rsplit(".", 1)[1]
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
         module.add_arguments(p)
-        _add_global_flags(p, default=argparse.SUPPRESS)
+        for command_parser in _with_nested(p):  # `ehrqa train aligner -q` as well
+            _add_global_flags(command_parser, default=argparse.SUPPRESS)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def _with_nested(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and the parsers of its own sub-commands, recursively."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found.extend(_with_nested(child))
+    return found
 
 
 def _configure_output(verbose: bool, quiet: bool) -> None:
