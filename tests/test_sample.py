@@ -50,3 +50,33 @@ def test_sample_round_trips_through_the_writer(tmp_path):
     assert read_dataset(tmp_path) == cases
     assert (tmp_path / "archehr-qa.xml").read_text().startswith("<?xml version='1.0' encoding='UTF-8'?>")
     ET.parse(tmp_path / "archehr-qa.xml")  # well-formed for any XML consumer
+
+
+def _make_sample():
+    """``scripts/make_sample.py`` as a module (scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "make_sample.py"
+    spec = importlib.util.spec_from_file_location("make_sample", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generator_reproduces_the_shipped_files_byte_for_byte(tmp_path):
+    make_sample = _make_sample()
+    assert make_sample.main(["--check"]) == 0
+    assert make_sample.main(["--out", str(tmp_path)]) == 0
+    for name in ("archehr-qa.xml", "archehr-qa_key.json"):
+        assert (tmp_path / name).read_bytes() == (sample_dir() / name).read_bytes()
+    assert make_sample.build() == read_dataset()
+
+
+def test_generator_check_reports_a_changed_case(tmp_path, capsys):
+    make_sample = _make_sample()
+    text = make_sample.CASES_FILE.read_text(encoding="utf-8")
+    edited = tmp_path / "cases.yaml"
+    edited.write_text(text.replace("E trop: Troponin I was 0.42", "E trop: Troponin I was 0.43", 1), encoding="utf-8")
+    assert make_sample.main(["--check", "--cases", str(edited)]) == 1
+    assert "out of date: archehr-qa.xml (run" in capsys.readouterr().err  # the key did not change
