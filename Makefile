@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/ehrqa demo
 
 test: $(STAMP)
+	bash scripts/install-browser.sh
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q

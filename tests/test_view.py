@@ -16,7 +16,7 @@ import pytest
 
 from ehrqa.cli import main
 from ehrqa.data.archehr import read_dataset, sample_dir, write_xml
-from ehrqa.data.case import Case
+from ehrqa.data.case import AnswerSentence, Case
 from ehrqa.view.html import write_view
 from ehrqa.view.runview import load_run_view
 
@@ -33,15 +33,20 @@ def st2_prediction(case: Case, perfect: bool) -> list[str]:
     return ids[1:] + wrong
 
 
+def altered_answer_sentence(case: Case) -> AnswerSentence:
+    """The answer sentence whose ST4 links make_run gets wrong: the first citing two or more sentences."""
+    return next(a for a in case.answer_sentences if len(a.citations) >= 2)
+
+
 def st4_prediction(case: Case) -> list[dict]:
-    """Gold links, but the first cited answer sentence loses its last citation and gains a wrong one."""
-    out, changed = [], False
+    """Gold links, except that :func:`altered_answer_sentence` loses its last citation and gains a wrong one."""
+    target = altered_answer_sentence(case).id
     wrong = [sid for sid, lab in case.relevance if lab == "not-relevant"][0]
+    out = []
     for a in case.answer_sentences:
         ids = list(a.citations)
-        if ids and not changed:
+        if a.id == target:
             ids = ids[:-1] + [wrong]
-            changed = True
         out.append({"answer_id": a.id, "evidence_id": ids})
     return out
 
@@ -140,13 +145,13 @@ def test_index_is_worst_first_with_per_case_scores(run_a):
     # ST2 per-case strict F1 of case 101 from the scorer: one miss and one false alarm
     n = len(next(c for c in run.cases if c.id == "101").essential_ids)
     assert run.subtasks[2].headline("101") == pytest.approx(100 * (n - 1) / n)
-    assert run.subtasks[3].scores_source == "computed (bleu,rouge,sari)"
+    assert run.subtasks[3].scores_source == "computed: bleu,rouge,sari"
 
 
 def test_st4_links_and_votes(run_a):
     page = write_view(run_a, plots=False).path.read_text(encoding="utf-8")
     case = next(c for c in read_dataset() if c.id == "101")
-    first = next(a for a in case.answer_sentences if a.citations)
+    first = altered_answer_sentence(case)
     block = page.split('<section class="case" id="case-101"')[1].split('<div class="st4">')[1].split("</ol>")[0]
     item = block.split(f'data-aid="{first.id}"')[0].rsplit("<li", 1)[1] + block.split(f'data-aid="{first.id}"')[1]
     item = item.split("</li>")[0]

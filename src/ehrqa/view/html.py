@@ -74,7 +74,7 @@ def make_plots(run: RunView) -> list[tuple[str, Path]]:
     made: list[tuple[str, Path]] = []
     try:
         for n, view in run.subtasks.items():
-            if view.scores:
+            if plots.bar_count(n, view.scores) >= 2:  # one bar (ST1 with ROUGE alone): the histogram says it
                 ids = list(view.predictions)
                 official = plots.is_official_test(n, ids, run.data_name)
                 made.append((f"ST{n} metrics", plots.metric_bars(n, view.scores, out_dir / f"st{n}_metrics.png",
@@ -108,8 +108,8 @@ def render(a: RunView, b: RunView | None = None, images: list[tuple[str, Path]] 
         f"<title>ehrqa view: {e(a.name)}{' vs ' + e(b.name) if b else ''}</title>",
         f"<style>{CSS}</style></head><body>",
         _header(runs),
-        _plots(images or []),
         _index(a, b),
+        _plots(images or []),
         '<main id="cases">',
     ]
     parts.extend(_case(case, runs) for case in a.cases)
@@ -144,7 +144,7 @@ def _header(runs: list[RunView]) -> str:
             if view is None:
                 cells.append("<td>–</td>")
                 continue
-            source = f' <span class="muted">({e(view.scores_source)})</span>' if view.scores_source else ""
+            source = f' <span class="muted">{e(view.scores_source)}</span>' if view.scores_source else ""
             cells.append(f"<td>{e(_headline_scores(view))}{source}</td>")
         recipe = run.meta.get("recipe") or {}
         name = recipe.get("name") if isinstance(recipe, dict) else None
@@ -191,7 +191,11 @@ def _plots(images: list[tuple[str, Path]]) -> str:
             f'<figure><img alt="{e(title)}" src="data:image/png;base64,{data}">'
             f"<figcaption>{e(title)}</figcaption></figure>"
         )
-    return '<section id="plots"><h2>Plots</h2><div class="plots">' + "".join(figures) + "</div></section>"
+    return (
+        '<section id="plots"><details open><summary><h2>Plots</h2></summary><div class="plots">'
+        + "".join(figures)
+        + "</div></details></section>"
+    )
 
 
 def _index(a: RunView, b: RunView | None) -> str:
@@ -480,7 +484,8 @@ table.index th.sorted-asc::after { content: " ▲"; } table.index th.sorted-desc
 table.index tr:nth-child(even) { background: #f7fafc; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .verdict.better { color: #276749; font-weight: 600; } .verdict.worse { color: #c53030; font-weight: 600; }
-.plots { display: flex; flex-wrap: wrap; gap: .8rem; } figure { margin: 0; } figure img { max-width: 460px; }
+.plots { display: flex; flex-wrap: wrap; gap: .8rem; } figure { margin: 0; }
+figure img { height: 250px; width: auto; max-width: 100%; } #plots summary h2 { display: inline; }
 figcaption { font-size: .8rem; color: var(--muted); }
 .case { border-top: 3px solid #cbd5e0; margin-top: 1.5rem; padding-top: .3rem; }
 .badge { font-size: .75rem; padding: .05rem .4rem; border-radius: .6rem; background: #e2e8f0; font-weight: normal; }
@@ -489,6 +494,10 @@ figcaption { font-size: .8rem; color: var(--muted); }
 mark.qphrase { background: #fefcbf; border-bottom: 2px solid #d69e2e; }
 .panels { display: grid; grid-template-columns: 1fr; gap: 1rem; } .panels.two { grid-template-columns: 1fr 1fr; }
 .panel { display: grid; grid-template-columns: 3fr 2fr; gap: 1rem; } .panel.stacked { grid-template-columns: 1fr; }
+.panel:not(.stacked) .answer-col { position: sticky; top: .3rem; align-self: start; max-height: 98vh;
+                                   overflow-y: auto; }
+.panel.stacked .note-col { position: sticky; top: 0; z-index: 1; background: #fff; max-height: 48vh; overflow-y: auto;
+                           border-bottom: 2px solid #cbd5e0; padding-bottom: .3rem; }
 ol.note { list-style: none; padding: 0; margin: 0; } ol.note li.gap { height: .6rem; }
 .sent { padding: .1rem .3rem; border-radius: 3px; margin: 1px 0; border: 2px solid transparent; }
 ol.note .sent { display: flex; gap: .4rem; align-items: baseline; }
@@ -545,6 +554,13 @@ JS = """
         s.classList.add('missing');
       }
     });
+    // a note that scrolls on its own (two runs side by side): bring the first highlighted sentence into it
+    var col = panel.querySelector('.note-col');
+    var first = panel.querySelector('ol.note .sent.cited, ol.note .sent.missing');
+    if (col && first && col.scrollHeight > col.clientHeight + 1) {
+      var offset = first.getBoundingClientRect().top - col.getBoundingClientRect().top;
+      if (offset < 40 || offset > col.clientHeight - 40) col.scrollTop += offset - 60;
+    }
   }
   var pinned = new Map();
   document.querySelectorAll('.panel').forEach(function (panel) {

@@ -90,6 +90,11 @@ def run_value(scores: Mapping[str, object], key: str) -> tuple[float | None, str
     return None, ""
 
 
+def bar_count(subtask: int, scores: Mapping[str, object]) -> int:
+    """How many of the subtask's bar metrics the run has a value for."""
+    return sum(run_value(scores, key)[0] is not None for key, _ in BAR_METRICS.get(subtask, ()))
+
+
 def metric_bars(subtask: int, scores: Mapping[str, object], out: str | Path, *, official_test: bool = False) -> Path:
     """Bars of the run's metrics beside the published reference numbers of the subtask."""
     plt = _pyplot()

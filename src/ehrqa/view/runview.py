@@ -162,7 +162,7 @@ def _attach_scores(path: Path, view: SubtaskView, cases: list[Case], compute: bo
         return
     view.scores = dict(result.scores)
     view.per_case = _per_case_dict(result.per_case)
-    view.scores_source = f"computed ({metrics})" if metrics else "computed"
+    view.scores_source = f"computed: {metrics}" if metrics else "computed"
 
 
 def _per_case_dict(raw) -> dict[str, dict[str, float]]:
