@@ -18,7 +18,6 @@ from ehrqa.errors import DataError
 
 XML_NAME = "archehr-qa.xml"
 KEY_NAME = "archehr-qa_key.json"
-MAPPING_NAME = "archehr-qa_mapping.json"  # shipped with releases, unused
 
 
 def sample_dir() -> Path:

@@ -97,10 +97,6 @@ class Case:
     def has_key(self) -> bool:
         return self.relevance is not None or self.answer is not None or self.answer_sentences is not None
 
-    def numbered_note(self) -> str:
-        """The note as numbered lines, ``[id] text``, newlines inside a sentence flattened."""
-        return "\n".join(f"[{s.id}] {' '.join(s.text.split())}" for s in self.sentences)
-
     def input_for(self, subtask: int) -> Case:
         """The case as the official test input of ``subtask`` holds it, and nothing more.
 
