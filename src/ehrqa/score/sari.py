@@ -6,8 +6,10 @@ there is one reference. Texts are lowercased and 13a-tokenised, n = 1..4, and th
 the mean over n of (keep F1 + deletion precision + addition F1) / 3, times 100.
 
 Like ``evaluate`` (and unlike the original paper's code) the keep recall divides by the
-total count of kept reference n-grams, and every 0/0 is defined as 1 so that an output
-equal to its reference scores 100.
+total count of kept reference n-grams, and every 0/0 is defined as 1. An output equal to its
+reference scores 100 only when the source repeats no n-gram more often than the output:
+deletion counts are multisets, so the extra copies of "the" in a long narrative count as
+deletions of an n-gram the reference holds (the gold answers of the sample score 99.43).
 """
 
 from __future__ import annotations
