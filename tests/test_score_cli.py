@@ -175,3 +175,12 @@ def test_score_starts_without_heavy_imports(tmp_path, data_dir, cases):
     )
     run = subprocess.run([sys.executable, "-c", code, str(sub), str(data_dir)], capture_output=True, text=True)
     assert "HEAVY []" in run.stdout, run.stdout + run.stderr
+
+
+def test_metrics_help_names_every_registered_metric(capsys):
+    from ehrqa.score import METRICS
+
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    listed = capsys.readouterr().out.split("comma-separated from", 1)[1].split()[0]
+    assert sorted(listed.split(",")) == sorted(METRICS)
