@@ -92,6 +92,8 @@ def display(record: dict, scales: Mapping[str, float]) -> dict:
 
 @dataclass
 class ScoreResult:
+    """The scores of one submission, with the per-case records, the signature and any CIs."""
+
     subtask: int
     scores: dict  # official keys (+ stand-ins, overall_partial) on the 0-100 scale
     per_case: list[dict]  # one record per case, submission order, 0-100 scale
