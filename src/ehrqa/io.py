@@ -22,6 +22,12 @@ def _describe(path: Path, error: OSError) -> str:
     return f"{path}: cannot write ({reason})"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` all at once: a temporary sibling, fsync, rename. An unwritable
     place or a path that is a directory is a one-line :class:`DataError`; nothing is left behind."""
@@ -34,6 +40,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as e:
         raise DataError(_describe(path, e)) from None
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; honour the umask as open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

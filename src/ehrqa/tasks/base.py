@@ -34,6 +34,11 @@ class Voter:
     max_new_tokens: int = 512
     weight: float = 1.0
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("llm", "aligner"):
+            raise ValueError(f"a voter's kind is 'llm' or 'aligner', not {self.kind!r}")
+        self.generation()  # refuses several greedy samples
+
     def generation(self, *, json: bool = False) -> GenerationConfig:
         return GenerationConfig(
             max_new_tokens=self.max_new_tokens,

@@ -50,6 +50,7 @@ class GenerateConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
+        self.voter  # noqa: B018 - builds (and so checks) the voter
         if self.select not in ("medoid", "first"):
             raise ValueError(f"select is 'medoid' or 'first', not {self.select!r}")
 

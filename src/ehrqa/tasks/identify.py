@@ -38,6 +38,7 @@ class IdentifyConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
+        self.all_voters  # noqa: B018 - builds (and so checks) the voters
 
     @property
     def all_voters(self) -> tuple[Voter, ...]:

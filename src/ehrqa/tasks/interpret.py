@@ -38,6 +38,7 @@ class InterpretConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
+        self.voter  # noqa: B018 - builds (and so checks) the voter
 
     @property
     def voter(self) -> Voter:

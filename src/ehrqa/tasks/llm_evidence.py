@@ -1,0 +1,200 @@
+"""ST2 and ST4 by chat models that vote: prompt, sample, parse, correct once, vote, fall back.
+
+For every case and every voter (a backend + prompt + samples; the retrieval aligner may be one
+voter too), each sample's reply is parsed by :mod:`ehrqa.llm.jsonout` (or, for answer-first
+prompts, by the citation markers of a drafted answer). A reply that cannot be used gets one
+correction turn naming its problems; if that fails too the sample is left out of the vote. The
+kept sentences (ST2) or links (ST4) are those at least ``vote_threshold`` of the voting weight
+names (:mod:`ehrqa.llm.vote`). A case without a single usable sample falls back to the retrieval
+aligner, and its record says so. No prediction ever names an id the case does not have.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+
+from ehrqa.data.case import Case
+from ehrqa.llm.backend import ChatRequest
+from ehrqa.llm.jsonout import Parsed, correction_message, parse_alignment, parse_evidence
+from ehrqa.llm.prompt import case_slots, load_prompt
+from ehrqa.tasks.base import Context, Voter
+
+_CITED = re.compile(r"\[\s*(?:S|sentences?\s*)?(\d+(?:\s*(?:,|-|–|and)\s*(?:S)?\d+)*)\s*\]", re.I)
+
+
+def cited_ids(reply: str | None, note_ids: Sequence[str]) -> Parsed:
+    """The note ids cited as ``[3]`` / ``[3, 5]`` / ``[3-5]`` in a drafted answer (answer-first ST2)."""
+    from ehrqa.tasks.postprocess import strip_thinking
+
+    found: list[str] = []
+    for group in _CITED.findall(strip_thinking(reply or "")):
+        for part in re.split(r"\s*(?:,|and)\s*", group):
+            digits = [p.lstrip("Ss") for p in re.split(r"\s*[-–]\s*", part.strip())]
+            digits = [d for d in digits if d.isdigit()]
+            if len(digits) == 2 and int(digits[0]) <= int(digits[1]):
+                found += [str(i) for i in range(int(digits[0]), int(digits[1]) + 1)]
+            else:
+                found += digits
+    valid = set(note_ids)
+    kept = [sid for sid in note_ids if sid in set(found)]
+    dropped = len({f for f in found if f not in valid})
+    if not found:
+        return Parsed([], ["no [id] citations found"], 0, ok=False, kind="evidence", hint=f"ids: {', '.join(note_ids)}")
+    return Parsed(kept, [], dropped, ok=bool(kept) or not dropped, kind="evidence")
+
+
+def _example_reply(example: Case, prompt_id: str, subtask: int) -> str:
+    """The reply a few-shot example should get, in the shape the prompt asks for, from its gold."""
+    if subtask == 4:
+        return json.dumps(
+            {a.id: [int(c) if c.isdigit() else c for c in a.citations or ()] for a in example.answer_sentences or ()}
+        )
+    if "answer-first" in prompt_id and example.answer_sentences:
+        return " ".join(f"{a.text} [{', '.join(a.citations or ())}]" for a in example.answer_sentences)
+    labels = dict(example.relevance or ())
+    return json.dumps({s.id: labels.get(s.id, "not-relevant") for s in example.sentences})
+
+
+def messages_for(case: Case, voter: Voter, ctx: Context, shots: int, subtask: int) -> list[dict]:
+    prompt = load_prompt(voter.prompt)
+    examples = []
+    if shots and ctx.examples is not None:
+        for example in ctx.examples.nearest(case, shots):
+            if subtask == 4 and not example.answer_sentences:
+                continue
+            examples.append((case_slots(example.input_for(subtask)), _example_reply(example, prompt.id, subtask)))
+    return prompt.render(case_slots(case), examples)
+
+
+Parser = Callable[[Case, str | None], Parsed]
+
+
+def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: int, parse: Parser) -> dict:
+    """Every sample of ``voter`` for every case, parsed, with one correction turn for unusable replies.
+
+    Returns ``{case_id: [Parsed or None per sample]}`` (None: no usable reply) and adds counts to
+    ``ctx.counts``; the ``"_failed"`` key lists (case id, error) of requests that got no reply."""
+    prompt = load_prompt(voter.prompt)
+    generation = voter.generation(json=prompt.output == "json")
+    by_id = {c.id: c for c in cases}
+    requests: list[ChatRequest] = []
+    for case in cases:
+        requests += ctx.requests(case, messages_for(case, voter, ctx, shots, subtask), generation, prompt.ref)
+    replies = ctx.complete(voter.backend, requests)
+    results: dict[str, list] = {c.id: [None] * len(ctx.requests(c, [], generation, "")) for c in cases}
+    failed: list[tuple[str, str]] = []
+    retry: list[tuple[int, ChatRequest]] = []
+    for request, reply in zip(requests, replies, strict=True):
+        if not reply.ok:
+            failed.append((request.case_id, reply.error or "no reply"))
+            continue
+        parsed = parse(by_id[request.case_id], reply.text)
+        if parsed.ok:
+            results[request.case_id][request.sample] = parsed
+        else:
+            turn = (
+                *request.messages,
+                {"role": "assistant", "content": reply.text},
+                {"role": "user", "content": correction_message(parsed)},
+            )
+            retry.append(
+                (
+                    request.sample,
+                    ChatRequest(turn, request.config, request.case_id, request.sample, prompt.ref + ":correction"),
+                )
+            )
+    if retry:
+        second = ctx.complete(voter.backend, [r for _, r in retry])
+        for (sample, request), reply in zip(retry, second, strict=True):
+            if reply.ok:
+                parsed = parse(by_id[request.case_id], reply.text)
+                if parsed.ok:
+                    results[request.case_id][sample] = parsed
+    results["_failed"] = failed
+    return results
+
+
+def _parser(subtask: int, prompt_id: str) -> Parser:
+    if subtask == 4:
+        return lambda case, reply: parse_alignment(
+            reply, [a.id for a in case.answer_sentences or ()], [s.id for s in case.sentences]
+        )
+    if "answer-first" in prompt_id:
+        return lambda case, reply: cited_ids(reply, [s.id for s in case.sentences])
+    return lambda case, reply: parse_evidence(reply, [s.id for s in case.sentences])
+
+
+def _collect(cases: Sequence[Case], config, ctx: Context, subtask: int, aligner_output: Callable) -> tuple:
+    """Per case, every voter's samples with their weights; the aligner's output where needed."""
+    voters = config.all_voters
+    samples: dict[str, list] = {c.id: [] for c in cases}
+    weights: dict[str, list[float]] = {c.id: [] for c in cases}
+    failures: dict[str, list[str]] = {c.id: [] for c in cases}
+    several = len(voters) > 1
+    aligner = None
+    for voter in voters:
+        if voter.kind == "aligner":
+            aligner = aligner if aligner is not None else aligner_output(cases)
+            for case in cases:
+                samples[case.id].append(aligner[case.id])
+                weights[case.id].append(voter.weight)
+            continue
+        results = ask(ctx, voter, cases, subtask, config.shots, _parser(subtask, voter.prompt))
+        for case_id, error in results.pop("_failed"):
+            failures[case_id].append(error)
+        for case in cases:
+            for parsed in results[case.id]:
+                samples[case.id].append(None if parsed is None else parsed.value)
+                weights[case.id].append(voter.weight / voter.samples if several else 1.0)
+    return samples, weights, failures, aligner
+
+
+def predict_evidence(cases: Sequence[Case], config, ctx: Context) -> None:
+    """ST2 by voting chat models; records each case (see :mod:`ehrqa.tasks.identify`)."""
+    from ehrqa.llm.vote import vote_ids
+    from ehrqa.tasks.identify import aligner_evidence
+
+    def aligner_output(cs):
+        return aligner_evidence(cs, config.aligner)
+
+    samples, weights, failures, aligner = _collect(cases, config, ctx, 2, aligner_output)
+    fallback = [c for c in cases if all(s is None for s in samples[c.id])]
+    if fallback and aligner is None:
+        aligner = aligner_output(fallback)
+    for case in cases:
+        usable = sum(s is not None for s in samples[case.id])
+        if not usable:
+            reason = failures[case.id][0] if failures[case.id] else "no usable reply after a correction turn"
+            ctx.record(case.id, aligner[case.id], status="fallback", reason=reason, n_votes=0)
+            continue
+        vote = vote_ids(samples[case.id], config.vote_threshold, weights[case.id], [s.id for s in case.sentences])
+        ctx.record(case.id, vote.kept, votes=vote.counts, n_votes=vote.total, usable_samples=usable)
+
+
+def predict_alignment(cases: Sequence[Case], config, ctx: Context) -> None:
+    """ST4 by voting chat models; records each case (see :mod:`ehrqa.tasks.align`)."""
+    from ehrqa.llm.vote import vote_links
+    from ehrqa.tasks.align import aligner_links, as_submission
+
+    def aligner_output(cs):
+        return aligner_links(cs, config.aligner)
+
+    samples, weights, failures, aligner = _collect(cases, config, ctx, 4, aligner_output)
+    fallback = [c for c in cases if all(s is None for s in samples[c.id])]
+    if fallback and aligner is None:
+        aligner = aligner_output(fallback)
+    for case in cases:
+        usable = sum(s is not None for s in samples[case.id])
+        if not usable:
+            reason = failures[case.id][0] if failures[case.id] else "no usable reply after a correction turn"
+            ctx.record(case.id, as_submission(case, aligner[case.id]), status="fallback", reason=reason, n_votes=0)
+            continue
+        answer_ids = [a.id for a in case.answer_sentences or ()]
+        vote = vote_links(
+            samples[case.id], config.vote_threshold, weights[case.id], answer_ids, [s.id for s in case.sentences]
+        )
+        ctx.record(
+            case.id, as_submission(case, vote.kept), votes=vote.counts, n_votes=vote.total, usable_samples=usable
+        )
