@@ -115,7 +115,8 @@ def format_reply(case: Case, subtask: int, chosen: set, rng: random.Random) -> s
     elif style == 2:
         body = json.dumps({"evidence": _ids_text(ids, rng)})
     else:
-        body = json.dumps(_ids_text(ids, rng))
+        listed = _ids_text(ids, rng)
+        body = json.dumps(listed if isinstance(listed, list) else [listed])  # ["2-4, 7"]
     return _wrap(body, rng)
 
 

@@ -197,6 +197,9 @@ def test_a_reply_naming_only_foreign_ids_is_not_ok():
         '[{"id": 3}, {"id": 5}]',
         '{"3": true, "4": false, "5": true}',
         "3, 5",
+        '"3, 5"',
+        "```\n3, 5\n```",
+        '["3-3, 5"]',
         "<think>is 4 needed? no</think>\n3 and 5",
     ],
 )

@@ -717,7 +717,7 @@ def parse_evidence(reply: str | None, note_ids: Sequence[str], keep_labels: Sequ
         evidence = _evidence(found.value, keep) or _Evidence()
         repairs = found.repairs
     else:
-        text = strip_think(reply or "").strip().strip("`").strip()
+        text = strip_think(reply or "").strip().strip("`").strip().strip("\"'").strip()
         ids = _ids_in_string(text) if text and len(text) < 2000 else None
         if ids is None or ids.unreadable or not (ids.single or ids.ranges or text.lower() in _EMPTY):
             problem = "the reply was empty" if not (reply or "").strip() else "no JSON list of sentence ids was found"
