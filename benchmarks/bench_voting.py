@@ -19,7 +19,7 @@ rendering, per-sample seeds, parsing, the correction turn, voting), with the run
 front of every backend, so the threshold sweep over one N costs no new calls. ``--direct`` uses
 only ``ehrqa.llm.jsonout`` + ``ehrqa.llm.vote`` (the same seeds, the same correction rule).
 
-    .venv/bin/python benchmarks/bench_voting.py [--replicates 5] [--direct]
+    .venv/bin/python benchmarks/bench_voting.py [--replicates 4] [--direct]
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ def task_code_works(cases: list[Case]) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=5, help="runs with different run seeds (default 5)")
+    parser.add_argument("--replicates", type=int, default=4, help="runs with different run seeds (default 4)")
     parser.add_argument("--direct", action="store_true", help="jsonout + vote only, not the task code")
     args = parser.parse_args(argv)
     datasets = [("sample", read_dataset(), (2, 4))]
