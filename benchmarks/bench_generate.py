@@ -32,17 +32,20 @@ def main() -> None:
     from ehrqa.llm.backend import GenerationConfig
     from ehrqa.llm.hf import HFChat
     from ehrqa.llm.models import smollm2_dir
-    from ehrqa.llm.prompts import case_messages
-    from ehrqa.tasks.generate import postprocess_answer
+    from ehrqa.llm.prompt import case_slots, load_prompt
+    from ehrqa.tasks.postprocess import clean_answer
 
     started = time.perf_counter()
     smollm2_dir()  # converted from the GGUF on first use, then cached
     print(f"smollm2 HF dir ready: {time.perf_counter() - started:.1f} s (conversion only on the first run)")
-    cases = [c.without_gold() for c in read_dataset()][: args.cases]
-    conversations = [case_messages(c) for c in cases]
+    cases = [c.input_for(3) for c in read_dataset()][: args.cases]
+    prompt = load_prompt("st3-answer@1")
+    conversations = [prompt.render(case_slots(c)) for c in cases]
     config = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {len(cases)} sample cases, "
-          f"greedy, max_new_tokens {args.max_new_tokens}, 4-bit {args.load_in_4bit}")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, {len(cases)} sample cases, "
+        f"greedy, max_new_tokens {args.max_new_tokens}, 4-bit {args.load_in_4bit}"
+    )
     for batch_size in args.batch_sizes:
         started = time.perf_counter()
         chat = HFChat(None, batch_size=batch_size, load_in_4bit=args.load_in_4bit)
@@ -55,13 +58,17 @@ def main() -> None:
         for reply in replies:
             n = len(chat.tokenizer(reply, add_special_tokens=False)["input_ids"])
             tokens += n + (1 if n < args.max_new_tokens else 0)
-        prompt_tokens = sum(len(chat.tokenizer(chat.tokenizer.apply_chat_template(c, tokenize=False,
-                            add_generation_prompt=True))["input_ids"]) for c in conversations)  # fmt: skip
-        words = sum(len(postprocess_answer(r).split()) for r in replies) / len(replies)
-        print(f"batch {batch_size}: load {load:.1f} s | {tokens} tokens in {seconds:.1f} s"
-              f" = {tokens / seconds:.1f} tok/s"
-              f" | {seconds / len(cases):.2f} s/case | mean prompt {prompt_tokens / len(cases):.0f} tokens"
-              f" | mean answer {words:.0f} words")  # fmt: skip
+        rendered = [
+            chat.tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in conversations
+        ]
+        prompt_tokens = sum(len(chat.tokenizer(text)["input_ids"]) for text in rendered)
+        words = sum(len(clean_answer(r).split()) for r in replies) / len(replies)
+        print(
+            f"batch {batch_size}: load {load:.1f} s | {tokens} tokens in {seconds:.1f} s"
+            f" = {tokens / seconds:.1f} tok/s"
+            f" | {seconds / len(cases):.2f} s/case | mean prompt {prompt_tokens / len(cases):.0f} tokens"
+            f" | mean answer {words:.0f} words"
+        )
         chat.close()
 
 

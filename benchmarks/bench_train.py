@@ -76,10 +76,10 @@ def step_benchmark(args: argparse.Namespace) -> None:
 
 
 def recipe_benchmark(args: argparse.Namespace) -> None:
-    from ehrqa.data.submission import build_submission, write_submission
-    from ehrqa.llm.backend import GenerationConfig
-    from ehrqa.score import score_submission
-    from ehrqa.tasks.generate import predict
+    from ehrqa.llm.backend import BackendSpec
+    from ehrqa.runs.config import RunRecipe, StepSpec
+    from ehrqa.runs.pipeline import run
+    from ehrqa.tasks.generate import GenerateConfig
     from ehrqa.train.examples import read_cases
     from ehrqa.train.sft import GeneratorRecipe, train_generator
 
@@ -101,20 +101,26 @@ def recipe_benchmark(args: argparse.Namespace) -> None:
         return
     data = recipe.evaluation["data"]
     cases = read_cases(str(data.get("path", "sample")), data.get("cases"))
-    config = GenerationConfig(max_new_tokens=int(recipe.evaluation.get("max_new_tokens", 112)))
-    systems = [("trained", str(adapter))] + ([("base", None)] if args.baseline else [])
-    for label, adapter_dir in systems:
+    max_new_tokens = int(recipe.evaluation.get("max_new_tokens", 112))
+    systems = [("trained", BackendSpec(adapter=str(adapter)))]
+    if args.baseline:
+        systems.append(("base", BackendSpec(model=recipe.model)))
+    for label, spec in systems:
+        # the evaluation is an ordinary one-step run: resumable, scored, with its records
+        run_recipe = RunRecipe(
+            name=f"eval-{label}",
+            backends={"default": spec},
+            steps=(StepSpec(3, "st3", GenerateConfig(max_new_tokens=max_new_tokens)),),
+        )
         started = time.perf_counter()
-        answers = predict([c.without_gold() for c in cases], model=None if adapter_dir else recipe.model,
-                          adapter=adapter_dir, generation=config, run_dir=output / f"eval-{label}" / "run")  # fmt: skip
+        (row,) = run(run_recipe, cases, output / f"eval-{label}")
         seconds = time.perf_counter() - started
-        entries = build_submission(3, answers, cases)
-        write_submission(entries, output / f"eval-{label}" / "submission.json")
-        scores = score_submission(3, entries, cases)
-        (output / f"eval-{label}" / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
+        scores = row.get("scores") or {}
         shown = {k: round(v, 2) for k, v in scores.items() if isinstance(v, float)}
-        print(f"{label}: {len(cases)} held-out cases ({data.get('path')} {data.get('cases')}) answered in "
-              f"{seconds:.0f} s ({seconds / len(cases):.1f} s/case)")  # fmt: skip
+        print(
+            f"{label}: {len(cases)} held-out cases ({data.get('path')} {data.get('cases')}) answered in "
+            f"{seconds:.0f} s ({seconds / len(cases):.1f} s/case) -> {output / f'eval-{label}'}"
+        )
         print(f"  ST3 scores: {json.dumps(shown)}")
         if "unavailable" in scores:
             print(f"  not computed: {', '.join(scores['unavailable'])}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ehrqa.data.case import AnswerSentence, Case, NoteSentence, QuestionPhrase
+from ehrqa.llm.backend import ChatBackend
 
 
 def make_case(case_id: str = "7", n_sentences: int = 4, first_id: int = 1) -> Case:
@@ -31,3 +32,32 @@ def make_case(case_id: str = "7", n_sentences: int = 4, first_id: int = 1) -> Ca
 
 def make_cases() -> list[Case]:
     return [make_case("7"), make_case("12", n_sentences=6, first_id=0)]
+
+
+class ScriptedBackend(ChatBackend):
+    """A chat backend that answers from a function of the messages (or a list, in order) and
+    remembers every request; usable wherever an ``ehrqa.llm.backend.ChatBackend`` is."""
+
+    def __init__(self, replies) -> None:
+        self.replies = replies
+        self.requests = []
+        self.description = {"backend": "scripted"}
+
+    def complete(self, requests, on_reply=None):
+        from ehrqa.llm.backend import Reply
+
+        out = []
+        for i, request in enumerate(requests):
+            self.requests.append(request)
+            if callable(self.replies):
+                text = self.replies(request)
+            else:
+                text = self.replies[(len(self.requests) - 1) % len(self.replies)]
+            reply = text if isinstance(text, Reply) else Reply(text, prompt_tokens=10, completion_tokens=5)
+            out.append(reply)
+            if on_reply is not None:
+                on_reply(i, reply)
+        return out
+
+    def close(self) -> None:
+        pass

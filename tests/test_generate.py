@@ -1,22 +1,22 @@
-"""ST3 answer generation: post-processing, the resumable run directory, the shipped SmolLM2."""
+"""ST3 answer generation: post-processing, records and resume, samples and the medoid, the shipped SmolLM2."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from ehrqa.data.archehr import read_dataset
 from ehrqa.data.submission import build_submission, check_submission
-from ehrqa.errors import DataError
-from ehrqa.llm.backend import ChatBackend, GenerationConfig
-from ehrqa.tasks.generate import EMPTY_REPLY_FALLBACK, postprocess_answer, predict
+from ehrqa.llm.backend import Reply
+from ehrqa.tasks.base import Context
+from ehrqa.tasks.generate import EMPTY_REPLY_FALLBACK, GenerateConfig, predict
+from ehrqa.tasks.postprocess import clean_answer as postprocess_answer
 from ehrqa.text import word_count
+from helpers import ScriptedBackend
 
 
 @pytest.fixture(scope="module")
 def cases():
-    return [c.without_gold() for c in read_dataset()]
+    return [c.input_for(3) for c in read_dataset()]
 
 
 # ------------------------------------------------------------------ post-processing
@@ -64,63 +64,57 @@ def test_a_sentence_cut_by_the_token_limit_is_dropped():
     assert postprocess_answer("No final stop here") == "No final stop here"
 
 
-# ------------------------------------------------------------------ run directory and resume
+# ------------------------------------------------------------------ records, samples, fallbacks
 
 
-class RecordingBackend(ChatBackend):
-    """A deterministic backend that remembers what it was asked; it can be told to stop mid-run."""
-
-    def __init__(self, fail_on_call: int | None = None) -> None:
-        self.calls: list[int] = []
-        self.asked: list[str] = []
-        self.fail_on_call = fail_on_call
-        self.description = {"backend": "recording"}
-
-    def chat(self, conversations, config):
-        self.calls.append(len(conversations))
-        if self.fail_on_call is not None and len(self.calls) == self.fail_on_call:
-            raise KeyboardInterrupt
-        replies = []
-        for conv in conversations:
-            note = conv[1]["content"].split("Note sentences:\n", 1)[1]
-            self.asked.append(note[:40])
-            replies.append(f"<think>x</think>The note has {note.count(chr(10)) + 1} lines [1].")
-        return replies
+def note_lines(request) -> str:
+    note = request.messages[-1]["content"].split("Note sentences:\n", 1)[1].split("\n\n", 1)[0]
+    return f"<think>x</think>The note has {note.count(chr(10)) + 1} lines [1]."
 
 
-def test_interrupted_run_resumes_without_repeating_finished_cases(cases, tmp_path):
-    run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        predict(cases, backend=RecordingBackend(fail_on_call=3), run_dir=run, batch_size=4)
-    saved = [json.loads(line) for line in (run / "answers.jsonl").read_text().splitlines()]
-    assert [r["case_id"] for r in saved] == [c.id for c in cases[:8]]  # two whole batches were saved
-    # an interruption in the middle of a write leaves a broken last line: it is ignored
-    with (run / "answers.jsonl").open("a") as f:
-        f.write('{"case_id": "109", "answ')
-
-    again = RecordingBackend()
-    answers = predict(cases, backend=again, run_dir=run, batch_size=4)
-    assert sum(again.calls) == len(cases) - 8
-    assert list(answers) == [c.id for c in cases]
-    fresh = predict(cases, backend=RecordingBackend(), batch_size=4)
-    assert answers == fresh
+def test_answers_are_recorded_per_case_and_not_asked_again(cases):
+    backend = ScriptedBackend(note_lines)
+    ctx = Context(backends={"default": backend})
+    answers = predict(cases[:5], GenerateConfig(), ctx)
+    assert len(backend.requests) == 5
     assert all(a.startswith("The note has") and "[1]" not in a for a in answers.values())
+    again = predict(cases, GenerateConfig(), ctx)  # the first five are finished: only the rest is asked
+    assert len(backend.requests) == len(cases)
+    assert list(again) == [c.id for c in cases] and {k: again[k] for k in answers} == answers
 
 
-def test_a_run_dir_refuses_a_different_configuration(cases, tmp_path):
-    predict(cases[:2], backend=RecordingBackend(), run_dir=tmp_path)
-    with pytest.raises(DataError, match="different configuration"):
-        predict(cases[:2], backend=RecordingBackend(), run_dir=tmp_path, generation=GenerationConfig(20))
+def test_sampled_answers_get_distinct_seeds_and_the_medoid_is_kept(cases):
+    texts = iter(["He had a blocked artery.", "He had a blocked artery and a stent.", "Unrelated words here."])
+    backend = ScriptedBackend(lambda request: next(texts))
+    ctx = Context(backends={"default": backend}, seed=3)
+    answers = predict(cases[:1], GenerateConfig(samples=3, temperature=0.8), ctx)
+    assert len({r.config.seed for r in backend.requests}) == 3
+    assert answers[cases[0].id] == "He had a blocked artery."
+    assert ctx.records.by_case[cases[0].id]["calls"] == 3
 
 
-def test_empty_replies_get_the_fallback(cases):
-    class Silent(RecordingBackend):
-        def chat(self, conversations, config):
-            return ["<think>never finished"] * len(conversations)
-
-    answers = predict(cases[:2], backend=Silent())
+def test_empty_replies_get_the_fallback_and_failed_ones_are_retried(cases):
+    ctx = Context(backends={"default": ScriptedBackend(["<think>never finished"])})
+    answers = predict(cases[:2], GenerateConfig(), ctx)
     assert set(answers.values()) == {EMPTY_REPLY_FALLBACK}
     check_submission(build_submission(3, answers, cases[:2]), 3, cases[:2])
+    failing = Context(backends={"default": ScriptedBackend([Reply(None, error="HTTP 500")])})
+    assert predict(cases[:2], GenerateConfig(), failing) == {}
+    assert {r["status"] for r in failing.records.by_case.values()} == {"failed"}
+    failing.backends = {"default": ScriptedBackend(["Fine now."])}
+    failing._built.clear()
+    assert set(predict(cases[:2], GenerateConfig(), failing).values()) == {"Fine now."}
+
+
+def test_evidence_first_shows_only_the_chosen_sentences(cases):
+    backend = ScriptedBackend(["An answer."])
+    case = cases[0]
+    chosen = [case.sentences[1].id]
+    config = GenerateConfig(prompt="st3-evidence@1")
+    predict([case], config, Context(backends={"default": backend}), evidence={case.id: chosen})
+    user = backend.requests[0].messages[-1]["content"]
+    assert " ".join(case.sentences[1].text.split()) in user
+    assert " ".join(case.sentences[0].text.split()) not in user
 
 
 # ------------------------------------------------------------------ the shipped model
@@ -128,8 +122,12 @@ def test_empty_replies_get_the_fallback(cases):
 
 @pytest.mark.slow
 def test_smollm2_answers_are_valid_st3_predictions(cases):
+    from ehrqa.llm.backend import BackendSpec
+
     chosen = cases[:1]
-    answers = predict(chosen, generation=GenerationConfig(max_new_tokens=32))
+    ctx = Context(backends={"default": BackendSpec()})
+    answers = predict(chosen, GenerateConfig(max_new_tokens=32), ctx)
+    ctx.close()
     assert set(answers) == {c.id for c in chosen}
     for answer in answers.values():
         assert answer and answer != EMPTY_REPLY_FALLBACK

@@ -16,57 +16,51 @@ def test_question_is_within_15_words_and_ends_with_question_mark():
     assert len(q.split()) == 15 and q.endswith("?") and q.startswith("Why")
 
 
-def test_uses_marked_phrases_else_last_question_sentence():
-    case = make_case()
-    assert patient_question_text(case) == "Why did she need a stent?"
-    unmarked = replace(case, question_phrases=(), narrative="I was sick. Was it my heart? Why the stent? Thanks.")
+def test_uses_the_last_question_sentence_of_the_narrative():
+    unmarked = replace(make_case(), narrative="I was sick. Was it my heart? Why the stent? Thanks.")
     assert patient_question_text(unmarked) == "Why the stent?"
 
 
-def test_predict_reads_only_the_narrative():
+def test_predict_reads_only_the_official_st1_input():
     case = make_case()
-    assert predict([case]) == predict([replace(case, clinician_question=None).without_gold()])
-    assert predict([case]) == {"7": "Why did the patient need a stent?"}
+    assert predict([case.input_for(1)]) == {"7": "Why did the patient need a stent?"}
+    assert predict([replace(case, clinician_question="Other?").input_for(1)]) == predict([case.input_for(1)])
 
 
-class ScriptedBackend:
-    """A chat backend that replays fixed replies and records the conversations it was given."""
+def test_clean_question_keeps_one_line_within_15_words():
+    from ehrqa.tasks.postprocess import clean_question
 
-    def __init__(self, replies):
-        self.replies = list(replies)
-        self.seen = []
-
-    def chat(self, conversations, config):
-        self.seen.extend(conversations)
-        return [self.replies.pop(0) for _ in conversations]
-
-
-def test_llm_replies_are_cleaned_to_one_question():
-    from ehrqa.tasks.interpret import clean_question
-
-    reply = "<think>hmm</think>\nQuestion: Why was a stent placed\nExtra line"
+    reply = "<think>hmm</think>\nQuestion: Why was a stent placed\nMore text"
     assert clean_question(reply) == "Why was a stent placed?"
     assert clean_question('"Why was the patient intubated?"') == "Why was the patient intubated?"
     assert len(clean_question("why " * 40).split()) == 15
     assert clean_question("  \n<think>unfinished") == ""
 
 
-def test_llm_path_uses_retrieved_examples_and_falls_back_on_empty_replies():
+def test_llm_method_uses_retrieved_examples_and_falls_back_on_empty_replies():
+    from ehrqa.tasks.base import Context
+    from ehrqa.tasks.interpret import InterpretConfig
+    from helpers import ScriptedBackend
+
     cases = [make_case("7"), make_case("8")]
     backend = ScriptedBackend(["Why was a coronary stent placed?", "   "])
-    out = predict([c.without_gold() for c in cases], backend=backend, k_examples=2)
+    ctx = Context(backends={"default": backend})
+    out = predict([c.input_for(1) for c in cases], InterpretConfig(method="llm", shots=2), ctx)
     assert out == {"7": "Why was a coronary stent placed?", "8": "Why did the patient need a stent?"}
-    conversation = backend.seen[0]
+    assert ctx.records.by_case["8"]["status"] == "fallback"
+    conversation = backend.requests[0].messages
     assert [m["role"] for m in conversation] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert conversation[-1]["content"].endswith(cases[0].narrative)
     assert all("Why was a coronary stent placed" not in m["content"] for m in conversation)  # no gold in the prompt
 
 
-def test_nearest_examples_prefer_shared_rare_words():
-    from ehrqa.tasks.interpret import nearest_examples
+def test_nearest_questions_prefer_shared_rare_words():
+    from ehrqa.data.case import Case
+    from ehrqa.retrieval.examples import question_pool
 
-    examples = nearest_examples("I take metformin for diabetes; can metformin hurt my kidneys?", k=3)
-    assert sum("metformin" in message.lower() for message, _ in examples) >= 2
+    query = Case(id="q", narrative="I take metformin for diabetes; can metformin hurt my kidneys?")
+    examples = question_pool("meqsum").nearest_questions(query, 3)
+    assert sum("metformin" in e.narrative.lower() for e in examples) >= 2
 
 
 def test_interpret_command_writes_a_valid_submission(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from ehrqa.data.archehr import read_dataset
 from ehrqa.llm.models import qwen3_tokenizer_dir, smollm2_gguf
-from ehrqa.llm.prompts import SYSTEM_PROMPT, case_messages
+from ehrqa.llm.prompt import case_slots, load_prompt
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,9 @@ def test_training_render_starts_with_the_generation_prompt(qwen_tok):
 
 def test_case_prompt_holds_question_and_numbered_note():
     case = read_dataset()[0]
-    system, user = case_messages(case.without_gold())
-    assert system == {"role": "system", "content": SYSTEM_PROMPT}
+    prompt = load_prompt("st3-answer@1")
+    system, user = prompt.render(case_slots(case.input_for(3)))
+    assert system == {"role": "system", "content": prompt.system}
     content = user["content"]
     for s in case.sentences:
         assert f"[{s.id}] {' '.join(s.text.split())}" in content

@@ -11,7 +11,9 @@ import pytest
 
 from ehrqa.data.archehr import read_dataset, write_key, write_xml
 from ehrqa.errors import DataError
-from ehrqa.llm.backend import GenerationConfig
+from ehrqa.llm.backend import BackendSpec
+from ehrqa.tasks.base import Context
+from ehrqa.tasks.generate import GenerateConfig, predict
 from ehrqa.train.examples import IGNORE_INDEX, case_conversation, tokenize_example
 from ehrqa.train.sft import GeneratorRecipe, train_generator
 
@@ -69,8 +71,6 @@ def test_train_save_load_merge_generate(tiny_qwen3, short_cases_dir, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from ehrqa.tasks.generate import predict
-
     out = tmp_path / "run"
     adapter = train_generator(tiny_recipe(tiny_qwen3, short_cases_dir), out)
 
@@ -98,17 +98,45 @@ def test_train_save_load_merge_generate(tiny_qwen3, short_cases_dir, tmp_path):
     assert torch.allclose(unmerged, merged, atol=1e-4)
 
     # generation: merged model, and base + adapter found through the adapter's config, agree
-    cases = [c.without_gold() for c in read_dataset(short_cases_dir)]
-    config = GenerationConfig(max_new_tokens=6)
-    from_merged = predict(cases, model=str(out / "merged"), generation=config)
-    from_adapter = predict(cases, adapter=str(adapter), generation=config)
+    cases = [c.input_for(3) for c in read_dataset(short_cases_dir)]
+
+    def answers(config: GenerateConfig, spec: BackendSpec, seed: int = 0) -> dict:
+        ctx = Context(backends={"default": spec}, seed=seed)
+        try:
+            return predict(cases, config, ctx)
+        finally:
+            ctx.close()
+
+    greedy = GenerateConfig(max_new_tokens=6)
+    from_merged = answers(greedy, BackendSpec(model=str(out / "merged")))
+    from_adapter = answers(greedy, BackendSpec(adapter=str(adapter)))
     assert from_merged == from_adapter and set(from_merged) == {c.id for c in cases}
-    sampled = GenerationConfig(max_new_tokens=6, temperature=1.0, top_p=0.95, seed=7)
-    assert predict(cases, model=str(out / "merged"), generation=sampled) == predict(
-        cases, model=str(out / "merged"), generation=sampled
-    )  # sampling is seeded
-    four_bit = predict(cases[:1], adapter=str(adapter), load_in_4bit=True, generation=config)
-    assert isinstance(four_bit[cases[0].id], str) and four_bit[cases[0].id]
+    sampled = GenerateConfig(max_new_tokens=6, temperature=1.0, top_p=0.95)
+    merged_spec = BackendSpec(model=str(out / "merged"))
+    assert answers(sampled, merged_spec, seed=7) == answers(sampled, merged_spec, seed=7)  # sampling is seeded
+    four_bit = answers(greedy, BackendSpec(adapter=str(adapter), load_in_4bit=True))
+    assert all(isinstance(a, str) and a for a in four_bit.values())
+
+
+def test_per_sample_seeds_reproduce_each_sample_whatever_else_is_in_the_batch(tiny_qwen3, short_cases_dir):
+    """A resumed sampled run asks for fewer samples at once; each sample's reply must not change."""
+    from ehrqa.llm.backend import ChatRequest, GenerationConfig, make_backend, sample_seed
+    from ehrqa.llm.prompt import case_slots, load_prompt
+
+    case = read_dataset(short_cases_dir)[0].input_for(3)
+    messages = tuple(load_prompt("st3-answer@1").render(case_slots(case)))
+    config = GenerationConfig(max_new_tokens=8, temperature=1.0, n=4)
+    seeds = [sample_seed(0, case.id, k) for k in range(4)]
+    assert len(set(seeds)) == 4
+    requests = [ChatRequest(messages, config.for_sample(s), case.id, k) for k, s in enumerate(seeds)]
+    backend = make_backend(BackendSpec(model=str(tiny_qwen3), batch_size=4))
+    try:
+        together = [r.text for r in backend.complete(requests)]
+        resumed = [r.text for r in backend.complete(requests[2:])]
+    finally:
+        backend.close()
+    assert together[2:] == resumed
+    assert len(set(together)) > 1  # different seeds, different samples
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tiny_qwen3, short_cases_dir, tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ehrqa.data.case import Case
@@ -49,6 +49,24 @@ class Voter:
         )
 
 
+def voters_of(config) -> tuple[Voter, ...]:
+    """A ST2/ST4 config's voters: its ``voters`` list (each without a prompt or backend of its own
+    taking the config's), or one voter made of the config's own model fields."""
+    if config.voters:
+        return tuple(
+            replace(v, prompt=v.prompt or config.prompt, backend=v.backend or config.backend) for v in config.voters
+        )
+    return (
+        Voter(
+            backend=config.backend,
+            prompt=config.prompt,
+            samples=config.samples,
+            temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens,
+        ),
+    )
+
+
 class Records:
     """Per-case records of one step, in memory; :class:`ehrqa.runs.rundir.Step` keeps them on disk."""
 
@@ -64,7 +82,7 @@ class Records:
 
 @dataclass
 class Context:
-    backends: Mapping[str, BackendSpec] = field(default_factory=dict)
+    backends: Mapping[str, BackendSpec | ChatBackend] = field(default_factory=dict)  # specs, or ready backends
     seed: int = 0
     records: Records = field(default_factory=Records)
     reply_cache: Path | None = None  # JSONL of replies (the run directory's cache)
@@ -81,7 +99,8 @@ class Context:
                 raise DataError(f"backend {name!r} is not defined in the recipe's backends (defined: {known})")
             from ehrqa.llm.backend import make_backend
 
-            backend = make_backend(self.backends[name])
+            given = self.backends[name]
+            backend = given if isinstance(given, ChatBackend) else make_backend(given)
             if self.reply_cache is not None:
                 from ehrqa.llm.cache import CachedBackend
 
@@ -90,8 +109,12 @@ class Context:
         return self._built[name]
 
     def close(self) -> None:
-        for backend in self._built.values():
-            backend.close()
+        """Close the backends this context built (ready ones passed in stay open for their owner)."""
+        for name, backend in self._built.items():
+            if not isinstance(self.backends.get(name), ChatBackend):
+                backend.close()
+            elif backend is not self.backends[name]:
+                backend.cache.close()  # the reply-cache wrapper this context added
         self._built.clear()
 
     # ---- records -------------------------------------------------------------------------

@@ -16,8 +16,9 @@ Each finished case is recorded at once (see :mod:`ehrqa.tasks.base`), so a resum
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ehrqa.data.case import Case
 from ehrqa.llm.prompt import case_slots, load_prompt
@@ -45,7 +46,8 @@ class GenerateConfig:
     rewrite_prompt: str | None = None  # a second pass that rewrites the answer (e.g. "st3-rewrite@1")
     shots: int = 0
     examples: str | None = None
-    aligner: str | None = None  # extractive: the aligner model ranking the sentences
+    aligner: str | None = None  # the aligner model: ranks sentences (extractive), cites answers (cite)
+    cite: bool = True  # align each answer sentence back to the note (a cited answer in the records)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -108,39 +110,99 @@ def predict(
     for case in todo:
         chosen = list(evidence.get(case.id, [])) if evidence is not None else None
         requests += ctx.requests(case, answer_messages(case, config, chosen, ctx), generation, prompt.ref)
-    wanted = {case.id: len([r for r in requests if r.case_id == case.id]) for case in todo}
+    wanted = Counter(r.case_id for r in requests)
     received: dict[str, list] = {case.id: [] for case in todo}
+
+    by_id = {case.id: case for case in todo}
+    drafts: dict[str, tuple[str, dict]] = {}
 
     def on_reply(i: int, reply) -> None:
         case_id = requests[i].case_id
         received[case_id].append((requests[i].sample, reply))
         if len(received[case_id]) == wanted[case_id]:
-            _finish(case_id, sorted(received[case_id], key=lambda x: x[0]), config, ctx)
+            chosen = _choose(by_id[case_id], sorted(received[case_id], key=lambda x: x[0]), config, ctx)
+            if chosen is not None and config.rewrite_prompt:
+                drafts[case_id] = chosen  # recorded after the rewrite pass
+            elif chosen is not None:
+                _record(by_id[case_id], *chosen, config, ctx)
 
     ctx.complete(voter.backend, requests, on_reply)
+    if drafts:
+        _rewrite([by_id[cid] for cid in drafts], drafts, config, ctx, evidence)
     return ctx.predictions(inputs)
+
+
+def _rewrite(cases: list[Case], drafts: dict, config: GenerateConfig, ctx: Context, evidence) -> None:
+    """The rewrite pass: each selected draft is rewritten (greedy) from the same note sentences; an
+    empty rewrite keeps the draft."""
+    prompt = load_prompt(config.rewrite_prompt)
+    generation = replace(config.voter, samples=1, temperature=0.0).generation()
+    requests = []
+    for case in cases:
+        chosen = list(evidence.get(case.id, [])) if evidence is not None else None
+        slots = {**case_slots(case, evidence_ids=chosen), "draft": drafts[case.id][0]}
+        requests += ctx.requests(case, prompt.render(slots), generation, prompt.ref)
+
+    def on_reply(i: int, reply) -> None:
+        case = cases[i]
+        draft, extra = drafts[case.id]
+        rewritten = clean_answer(reply.text) if reply.ok else ""
+        extra = {**extra, "draft": draft, "calls": extra["calls"] + 1}
+        _record(case, rewritten or draft, extra, config, ctx)
+
+    ctx.complete(config.backend, requests, on_reply)
 
 
 def _cited(cited) -> list[dict]:
     return [{"id": str(i), "text": text, "citations": list(ids)} for i, (text, ids) in enumerate(cited, 1)]
 
 
-def _finish(case_id: str, replies: list, config: GenerateConfig, ctx: Context) -> None:
-    """Record a case once all its samples arrived: failed, fallback, or the selected answer."""
+def cite_answer(case: Case, answer: str, aligner=None) -> list[dict]:
+    """A generated answer as an ArchEHR-2025-style cited answer: each sentence with the note
+    sentences the ST4 aligner links it to; a sentence that nothing supports is flagged."""
+    from ehrqa.data.case import AnswerSentence
+    from ehrqa.tasks.align import aligner_links
+    from ehrqa.text import split_sentences
+
+    sentences = tuple(AnswerSentence(str(i), text) for i, text in enumerate(split_sentences(answer), 1))
+    if not sentences or not case.sentences:
+        return []
+    links = aligner_links([replace(case, answer_sentences=sentences)], aligner)[case.id]
+    return [
+        {"id": a.id, "text": a.text, "citations": links.get(a.id, []), "supported": bool(links.get(a.id))}
+        for a in sentences
+    ]
+
+
+def _choose(case: Case, replies: list, config: GenerateConfig, ctx: Context) -> tuple[str, dict] | None:
+    """The answer of a case once all its samples arrived (the medoid of several), with its costs;
+    None when the case was recorded as failed or given the fixed fallback."""
     failed = [r.error for _, r in replies if not r.ok]
     if failed and len(failed) == len(replies):
-        ctx.record(case_id, None, status="failed", reason=failed[0])
-        return
+        ctx.record(case.id, None, status="failed", reason=failed[0])
+        return None
     answers = [clean_answer(r.text) for _, r in replies if r.ok]
     answers = [a for a in answers if a]
-    extra = {"calls": len(replies), "seconds": round(sum(r.seconds for _, r in replies), 3)}
+    extra = {
+        "calls": len(replies),
+        "seconds": round(sum(r.seconds for _, r in replies), 3),
+        "prompt_tokens": sum(r.prompt_tokens or 0 for _, r in replies),
+        "completion_tokens": sum(r.completion_tokens or 0 for _, r in replies),
+    }
     if not answers:
-        log.warning("case %s: the reply was empty after cleaning; using a fixed fallback", case_id)
-        ctx.record(case_id, EMPTY_REPLY_FALLBACK, status="fallback", reason="empty reply", **extra)
-        return
+        log.warning("case %s: the reply was empty after cleaning; using a fixed fallback", case.id)
+        ctx.record(case.id, EMPTY_REPLY_FALLBACK, status="fallback", reason="empty reply", **extra)
+        return None
     pick = 0
     if len(answers) > 1 and config.select == "medoid":
         from ehrqa.llm.vote import medoid
 
         pick = medoid(answers)
-    ctx.record(case_id, answers[pick], replies=[r.text for _, r in replies if r.ok], **extra)
+    extra["replies"] = [r.text for _, r in replies if r.ok]
+    return answers[pick], extra
+
+
+def _record(case: Case, answer: str, extra: dict, config: GenerateConfig, ctx: Context) -> None:
+    if config.cite:
+        extra = {**extra, "answer_sentences": cite_answer(case, answer, config.aligner)}
+    ctx.record(case.id, answer, **extra)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ehrqa.data.case import Case
-from ehrqa.tasks.base import Context, Voter
+from ehrqa.tasks.base import Context, Voter, voters_of
 
 METHODS = ("aligner", "llm")
 
@@ -42,17 +42,7 @@ class IdentifyConfig:
 
     @property
     def all_voters(self) -> tuple[Voter, ...]:
-        if self.voters:
-            return self.voters
-        return (
-            Voter(
-                backend=self.backend,
-                prompt=self.prompt,
-                samples=self.samples,
-                temperature=self.temperature,
-                max_new_tokens=self.max_new_tokens,
-            ),
-        )
+        return voters_of(self)
 
 
 def aligner_evidence(inputs: Sequence[Case], aligner=None) -> dict[str, list[str]]:

@@ -107,8 +107,8 @@ def mediqa_dev_dir() -> Path:
 def read_cases(path: str, case_ids: str | list[str] | None = None) -> list[Case]:
     """Cases from ``path`` (a dataset dir, ``sample`` or ``mediqa_dev``), optionally only ``case_ids``
     (the official range syntax, e.g. ``"1-20"``)."""
-    from ehrqa.commands._common import parse_case_ids
     from ehrqa.data.archehr import read_dataset
+    from ehrqa.data.select import parse_case_ids, select_cases
 
     if path == "sample":
         cases = read_dataset()
@@ -116,11 +116,7 @@ def read_cases(path: str, case_ids: str | list[str] | None = None) -> list[Case]
         cases = read_dataset(mediqa_dev_dir())
     else:
         cases = read_dataset(path)
-    if case_ids:
-        wanted = parse_case_ids([case_ids] if isinstance(case_ids, str) else [str(c) for c in case_ids])
-        by_id = {c.id: c for c in cases}
-        missing = [i for i in wanted if i not in by_id]
-        if missing:
-            raise DataError(f"{path}: no case(s) {', '.join(missing[:5])}")
-        cases = [by_id[i] for i in wanted]
-    return cases
+    if not case_ids:
+        return cases
+    specs = [case_ids] if isinstance(case_ids, str) else [str(c) for c in case_ids]
+    return select_cases(cases, parse_case_ids(specs, flag=f"{path}: cases"), flag=f"{path}: cases")
