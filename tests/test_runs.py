@@ -210,3 +210,23 @@ def test_sigkill_mid_st3_then_rerun_equals_an_uninterrupted_run(tmp_path, openai
     assert sorted(ids) == sorted({c.id for c in read_dataset()}) and len(ids) == len(set(ids))
     killed = (out / "subtask3" / "submission.json").read_bytes()
     assert killed == (tmp_path / "whole" / "subtask3" / "submission.json").read_bytes()
+
+
+def test_command_line_overrides_reach_steps_and_backends():
+    from ehrqa.commands.run import apply_overrides
+
+    data = yaml.safe_load((ROOT / "recipes" / "runs" / "open-llm.yaml").read_text())
+    data = apply_overrides(data, ["st4.samples=3", "backends.llm.model=my-model", "seed=9"])
+    recipe = parse_recipe(data, "open-llm.yaml")
+    assert recipe.step("st4").config.samples == 3 and recipe.backends["llm"].model == "my-model"
+    assert recipe.seed == 9
+    with pytest.raises(DataError, match="no step named 'st9'"):
+        apply_overrides(data, ["st9.samples=3"])
+    with pytest.raises(DataError, match="backends.NAME.KEY"):
+        apply_overrides(data, ["backends.nope.model=x"])
+
+
+@pytest.mark.parametrize("name", ["default", "open-llm", "open-llm-ensemble"])
+def test_shipped_run_recipes_parse(name):
+    recipe = load_recipe(name)
+    assert recipe.steps and all(s.config for s in recipe.steps)

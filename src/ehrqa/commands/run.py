@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="STEP.KEY=VALUE",
-        help="override one setting, e.g. --set st3.temperature=0.7 or --set seed=3 (YAML value; repeatable)",
+        help="override one setting: --set st3.temperature=0.7, --set backends.NAME.model=M, --set seed=3 (YAML)",
     )
     parser.add_argument("--force", action="store_true", help="start OUT over when its settings differ")
 
@@ -47,14 +47,19 @@ def apply_overrides(data: dict, settings: list[str]) -> dict:
         if not eq or not path:
             raise DataError(f"--set {setting!r}: expected STEP.KEY=VALUE or KEY=VALUE")
         value = yaml.safe_load(text)
-        if "." not in path:
+        first, _, rest = path.partition(".")
+        if not rest:
             data[path] = value
-            continue
-        step_name, key = path.split(".", 1)
-        steps = [s for s in data.get("steps", []) if str(s.get("name") or f"st{s.get('subtask')}") == step_name]
-        if not steps:
-            raise DataError(f"--set {setting!r}: the recipe has no step named {step_name!r}")
-        steps[0][key] = value
+        elif first == "backends":
+            name, dot, key = rest.partition(".")
+            if not dot or name not in (data.get("backends") or {}):
+                raise DataError(f"--set {setting!r}: expected backends.NAME.KEY with a backend of the recipe")
+            data["backends"][name][key] = value
+        else:
+            steps = [s for s in data.get("steps", []) if str(s.get("name") or f"st{s.get('subtask')}") == first]
+            if not steps:
+                raise DataError(f"--set {setting!r}: the recipe has no step named {first!r}")
+            steps[0][rest] = value
     return data
 
 

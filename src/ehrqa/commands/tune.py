@@ -1,0 +1,48 @@
+"""``ehrqa tune``: the vote threshold (and which run, e.g. how many shots) by cross-validation."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "choose a vote threshold (and the best of several runs) by k-fold CV from the runs' recorded votes"
+DESCRIPTION = (
+    "Read the ST2 or ST4 records of one or more finished runs on annotated training cases (e.g. the same "
+    "recipe with 0 and 3 shots), re-decide every case at each --thresholds value from its recorded vote "
+    "counts (no model is called), and report the cross-validated micro-F1 of choosing the setting on the "
+    "other folds, and the setting best on all cases."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR")
+    parser.add_argument("--subtask", type=int, choices=[2, 4], required=True)
+    parser.add_argument("--step", help="the step name in the runs (default: stN)")
+    parser.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", metavar="LIST")
+    parser.add_argument("--folds", type=int, default=5)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ehrqa.data.archehr import read_dataset
+    from ehrqa.errors import DataError
+    from ehrqa.runs.ensemble import tune_threshold
+    from ehrqa.runs.rundir import load_run
+
+    step = args.step or f"st{args.subtask}"
+    runs, data = {}, None
+    for path in args.runs:
+        loaded = load_run(path)
+        if step not in loaded["steps"]:
+            raise DataError(f"{path}: no step {step!r} (steps: {', '.join(loaded['steps']) or 'none'})")
+        runs[path] = loaded["steps"][step]
+        data = data or loaded["meta"].get("data_files")
+    if not data or not data.get("key"):
+        raise DataError(f"{args.runs[0]}: its dataset has no key (gold) to tune against")
+    try:
+        thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
+    except ValueError:
+        raise DataError(f"--thresholds: expected numbers such as 0.4,0.5, got {args.thresholds!r}") from None
+    cases = read_dataset(None, xml=data["xml"], key=data["key"])
+    print(json.dumps(tune_threshold(args.subtask, runs, cases, thresholds, args.folds), indent=2))
+    return 0
