@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ehrqa.data.case import RELEVANCE_LABELS, AnswerSentence, Case, NoteSentence, QuestionPhrase
 from ehrqa.errors import DataError
+from ehrqa.io import atomic_write_text
 
 XML_NAME = "archehr-qa.xml"
 KEY_NAME = "archehr-qa_key.json"
@@ -183,7 +184,7 @@ def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
                 _leaf(ss, "sentence", s.text, 3, attrs)
     ET.indent(root, space="    ")
     declaration = "<?xml version='1.0' encoding='UTF-8'?>\n"
-    _atomic_write(Path(path), declaration + ET.tostring(root, encoding="unicode") + "\n")
+    atomic_write_text(Path(path), declaration + ET.tostring(root, encoding="unicode") + "\n")
 
 
 def _leaf(parent: ET.Element, tag: str, text: str | None, depth: int, attrs: dict | None = None) -> None:
@@ -319,7 +320,7 @@ def write_key(cases: Iterable[Case], path: str | os.PathLike) -> None:
                 for a in case.answer_sentences
             ]
         out.append(entry)
-    _atomic_write(Path(path), json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(Path(path), json.dumps(out, indent=2, ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------- both
@@ -408,9 +409,3 @@ def merge_key(
         merged.append(replace(case, relevance=k.relevance, answer=k.answer, answer_sentences=k.answer_sentences))
     return merged
 
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

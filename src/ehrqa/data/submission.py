@@ -7,6 +7,7 @@ scorer and our own writers agree on what a valid submission is.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -56,17 +57,14 @@ def build_submission(subtask: int, predictions: Mapping[str, object], cases: Seq
 
 def write_submission(entries: list[dict], path: str | os.PathLike, *, zip_too: bool = True) -> Path:
     """Write ``submission.json`` atomically (and ``submission.zip`` beside it). Returns the json path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(entries, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from ehrqa.io import atomic_write_bytes, atomic_write_json
+
+    path = atomic_write_json(path, entries)
     if zip_too:
-        zpath = path.with_suffix(".zip")
-        ztmp = zpath.with_name(zpath.name + ".tmp")
-        with zipfile.ZipFile(ztmp, "w", zipfile.ZIP_DEFLATED) as z:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
             z.write(path, SUBMISSION_NAME)
-        os.replace(ztmp, zpath)
+        atomic_write_bytes(path.with_suffix(".zip"), buffer.getvalue())
     return path
 
 
