@@ -26,6 +26,15 @@ LEXICAL = {
 }
 
 
+def _align(cases, model=None):
+    """ST4 through the task interface, with an aligner model object or directory."""
+    return align.predict(cases, align.AlignConfig(aligner=model))
+
+
+def _identify(cases, model=None):
+    return identify.predict(cases, identify.IdentifyConfig(aligner=model))
+
+
 @pytest.fixture(scope="session")
 def cases():
     return read_dataset()
@@ -54,17 +63,17 @@ def _check_st4(predictions, cases, max_links):
 
 
 def test_align_predictions_are_valid_and_ignore_gold(cases, lexical_model):
-    predictions = align.predict(cases, lexical_model)
+    predictions = _align(cases, lexical_model)
     _check_st4(predictions, cases, lexical_model.ensemble(4).max_links)
-    assert align.predict([_scramble_gold(c) for c in cases], lexical_model) == predictions
-    assert align.predict([c.without_gold() for c in cases], lexical_model) == predictions
+    assert _align([_scramble_gold(c) for c in cases], lexical_model) == predictions
+    assert _align([c.without_gold() for c in cases], lexical_model) == predictions
 
 
 def test_identify_predictions_are_valid_and_ignore_gold(cases, lexical_model):
-    predictions = identify.predict(cases, lexical_model)
+    predictions = _identify(cases, lexical_model)
     build_submission(2, predictions, cases)
     assert all(predictions[c.id] and set(predictions[c.id]) <= set(c.sentence_ids) for c in cases)
-    assert identify.predict([_scramble_gold(c) for c in cases], lexical_model) == predictions
+    assert _identify([_scramble_gold(c) for c in cases], lexical_model) == predictions
 
 
 def _micro_f1(pred_pairs, gold_pairs):
@@ -73,7 +82,7 @@ def _micro_f1(pred_pairs, gold_pairs):
 
 
 def test_alignment_beats_random_links(cases, lexical_model):
-    predictions = align.predict(cases, lexical_model)
+    predictions = _align(cases, lexical_model)
     rng = np.random.default_rng(0)
     ours = random = 0.0
     pred, rand, gold = set(), set(), set()
@@ -186,7 +195,7 @@ def test_cross_encoder_reranks_only_candidates(tiny_cross_encoder, cases):
     _, directory = tiny_cross_encoder
     model = AlignerModel.load(directory)
     subset = cases[6:9]
-    predictions = align.predict(subset, model)
+    predictions = _align(subset, model)
     _check_st4(predictions, subset, 3)
     config = model.ensemble(4)
     from ehrqa.retrieval.aligner import requests_for
@@ -195,7 +204,7 @@ def test_cross_encoder_reranks_only_candidates(tiny_cross_encoder, cases):
     raw = component_scores(requests_for(4, subset, "answer"), config, model.config["components"], directory)
     scored = [np.sum(~np.isnan(m), axis=1) for m in raw["cross_encoder"]]
     assert all((n == min(4, m.shape[1])).all() for n, m in zip(scored, raw["cross_encoder"], strict=True))
-    assert identify.predict(subset, model) == identify.predict([_scramble_gold(c) for c in subset], model)
+    assert _identify(subset, model) == _identify([_scramble_gold(c) for c in subset], model)
 
 
 def test_default_model_is_shipped_and_aligns_the_sample(cases):
@@ -204,9 +213,9 @@ def test_default_model_is_shipped_and_aligns_the_sample(cases):
     assert {"2", "4"} <= set(model.config["subtasks"])
     for path in DEFAULT_MODEL_DIR.iterdir():
         assert path.stat().st_size < 20_000_000
-    predictions = align.predict(cases)
+    predictions = _align(cases)
     _check_st4(predictions, cases, model.ensemble(4).max_links)
-    assert identify.predict(cases[:3]) == identify.predict([_scramble_gold(c) for c in cases[:3]])
+    assert _identify(cases[:3]) == _identify([_scramble_gold(c) for c in cases[:3]])
 
 
 def test_recipe_files_have_an_aligner_section(tmp_path):
@@ -224,12 +233,12 @@ def test_commands_write_valid_submissions(tmp_path, lexical_model, cases):
     assert main(["align", "--data", str(sample_dir()), "--model", model_dir, "--out", str(tmp_path / "st4.json")]) == 0
     entries = read_submission(tmp_path / "st4.zip")
     assert [e["case_id"] for e in entries] == [c.id for c in cases]
-    assert {e["case_id"]: e["prediction"] for e in entries} == align.predict(cases, lexical_model)
+    assert {e["case_id"]: e["prediction"] for e in entries} == _align(cases, lexical_model)
     out2 = tmp_path / "st2.json"
     assert (
         main(["identify", "--xml", str(sample_dir() / "archehr-qa.xml"), "--model", model_dir, "--out", str(out2)]) == 0
     )
-    assert {e["case_id"]: e["prediction"] for e in read_submission(out2)} == identify.predict(cases, lexical_model)
+    assert {e["case_id"]: e["prediction"] for e in read_submission(out2)} == _identify(cases, lexical_model)
 
 
 def test_align_command_needs_answer_sentences(tmp_path, capsys):
@@ -244,14 +253,14 @@ def test_train_command_writes_a_usable_model(tmp_path):
     assert code == 0
     model = AlignerModel.load(out)
     assert set(model.config["subtasks"]) == {"4"}
-    with pytest.raises(ValueError, match="no ensemble for subtask 2"):
-        identify.predict(read_dataset()[:1], model)
+    with pytest.raises(ValueError, match="nothing for subtask 2"):
+        _identify(read_dataset()[:1], model)
 
 
 def test_cases_without_note_sentences_get_no_evidence(cases, lexical_model):
     empty = replace(cases[0], id="999", sentences=(), relevance=None).without_gold()
-    assert identify.predict([empty], lexical_model) == {"999": []}
-    links = align.predict([empty], lexical_model)["999"]
+    assert _identify([empty], lexical_model) == {"999": []}
+    links = _align([empty], lexical_model)["999"]
     assert [a["answer_id"] for a in links] == [a.id for a in cases[0].answer_sentences]
     assert all(a["evidence_id"] == [] for a in links)
 
@@ -285,6 +294,6 @@ def test_train_aligner_with_a_cross_encoder_end_to_end(cases, tmp_path):
     assert model.ensemble(4).rerank_top == 3 and 0 <= model.config["subtasks"]["4"]["cv"]["f1"] <= 1
     reloaded = AlignerModel.load(tmp_path)
     held_out = cases[6:9]
-    predictions = align.predict(held_out, reloaded)
+    predictions = _align(held_out, reloaded)
     _check_st4(predictions, held_out, 3)
-    assert align.predict([_scramble_gold(c) for c in held_out], reloaded) == predictions
+    assert _align([_scramble_gold(c) for c in held_out], reloaded) == predictions
