@@ -105,14 +105,26 @@ class AlignerModel:
         (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
         return directory
 
-    def ensemble(self, subtask: int) -> EnsembleConfig:
+    def section(self, subtask: int) -> dict:
         section = self.config.get("subtasks", {}).get(str(subtask))
         if section is None:
-            raise ValueError(f"{self.path}: this aligner model has no ensemble for subtask {subtask}")
-        return EnsembleConfig.from_dict(section)
+            raise ValueError(f"{self.path}: this aligner model has nothing for subtask {subtask}")
+        return section
+
+    def kind(self, subtask: int) -> str:
+        """``ensemble`` (weighted scorers, threshold) or ``learned`` (logistic combiner over features)."""
+        return self.section(subtask).get("kind", "ensemble")
+
+    def ensemble(self, subtask: int) -> EnsembleConfig:
+        return EnsembleConfig.from_dict({k: v for k, v in self.section(subtask).items() if k != "kind"})
+
+    def learned(self, subtask: int):
+        from ehrqa.retrieval.relevance import LearnedRelevance
+
+        return LearnedRelevance.from_dict(self.section(subtask))
 
     def query_mode(self, subtask: int) -> str:
-        return self.config["subtasks"][str(subtask)].get("query", QUERY_MODES[subtask][0])
+        return self.section(subtask).get("query", QUERY_MODES[subtask][0])
 
     def combined_scores(self, subtask: int, cases: Sequence[Case]) -> list[np.ndarray]:
         """Per case, the ensemble score matrix (queries x note sentences)."""
@@ -123,9 +135,28 @@ class AlignerModel:
         raw = component_scores(requests, config, self.config.get("components", {}), self.path)
         return combine(raw, config)
 
-    def select(self, subtask: int, cases: Sequence[Case]) -> list[list[list[str]]]:
-        """Per case, per query, the selected note sentence ids."""
-        picked = decide(self.combined_scores(subtask, cases), self.ensemble(subtask))
+    def sentence_scores(self, subtask: int, cases: Sequence[Case]) -> list[np.ndarray]:
+        """Per case, a (queries x note sentences) array of evidence scores, higher = better."""
+        if self.kind(subtask) == "ensemble":
+            return self.combined_scores(subtask, cases)
+        from ehrqa.retrieval.features import Encoder, feature_tensors
+
+        model = self.learned(subtask)
+        if not hasattr(self, "_encoder"):
+            self._encoder = Encoder(self.config.get("components", {}).get("dense", {}).get("model"))
+        return [model.probabilities(t) for t in feature_tensors(subtask, cases, self._encoder, model.features)]
+
+    def select(
+        self, subtask: int, cases: Sequence[Case], scores: Sequence[np.ndarray] | None = None
+    ) -> list[list[list[str]]]:
+        """Per case, per query, the selected note sentence ids (in note order); ``scores``: the
+        :meth:`sentence_scores` of these cases when already computed."""
+        scores = self.sentence_scores(subtask, cases) if scores is None else scores
+        if self.kind(subtask) == "ensemble":
+            picked = decide(scores, self.ensemble(subtask))
+        else:
+            model = self.learned(subtask)
+            picked = [model.select(m) for m in scores]
         return [
             [[case.sentences[j].id for j in sorted(row)] for row in per_query]
             for case, per_query in zip(cases, picked, strict=True)

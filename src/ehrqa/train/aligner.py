@@ -259,3 +259,91 @@ def train_aligner(
     model = AlignerModel(config, out)
     model.save(out)
     return model
+
+
+# ---------------------------------------------------------------------------------------------
+# The learned relevance aligner (the shipped default)
+
+CHECK_COVID = Path(__file__).resolve().parents[4] / "shared" / "data" / "raw" / "check_covid"
+
+
+def check_covid_cases(directory: str | Path = CHECK_COVID) -> list[Case]:
+    """Check-COVID as ST4-shaped cases: one per abstract, its sentences the note, and each claim
+    with evidence an answer sentence citing its evidence sentences (claims without evidence dropped)."""
+    import gzip
+    import json
+
+    from ehrqa.data.case import AnswerSentence, NoteSentence
+    from ehrqa.errors import DataError
+
+    directory = Path(directory)
+    corpus_file, claims_file = directory / "corpus.json.gz", directory / "Check-COVID_all.json.gz"
+    if not corpus_file.is_file() or not claims_file.is_file():
+        raise DataError(f"{directory}: no Check-COVID corpus.json.gz / Check-COVID_all.json.gz")
+    with gzip.open(corpus_file, "rt", encoding="utf-8") as f:
+        abstracts = {d["cord_id"]: d["abstract"] for d in map(json.loads, f)}
+    claims: dict[str, list[AnswerSentence]] = {}
+    with gzip.open(claims_file, "rt", encoding="utf-8") as f:
+        for d in map(json.loads, f):
+            sentences = abstracts.get(d["cord_id"], [])
+            cited = sorted({str(e["sent_index"] + 1) for e in d["evidence_set"] if e["sent_index"] < len(sentences)})
+            if cited:
+                per = claims.setdefault(d["cord_id"], [])
+                per.append(AnswerSentence(str(len(per) + 1), d["claim"], tuple(cited)))
+    return [
+        Case(
+            id=f"covid-{cord_id}",
+            narrative="",
+            sentences=tuple(NoteSentence(str(j + 1), t) for j, t in enumerate(abstracts[cord_id])),
+            answer_sentences=tuple(answers),
+        )
+        for cord_id, answers in sorted(claims.items())
+    ]
+
+
+def learned_section(
+    subtask: int,
+    sources: dict[str, Sequence[Case]],
+    features: Sequence[str],
+    encoder=None,
+    max_links: Sequence[int | None] | None = None,
+    augmentation: Sequence[str] = ("check_covid",),
+) -> dict:
+    """A ``kind: learned`` subtask section fitted on every case with gold in ``sources`` (name -> cases);
+    the decision rule is chosen on the sources not named in ``augmentation``."""
+    from ehrqa.retrieval.features import feature_tensors
+    from ehrqa.retrieval.relevance import fit_relevance
+
+    cases, names = [], []
+    for name, cs in sources.items():
+        with_gold = [c for c in cs if has_gold(subtask, c)]
+        cases += with_gold
+        names += [name] * len(with_gold)
+    if not cases:
+        raise ValueError(f"no training cases with gold for subtask {subtask}")
+    tensors = feature_tensors(subtask, [c.without_gold() for c in cases], encoder, features)
+    gold = [gold_indices(subtask, c) for c in cases]
+    links = max_links or ((None, 1, 2, 3, 4, 5) if subtask == 4 else (None,))
+    rule_sources = [n for n in sources if n not in augmentation] or None
+    model = fit_relevance(tensors, gold, names, features, max_links=links, rule_sources=rule_sources)
+    return {**model.to_dict(), "query": "clinician" if subtask == 2 else "answer"}
+
+
+def train_learned_aligner(
+    sources: dict[int, dict[str, Sequence[Case]]], features: Sequence[str], out: str | Path, encoder=None
+) -> AlignerModel:
+    """Fit one learned section per subtask (``sources``: subtask -> source name -> cases) and save."""
+    started = time.perf_counter()
+    sections = {str(t): learned_section(t, per_source, features, encoder) for t, per_source in sources.items()}
+    config = {
+        "format": FORMAT,
+        "components": {"dense": {"model": "all-MiniLM-L6-v2"}},
+        "subtasks": sections,
+        "training": {
+            "sources": {str(t): sorted(per_source) for t, per_source in sources.items()},
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    }
+    model = AlignerModel(config, Path(out))
+    model.save(out)
+    return model
