@@ -10,7 +10,7 @@ source.
 
     python benchmarks/bench_heldout.py                 # the tables (about 2-4 min on 2 cores, cached encodings)
     python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default, 1 vs 2 threads
-    python benchmarks/bench_heldout.py --write-default # retrain the shipped default on every source
+    python benchmarks/bench_heldout.py --write-default # retrain models/aligner-learned on every source
 
 Dense encodings are cached in ``$EHRQA_CACHE_DIR/bench-encodings`` (delete to recompute).
 """
@@ -34,7 +34,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "src" / "ehrqa" / "models" / "aligner-default"
+MODELS = Path(__file__).resolve().parents[1] / "src" / "ehrqa" / "models"
+DEFAULT_DIR = MODELS / "aligner-default"
+LEARNED_DIR = MODELS / "aligner-learned"
 ST3_METRICS = ("bleu", "rougeLsum", "sari")
 
 
@@ -332,7 +334,7 @@ def write_default(args) -> None:
     data = load_sources(args.shared)
     covid = check_covid_cases(args.shared / "raw" / "check_covid")
     sources = {2: data, 4: {"aci_dev": data["aci_dev"], "sample": data["sample"], "check_covid": covid}}
-    model = train_learned_aligner(sources, list(FEATURES), args.out or DEFAULT_DIR, encoder())
+    model = train_learned_aligner(sources, list(FEATURES), args.out or LEARNED_DIR, encoder())
     for t, section in model.config["subtasks"].items():
         print(f"ST{t}: rule {section['rule']} {section['threshold']} max {section['max_links']}; {section['record']}")
     print(f"wrote {model.path}")
@@ -346,8 +348,10 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="time the shipped default, torch 1 vs 2 threads")
     parser.add_argument("--timing-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="aligner model directory to time (default: the shipped one)")
-    parser.add_argument("--write-default", action="store_true", help="retrain the shipped default on all sources")
-    parser.add_argument("--out", type=Path, help="with --write-default: where to write (default: the shipped dir)")
+    parser.add_argument("--write-default", action="store_true", help="retrain models/aligner-learned on all sources")
+    parser.add_argument(
+        "--out", type=Path, help="with --write-default: where to write (default: models/aligner-learned)"
+    )
     args = parser.parse_args()
     if args.timing_child:
         timing_child(args.model)
