@@ -148,6 +148,7 @@ class BackendSpec:
     adapter: str | None = None  # hf: LoRA adapter directory
     load_in_4bit: bool = False  # hf
     batch_size: int = 4  # hf: prompts per generate() call
+    dtype: str = "auto"  # hf: weights dtype ("auto": as saved; "float32" is faster than bf16 on many CPUs)
     base_url: str | None = None  # openai: ends in /v1
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (never the key itself)
     timeout: float = 120.0  # openai: seconds per request
@@ -177,7 +178,13 @@ def make_backend(spec: BackendSpec | None = None, **overrides) -> ChatBackend:
     if spec.kind == "hf":
         from ehrqa.llm.hf import HFChat
 
-        return HFChat(spec.model, adapter=spec.adapter, load_in_4bit=spec.load_in_4bit, batch_size=spec.batch_size)
+        return HFChat(
+            spec.model,
+            adapter=spec.adapter,
+            load_in_4bit=spec.load_in_4bit,
+            batch_size=spec.batch_size,
+            dtype=spec.dtype,
+        )
     from ehrqa.llm.openai import OpenAIChat
 
     return OpenAIChat(

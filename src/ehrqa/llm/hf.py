@@ -127,6 +127,8 @@ class HFChat(ChatBackend):
             "adapter": adapter,
             "load_in_4bit": load_in_4bit,
         }
+        if dtype not in (None, "auto"):  # only then, so replies cached before dtype was settable keep their keys
+            self.description["dtype"] = dtype
 
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
         """Greedy requests are batched (batches of similar length waste less compute on padding).
