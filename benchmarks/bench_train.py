@@ -45,14 +45,14 @@ def step_benchmark(args: argparse.Namespace) -> None:
     recipe = GeneratorRecipe.from_file(RECIPE)
     base = resolve_model(recipe.model)
     tokenizer = load_tokenizer(base)
-    conversations = stage_conversations(recipe.stage2.data, args.examples, recipe.seed, recipe.answer_words)
-    rows = tokenize_all(tokenizer, conversations, recipe.max_length, "bench")
+    conversations = stage_conversations(recipe.stage2.data, args.examples, recipe.seed, recipe.training.answer_words)
+    rows = tokenize_all(tokenizer, conversations, recipe.training.max_length, "bench")
     before = peak_rss_mb()
     started = time.perf_counter()
     model = _load_for_training(recipe, base, None)
     load = time.perf_counter() - started
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.learning_rate)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=recipe.training.learning_rate)
     collate = PadCollator(tokenizer.pad_token_id)
     times, tokens = [], []
     for step in range(args.steps + 1):
@@ -67,11 +67,15 @@ def step_benchmark(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - started)
             tokens.append(int(inputs["attention_mask"].sum()))
     mean = sum(times) / len(times)
-    print(f"SmolLM2-135M QLoRA (nf4 double-quant, {recipe.compute_dtype} compute, LoRA r={recipe.r} "
-          f"{recipe.target_modules}), CPU, torch threads {torch.get_num_threads()}")  # fmt: skip
+    print(
+        f"SmolLM2-135M QLoRA (nf4 double-quant, {recipe.quantization.compute_dtype} compute, LoRA r={recipe.lora.r} "
+        f"{recipe.lora.target_modules}), CPU, torch threads {torch.get_num_threads()}"
+    )
     print(f"load + prepare: {load:.1f} s | trainable parameters: {trainable / 1e6:.2f} M")
-    print(f"batch {args.batch_size} x mean {sum(tokens) / len(tokens):.0f} tokens: {mean:.2f} s/step over "
-          f"{len(times)} steps = {sum(tokens) / sum(times):.0f} training tokens/s")  # fmt: skip
+    print(
+        f"batch {args.batch_size} x mean {sum(tokens) / len(tokens):.0f} tokens: {mean:.2f} s/step over "
+        f"{len(times)} steps = {sum(tokens) / sum(times):.0f} training tokens/s"
+    )
     print(f"peak RSS: {peak_rss_mb():.0f} MB (before loading the model: {before:.0f} MB)")
 
 

@@ -230,13 +230,16 @@ def test_recipe_files_have_an_aligner_section(tmp_path):
 
 def test_commands_write_valid_submissions(tmp_path, lexical_model, cases):
     model_dir = str(lexical_model.path)
-    assert main(["align", "--data", str(sample_dir()), "--model", model_dir, "--out", str(tmp_path / "st4.json")]) == 0
+    assert (
+        main(["align", "--data", str(sample_dir()), "--aligner", model_dir, "--out", str(tmp_path / "st4.json")]) == 0
+    )
     entries = read_submission(tmp_path / "st4.zip")
     assert [e["case_id"] for e in entries] == [c.id for c in cases]
     assert {e["case_id"]: e["prediction"] for e in entries} == _align(cases, lexical_model)
     out2 = tmp_path / "st2.json"
     assert (
-        main(["identify", "--xml", str(sample_dir() / "archehr-qa.xml"), "--model", model_dir, "--out", str(out2)]) == 0
+        main(["identify", "--xml", str(sample_dir() / "archehr-qa.xml"), "--aligner", model_dir, "--out", str(out2)])
+        == 0
     )
     assert {e["case_id"]: e["prediction"] for e in read_submission(out2)} == _identify(cases, lexical_model)
 

@@ -97,11 +97,13 @@ def test_prediction_commands_take_case_ranges(tmp_path, capsys):
 
 def test_bad_model_flags_are_one_line_errors(tmp_path, capsys):
     out = str(tmp_path / "s.json")
-    assert main(["identify", "--out", out, "--model", str(tmp_path / "none")]) == 2
+    assert main(["identify", "--out", out, "--aligner", str(tmp_path / "none")]) == 2
     assert "no aligner.json" in capsys.readouterr().err
+    assert main(["identify", "--out", out, "--method", "aligner", "--model", "m"]) == 2  # model flags need llm
+    assert "need --method llm" in capsys.readouterr().err
     assert main(["generate", "--out", out, "--backend", "openai", "--cases", "101"]) == 2
     assert capsys.readouterr().err.strip() == (
-        "ehrqa: error: the openai backend needs a base URL (e.g. http://127.0.0.1:8000/v1)"
+        "ehrqa: error: the openai backend needs a base URL (e.g. --base-url http://127.0.0.1:8000/v1)"
     )
 
 

@@ -22,15 +22,20 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 def test_qwen_tokenizer_has_the_real_vocabulary(qwen_tok):
     assert qwen_tok("Hello, world!")["input_ids"] == [9707, 11, 1879, 0]
     assert qwen_tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>", "<think>", "</think>"]) == [
-        151643, 151645, 151667, 151668]  # fmt: skip
+        151643,
+        151645,
+        151667,
+        151668,
+    ]
     assert qwen_tok.eos_token == "<|im_end|>"
 
 
 def test_chat_template_renders_with_thinking_disabled(qwen_tok):
-    prompt = qwen_tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True,
-                                          enable_thinking=False)  # fmt: skip
-    assert prompt == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhy the tube?<|im_end|>\n"
-                      "<|im_start|>assistant\n<think>\n\n</think>\n\n")  # fmt: skip
+    prompt = qwen_tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    assert prompt == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhy the tube?<|im_end|>\n"
+        "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
     # the empty think block is made of the dedicated special tokens
     ids = qwen_tok(prompt, add_special_tokens=False)["input_ids"]
     assert ids[-4:-2] == [151667, 271] and ids[-2] == 151668
@@ -42,10 +47,10 @@ def test_chat_template_default_leaves_thinking_to_the_model(qwen_tok):
 
 
 def test_training_render_starts_with_the_generation_prompt(qwen_tok):
-    full = qwen_tok.apply_chat_template([*MESSAGES, {"role": "assistant", "content": "To drain pus."}],
-                                        tokenize=False, enable_thinking=False)  # fmt: skip
-    prompt = qwen_tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True,
-                                          enable_thinking=False)  # fmt: skip
+    full = qwen_tok.apply_chat_template(
+        [*MESSAGES, {"role": "assistant", "content": "To drain pus."}], tokenize=False, enable_thinking=False
+    )
+    prompt = qwen_tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True, enable_thinking=False)
     assert full == prompt + "To drain pus.<|im_end|>\n"
 
 

@@ -159,9 +159,31 @@ def test_align_command_votes_through_a_server(tmp_path, openai_server):
 
     openai_server.responder = responder
     out = tmp_path / "st4.json"
-    args = ["-q", "align", "--method", "llm", "--backend", "openai", "--base-url", openai_server.base_url,
-            "--model", "m", "--samples", "3", "--temperature", "0.7", "--vote-threshold", "0.5",
-            "--data", str(sample_dir()), "--cases", cases[0].id, cases[1].id, "--out", str(out)]  # fmt: skip
+    args = [
+        "-q",
+        "align",
+        "--method",
+        "llm",
+        "--backend",
+        "openai",
+        "--base-url",
+        openai_server.base_url,
+        "--model",
+        "m",
+        "--samples",
+        "3",
+        "--temperature",
+        "0.7",
+        "--vote-threshold",
+        "0.5",
+        "--data",
+        str(sample_dir()),
+        "--cases",
+        cases[0].id,
+        cases[1].id,
+        "--out",
+        str(out),
+    ]
     env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-m", "ehrqa.cli", *args], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
@@ -170,3 +192,32 @@ def test_align_command_votes_through_a_server(tmp_path, openai_server):
     assert openai_server.count == 6 and len({b["seed"] for b in openai_server.bodies}) == 6
     records = (tmp_path / "run-st4" / "steps" / "st4" / "records.jsonl").read_text().splitlines()
     assert json.loads(records[0])["n_votes"] == 3
+
+
+@pytest.mark.slow
+def test_smollm2_runs_every_subtask_end_to_end(tmp_path):
+    """The laptop pipeline check: the shipped SmolLM2 through ST1-ST4 llm methods on two sample cases.
+    A 135M model mostly fails the JSON contracts; whatever it replies, every prediction is valid."""
+    from ehrqa.data.submission import check_submission, read_submission
+    from ehrqa.runs.config import parse_recipe
+    from ehrqa.runs.pipeline import run
+
+    tokens = {"max_new_tokens": 48}
+    recipe = parse_recipe(
+        {
+            "backends": {"default": {"kind": "hf", "model": "smollm2"}},
+            "steps": [
+                {"subtask": 1, "method": "llm", **tokens},
+                {"subtask": 2, "method": "llm", "prompt": "st2-answer-first@1", **tokens},
+                {"subtask": 3, "method": "llm", "prompt": "st3-evidence@1", "evidence": "st2", **tokens},
+                {"subtask": 4, "method": "llm", **tokens},
+            ],
+        },
+        "smollm2-llm",
+    )
+    cases = read_dataset()[:2]
+    rows = run(recipe, cases, tmp_path / "run")
+    assert [r["status"] for r in rows] == ["ok"] * 4
+    for row in rows:
+        check_submission(read_submission(row["submission"]), row["subtask"], cases)
+        assert row["calls"] >= 2 and "scores" in row

@@ -28,10 +28,11 @@ def openai_recipe(base_url: str, **st3) -> dict:
     return {
         "name": "fake-server",
         "seed": 7,
-        "backends": {"fake": {"kind": "openai", "model": "fake-model", "base_url": base_url, "concurrency": 1,
-                              "retries": 0}},
+        "backends": {
+            "fake": {"kind": "openai", "model": "fake-model", "base_url": base_url, "concurrency": 1, "retries": 0}
+        },
         "steps": [{"subtask": 3, "method": "llm", "backend": "fake", **st3}],
-    }  # fmt: skip
+    }
 
 
 def ehrqa(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -100,8 +101,10 @@ def test_st1_never_sees_the_clinician_question(tmp_path):
     from dataclasses import replace
 
     cases = read_dataset()
-    scrambled = [replace(c, clinician_question="Scrambled?", question_phrases=(), sentences=c.sentences[:1],
-                         specialty="none") for c in cases]  # fmt: skip
+    scrambled = [
+        replace(c, clinician_question="Scrambled?", question_phrases=(), sentences=c.sentences[:1], specialty="none")
+        for c in cases
+    ]
     recipe = parse_recipe({"steps": [{"subtask": 1}]}, "r")
     run(recipe, cases, tmp_path / "a")
     run(recipe, scrambled, tmp_path / "b")

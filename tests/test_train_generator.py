@@ -35,8 +35,15 @@ def short_cases_dir(tmp_path_factory) -> Path:
     for case in read_dataset()[:3]:
         keep = case.sentences[:3]
         ids = {s.id for s in keep}
-        cases.append(replace(case, sentences=keep, relevance=tuple(r for r in case.relevance if r[0] in ids),
-                             answer=" ".join(case.answer.split()[:30]), answer_sentences=None))  # fmt: skip
+        cases.append(
+            replace(
+                case,
+                sentences=keep,
+                relevance=tuple(r for r in case.relevance if r[0] in ids),
+                answer=" ".join(case.answer.split()[:30]),
+                answer_sentences=None,
+            )
+        )
     write_xml(cases, out / "archehr-qa.xml")
     write_key(cases, out / "archehr-qa_key.json")
     return out
@@ -48,14 +55,28 @@ def tiny_recipe(model: Path, cases_dir: Path, **changes) -> GeneratorRecipe:
         "seed": 3,
         "quantization": {"load_in_4bit": True, "quant_type": "nf4", "double_quant": True, "compute_dtype": "float32"},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear"},
-        "training": {"max_length": 512, "batch_size": 2, "gradient_accumulation_steps": 1, "learning_rate": 0.01,
-                     "optim": "adamw_torch", "bf16": False, "gradient_checkpointing": True, "save_steps": 1,
-                     "save_total_limit": 3, "logging_steps": 1, "lr_scheduler": "constant", "warmup_ratio": 0.0},
-        "stage1": {"data": {"source": "medquad", "context_sentences": 2, "distractors": 1, "answer_words": 25},
-                   "samples": 4, "max_steps": 2},
+        "training": {
+            "max_length": 512,
+            "batch_size": 2,
+            "gradient_accumulation_steps": 1,
+            "learning_rate": 0.01,
+            "optim": "adamw_torch",
+            "bf16": False,
+            "gradient_checkpointing": True,
+            "save_steps": 1,
+            "save_total_limit": 3,
+            "logging_steps": 1,
+            "lr_scheduler": "constant",
+            "warmup_ratio": 0.0,
+        },
+        "stage1": {
+            "data": {"source": "medquad", "context_sentences": 2, "distractors": 1, "answer_words": 25},
+            "samples": 4,
+            "max_steps": 2,
+        },
         "stage2": {"data": {"source": "archehr", "path": str(cases_dir)}, "max_steps": 2},
         "merge": True,
-    }  # fmt: skip
+    }
     section.update(changes)
     return GeneratorRecipe.from_dict(section)
 
@@ -208,19 +229,22 @@ def test_long_references_are_cut_to_whole_sentences_for_training():
 def test_shipped_recipes_parse_with_the_papers_settings():
     paper = GeneratorRecipe.from_file(RECIPES / "qu-nlp.yaml")
     assert paper.model == "Qwen/Qwen3-4B"
-    assert (paper.load_in_4bit, paper.quant_type, paper.double_quant, paper.compute_dtype) == (
-        True, "nf4", True, "bfloat16")  # fmt: skip
-    assert paper.target_modules == "all-linear"
+    q = paper.quantization
+    assert (q.load_in_4bit, q.quant_type, q.double_quant, q.compute_dtype) == (True, "nf4", True, "bfloat16")
+    assert paper.lora.target_modules == "all-linear"
+    assert isinstance(paper.training.learning_rate, float)
     assert paper.stage1.samples == 30000 and paper.stage2.data["source"] == "archehr"
     cpu = GeneratorRecipe.from_file(RECIPES / "cpu-smollm2.yaml")
-    assert cpu.model == "smollm2" and cpu.load_in_4bit and cpu.stage1 and cpu.stage2
+    assert cpu.model == "smollm2" and cpu.quantization.load_in_4bit and cpu.stage1 and cpu.stage2
     held_out = set(range(2061, 2081))
     trained = {int(i) for i in cpu.stage2.data["cases"].split("-")} if cpu.stage2 else set()
     assert cpu.evaluation["data"]["cases"] == "2061-2080" and max(trained) < min(held_out)
 
 
 def test_recipe_typos_are_reported():
-    with pytest.raises(DataError, match="unknown key 'lerning_rate'"):
+    with pytest.raises(DataError, match="generator.training.lerning_rate: unknown key"):
         GeneratorRecipe.from_dict({"training": {"lerning_rate": 1e-4}, "stage2": {"data": {"source": "archehr"}}})
     with pytest.raises(DataError, match="no stage1 or stage2"):
         GeneratorRecipe.from_dict({"model": "x"})
+    with pytest.raises(DataError, match="generator.lora.r: expected a whole number"):
+        GeneratorRecipe.from_dict({"lora": {"r": "big"}, "stage2": {"data": {"source": "archehr"}}})

@@ -37,16 +37,27 @@ QAS = [
 
 
 def _flat_rows():
-    return [{"id": i, "question": q, "context": c, "answers": {"text": [a], "answer_start": [s or 0]}}
-            for i, q, c, a, s in QAS]  # fmt: skip
+    return [
+        {"id": i, "question": q, "context": c, "answers": {"text": [a], "answer_start": [s or 0]}}
+        for i, q, c, a, s in QAS
+    ]
 
 
 @pytest.fixture(scope="module")
 def squad_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("squad")
-    nested = {"version": "x", "data": [{"title": "t", "paragraphs": [
-        {"context": c, "qas": [{"id": i, "question": q, "answers": [{"text": a, "answer_start": s}]}]}
-        for i, q, c, a, s in QAS]}]}  # fmt: skip
+    nested = {
+        "version": "x",
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {"context": c, "qas": [{"id": i, "question": q, "answers": [{"text": a, "answer_start": s}]}]}
+                    for i, q, c, a, s in QAS
+                ],
+            }
+        ],
+    }
     (d / "squad.json").write_text(json.dumps(nested))
     (d / "flat.jsonl").write_text("\n".join(json.dumps(r) for r in _flat_rows()) + "\n")
     import pyarrow as pa

@@ -26,8 +26,8 @@ def add_evidence_method_arguments(parser: argparse.ArgumentParser, *, default_pr
     parser.add_argument(
         "--method",
         choices=["aligner", "llm"],
-        default="aligner",
-        help="aligner: the retrieval aligner (default); llm: chat models that vote",
+        help="aligner: the retrieval aligner (default); llm: chat models that vote (the default when a model "
+        "flag such as --backend or --model is given)",
     )
     parser.add_argument("--aligner", metavar="DIR", help="aligner model directory (default: the shipped model)")
     add_backend_arguments(parser, default_model="the shipped SmolLM2-135M-Instruct")
@@ -41,6 +41,13 @@ def add_evidence_method_arguments(parser: argparse.ArgumentParser, *, default_pr
     )
 
 
+def resolved_method(args: argparse.Namespace, default: str) -> str:
+    """``--method`` as given; without it, ``llm`` when a model flag is given, else ``default``."""
+    if args.method:
+        return args.method
+    return "llm" if _model_flags_given(args) else default
+
+
 def _model_flags_given(args: argparse.Namespace) -> bool:
     names = ("backend", "model", "adapter", "base_url", "load_in_4bit", "response_format")
     return any(getattr(args, n, None) is not None for n in names)
@@ -51,7 +58,7 @@ def evidence_config(args: argparse.Namespace, config_class):
     from ehrqa.config import from_dict
     from ehrqa.errors import DataError
 
-    if args.method == "aligner":
+    if resolved_method(args, "aligner") == "aligner":
         if _model_flags_given(args):
             raise DataError("model flags (--backend, --model, ...) need --method llm; the aligner uses --aligner DIR")
         return config_class(method="aligner", aligner=args.aligner), None

@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         choices=["llm", "extractive"],
-        default="llm",
-        help="llm: a chat model (default); extractive: the best note sentences, cited",
+        help="extractive: the best note sentences, cited (default); llm: a chat model (the default when a "
+        "model flag such as --backend, --model or --adapter is given)",
     )
     add_backend_arguments(parser, default_model="the adapter's base, else the shipped SmolLM2")
     add_sampling_arguments(parser, default_prompt="st3-answer@1", max_new_tokens=112)
@@ -32,11 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ehrqa.commands._common import backend_spec_from_args
+    from ehrqa.commands._llm_args import resolved_method
     from ehrqa.config import from_dict
     from ehrqa.tasks.generate import GenerateConfig
 
+    method = resolved_method(args, "extractive")
     settings = {
-        "method": args.method,
+        "method": method,
         "prompt": args.prompt,
         "samples": args.samples,
         "temperature": args.temperature,
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         "examples": args.examples,
     }
     config = from_dict(GenerateConfig, settings, "flags")
-    backend = backend_spec_from_args(args) if args.method == "llm" else None
+    backend = backend_spec_from_args(args) if method == "llm" else None
     row = run_one_subtask(args, 3, config, backend)
     print(f"wrote {row['out']} ({len(row['predictions'])} answers; per-case records in {row['run_dir']})")
     return 0

@@ -104,12 +104,17 @@ def medquad_examples(
         log.warning("MedQuAD gave %d distinct examples, fewer than the %d asked for", len(chosen), n)
     examples = []
     for record, passage, answer in chosen:
-        others = [s for other, p, _ in rng.sample(chosen, min(len(chosen), distractors + 2)) for s in p
-                  if other["focus"] != record["focus"]]  # fmt: skip
+        others = [
+            s
+            for other, p, _ in rng.sample(chosen, min(len(chosen), distractors + 2))
+            for s in p
+            if other["focus"] != record["focus"]
+        ]
         others = sorted(set(others) - set(passage))
         picked = rng.sample(others, min(distractors, len(others)))
-        examples.append(GroundedQA(f"medquad-{record['qid']}", record["question"], _mix(passage, picked, rng),
-                                   answer, "medquad"))  # fmt: skip
+        examples.append(
+            GroundedQA(f"medquad-{record['qid']}", record["question"], _mix(passage, picked, rng), answer, "medquad")
+        )
     return examples
 
 
@@ -143,8 +148,12 @@ def _flat_answers(answers: object) -> list[tuple[str, int | None]]:
 def _from_article(article: dict) -> Iterator[dict]:
     for paragraph in article.get("paragraphs", []):
         for qa in paragraph.get("qas", []):
-            yield {"id": qa.get("id"), "question": qa.get("question"), "context": paragraph.get("context"),
-                   "answers": qa.get("answers")}  # fmt: skip
+            yield {
+                "id": qa.get("id"),
+                "question": qa.get("question"),
+                "context": paragraph.get("context"),
+                "answers": qa.get("answers"),
+            }
 
 
 def _records(items: Iterable[dict]) -> Iterator[dict]:
@@ -188,8 +197,14 @@ def read_squad(path: str | os.PathLike) -> list[dict]:
         answers = _flat_answers(record.get("answers"))
         if not record.get("question") or not record.get("context") or not answers:
             continue
-        out.append({"id": str(record.get("id") or k), "question": str(record["question"]),
-                    "context": str(record["context"]), "answers": answers})  # fmt: skip
+        out.append(
+            {
+                "id": str(record.get("id") or k),
+                "question": str(record["question"]),
+                "context": str(record["context"]),
+                "answers": answers,
+            }
+        )
     if not out:
         raise DataError(f"{path}: no usable question/context/answer records")
     return out
@@ -257,12 +272,17 @@ def squad_examples(
         log.warning("%s gave %d distinct examples, fewer than the %d asked for", Path(path).name, len(chosen), n)
     examples = []
     for record, window, answer in chosen:
-        pool = [s for other, w, _ in rng.sample(chosen, min(len(chosen), distractors + 2)) for s in w
-                if other["context"] != record["context"] and _usable(s)]  # fmt: skip
+        pool = [
+            s
+            for other, w, _ in rng.sample(chosen, min(len(chosen), distractors + 2))
+            for s in w
+            if other["context"] != record["context"] and _usable(s)
+        ]
         pool = sorted(set(pool) - set(window))
         picked = rng.sample(pool, min(distractors, len(pool)))
-        examples.append(GroundedQA(f"squad-{record['id']}", record["question"], _mix(window, picked, rng),
-                                   answer, "squad"))  # fmt: skip
+        examples.append(
+            GroundedQA(f"squad-{record['id']}", record["question"], _mix(window, picked, rng), answer, "squad")
+        )
     return examples
 
 

@@ -69,8 +69,10 @@ def tokenize_example(tokenizer, conversation: Sequence[Message], max_length: int
     if len(input_ids) > max_length:
         return None
     # A token belongs to the reply if it starts at or after the end of the rendered prompt.
-    labels = [tid if start >= len(prompt) else IGNORE_INDEX
-              for tid, (start, _) in zip(input_ids, encoded["offset_mapping"], strict=True)]  # fmt: skip
+    labels = [
+        tid if start >= len(prompt) else IGNORE_INDEX
+        for tid, (start, _) in zip(input_ids, encoded["offset_mapping"], strict=True)
+    ]
     if all(label == IGNORE_INDEX for label in labels):
         return None
     return {"input_ids": input_ids, "labels": labels}
@@ -80,8 +82,13 @@ def tokenize_all(tokenizer, conversations: Sequence[Sequence[Message]], max_leng
     rows = [tokenize_example(tokenizer, c, max_length) for c in conversations]
     kept = [r for r in rows if r is not None]
     if len(kept) < len(rows):
-        log.warning("%s: %d of %d examples are longer than %d tokens and were left out",
-                    what, len(rows) - len(kept), len(rows), max_length)  # fmt: skip
+        log.warning(
+            "%s: %d of %d examples are longer than %d tokens and were left out",
+            what,
+            len(rows) - len(kept),
+            len(rows),
+            max_length,
+        )
     if not kept:
         raise DataError(f"{what}: no training example fits in max_length={max_length} tokens")
     return kept

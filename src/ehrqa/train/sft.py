@@ -34,6 +34,7 @@ import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ehrqa.errors import DataError
 
@@ -46,34 +47,35 @@ METADATA_FILE = "training.json"
 # ------------------------------------------------------------------ the recipe
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage:
     """One training stage: where its data comes from and how long to train on it."""
 
-    data: dict  # {source: medquad|squad|archehr, ...}; see stage_conversations
+    data: dict[str, Any]  # {source: medquad|squad|archehr, ...}; see stage_conversations
     samples: int | None = None  # sample this many examples (seeded); None = all
     epochs: float = 1.0
     max_steps: int = -1  # > 0 overrides epochs
     learning_rate: float | None = None  # None = the recipe's learning_rate
 
 
-@dataclass
-class GeneratorRecipe:
-    """The ``generator:`` section of a recipe file, flattened. Field names follow the YAML keys."""
-
-    model: str = "smollm2"  # Hub id or local directory; "smollm2" = the shipped SmolLM2-135M-Instruct
-    seed: int = 42
-    # quantization:
+@dataclass(frozen=True)
+class Quantization:
     load_in_4bit: bool = True
     quant_type: str = "nf4"
     double_quant: bool = True
     compute_dtype: str = "bfloat16"
-    # lora:
+
+
+@dataclass(frozen=True)
+class Lora:
     r: int = 64
     alpha: int = 16
     dropout: float = 0.1
     target_modules: str | list[str] = "all-linear"
-    # training:
+
+
+@dataclass(frozen=True)
+class Training:
     max_length: int = 2048
     batch_size: int = 4
     gradient_accumulation_steps: int = 4
@@ -89,69 +91,53 @@ class GeneratorRecipe:
     save_total_limit: int = 2
     logging_steps: int = 10
     answer_words: int | None = 75  # stage-2 references longer than this are cut to whole sentences
-    # stages and outputs
+
+
+@dataclass(frozen=True)
+class GeneratorRecipe:
+    """The ``generator:`` section of a recipe file; nested sections follow the YAML."""
+
+    model: str = "smollm2"  # Hub id or local directory; "smollm2" = the shipped SmolLM2-135M-Instruct
+    seed: int = 42
+    prompt: str = "st3-answer@1"  # the prompt training examples are rendered with (and asked with later)
+    quantization: Quantization = field(default_factory=Quantization)
+    lora: Lora = field(default_factory=Lora)
+    training: Training = field(default_factory=Training)
     stage1: Stage | None = None
     stage2: Stage | None = None
     merge: bool = False
-    evaluation: dict | None = None  # {data: {...}, max_new_tokens: N}: used by benchmarks/bench_train.py
-    source: dict = field(default_factory=dict, repr=False)  # the section as written
+    evaluation: dict[str, Any] | None = None  # {data: {...}, max_new_tokens: N}: used by benchmarks/bench_train.py
+    source: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the section as written
 
     @classmethod
-    def from_dict(cls, section: dict) -> GeneratorRecipe:
+    def from_dict(cls, section: Any, where: str = "recipe: generator") -> GeneratorRecipe:
+        from ehrqa.config import from_dict
+
         if not isinstance(section, dict):
-            raise DataError("recipe: the generator section must be a mapping")
-        flat: dict = {}
-        groups = {"quantization": ("load_in_4bit", "quant_type", "double_quant", "compute_dtype"),
-                  "lora": ("r", "alpha", "dropout", "target_modules"),
-                  "training": ("max_length", "batch_size", "gradient_accumulation_steps", "learning_rate",
-                               "lr_scheduler", "warmup_ratio", "weight_decay", "max_grad_norm", "optim",
-                               "gradient_checkpointing", "bf16", "save_steps", "save_total_limit",
-                               "logging_steps", "answer_words")}  # fmt: skip
-        top = {"model", "seed", "stage1", "stage2", "merge", "evaluation"}
-        for key, value in section.items():
-            if key in groups:
-                for k, v in (value or {}).items():
-                    if k not in groups[key]:
-                        raise DataError(f"recipe: generator.{key}: unknown key {k!r}")
-                    flat[k] = v
-            elif key in top:
-                flat[key] = value
-            else:
-                raise DataError(f"recipe: generator: unknown key {key!r}")
-        for name in ("stage1", "stage2"):
-            if flat.get(name) is not None:
-                stage = dict(flat[name])
-                unknown = set(stage) - {f.name for f in dataclasses.fields(Stage)}
-                if unknown or "data" not in stage:
-                    raise DataError(f"recipe: generator.{name}: needs 'data'; unknown keys {sorted(unknown)}")
-                flat[name] = Stage(**stage)
-        if flat.get("stage1") is None and flat.get("stage2") is None:
-            raise DataError("recipe: generator: no stage1 or stage2 to train")
-        recipe = cls(**flat, source=section)
-        for name in ("learning_rate", "warmup_ratio", "weight_decay", "max_grad_norm", "dropout"):
-            setattr(recipe, name, float(getattr(recipe, name)))  # YAML reads 2e-4 as a string
-        return recipe
+            raise DataError(f"{where}: must be a mapping")
+        if "source" in section:
+            raise DataError(f"{where}.source: unknown key")
+        recipe = from_dict(cls, section, where)
+        if recipe.stage1 is None and recipe.stage2 is None:
+            raise DataError(f"{where}: no stage1 or stage2 to train")
+        return dataclasses.replace(recipe, source=section)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> GeneratorRecipe:
-        import yaml
+        from ehrqa.config import load_yaml
 
-        path = Path(path)
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise DataError(f"{path}: recipe not found") from None
-        except yaml.YAMLError as e:
-            raise DataError(f"{path}: not valid YAML ({e})") from None
+        document = load_yaml(path, "recipe")
         if not document.get("generator"):
-            raise DataError(f"{path}: no 'generator:' section")
-        return cls.from_dict(document["generator"])
+            raise DataError(f"{path}: no 'generator:' section (is this a run recipe? use `ehrqa run --recipe`)")
+        return cls.from_dict(document["generator"], f"{path}: generator")
 
 
 # ------------------------------------------------------------------ data
 
 
-def stage_conversations(data: dict, samples: int | None, seed: int, answer_words: int | None) -> list[list[dict]]:
+def stage_conversations(
+    data: dict, samples: int | None, seed: int, answer_words: int | None, prompt: str = "st3-answer@1"
+) -> list[list[dict]]:
     """Chat conversations for a stage's ``data`` block.
 
     ``source: medquad`` / ``squad``: grounded QA (see :mod:`ehrqa.data.stage1`);
@@ -166,8 +152,8 @@ def stage_conversations(data: dict, samples: int | None, seed: int, answer_words
         cases = [c for c in read_cases(str(data.get("path", "sample")), data.get("cases")) if c.answer]
         if samples is not None and samples < len(cases):
             cases = random.Random(seed).sample(cases, samples)
-        return [case_conversation(c, answer_words=answer_words) for c in cases]
-    return [grounded_qa_conversation(e) for e in stage1_examples(data, samples or 1000, seed)]
+        return [case_conversation(c, answer_words=answer_words, prompt=prompt) for c in cases]
+    return [grounded_qa_conversation(e, prompt) for e in stage1_examples(data, samples or 1000, seed)]
 
 
 class PadCollator:
@@ -227,20 +213,34 @@ def _load_for_training(recipe: GeneratorRecipe, base: str, init_adapter: Path | 
 
     from ehrqa.llm.hf import load_causal_lm
 
-    model = load_causal_lm(base, load_in_4bit=recipe.load_in_4bit, quant_type=recipe.quant_type,
-                           double_quant=recipe.double_quant, compute_dtype=recipe.compute_dtype,
-                           dtype=recipe.compute_dtype, device_map=_device_map())  # fmt: skip
+    model = load_causal_lm(
+        base,
+        load_in_4bit=recipe.quantization.load_in_4bit,
+        quant_type=recipe.quantization.quant_type,
+        double_quant=recipe.quantization.double_quant,
+        compute_dtype=recipe.quantization.compute_dtype,
+        dtype=recipe.quantization.compute_dtype,
+        device_map=_device_map(),
+    )
     checkpointing = {"use_reentrant": False}
-    if recipe.load_in_4bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing,
-                                                gradient_checkpointing_kwargs=checkpointing)  # fmt: skip
-    elif recipe.gradient_checkpointing:
+    if recipe.quantization.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=recipe.training.gradient_checkpointing,
+            gradient_checkpointing_kwargs=checkpointing,
+        )
+    elif recipe.training.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
         model.enable_input_require_grads()
     if init_adapter is not None:
         return PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
-    lora = LoraConfig(r=recipe.r, lora_alpha=recipe.alpha, lora_dropout=recipe.dropout,
-                      target_modules=recipe.target_modules, task_type="CAUSAL_LM")  # fmt: skip
+    lora = LoraConfig(
+        r=recipe.lora.r,
+        lora_alpha=recipe.lora.alpha,
+        lora_dropout=recipe.lora.dropout,
+        target_modules=recipe.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
     return get_peft_model(model, lora)
 
 
@@ -266,8 +266,10 @@ def train_stage(
     if (adapter_dir / "adapter_config.json").exists():
         log.info("%s: already finished (%s)", name, adapter_dir)
         return adapter_dir
-    conversations = stage_conversations(stage.data, stage.samples, recipe.seed, recipe.answer_words)
-    rows = tokenize_all(tokenizer, conversations, recipe.max_length, name)
+    conversations = stage_conversations(
+        stage.data, stage.samples, recipe.seed, recipe.training.answer_words, recipe.prompt
+    )
+    rows = tokenize_all(tokenizer, conversations, recipe.training.max_length, name)
     log.info("%s: %d training examples", name, len(rows))
 
     model = _load_for_training(recipe, base, init_adapter)
@@ -277,27 +279,32 @@ def train_stage(
         seed=recipe.seed,
         num_train_epochs=stage.epochs,
         max_steps=stage.max_steps,
-        per_device_train_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.gradient_accumulation_steps,
-        learning_rate=float(stage.learning_rate or recipe.learning_rate),  # YAML reads 2e-4 as a string
-        lr_scheduler_type=recipe.lr_scheduler,
-        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a fraction of all steps
-        weight_decay=recipe.weight_decay,
-        max_grad_norm=recipe.max_grad_norm,
-        optim=recipe.optim,
-        bf16=recipe.bf16,
+        per_device_train_batch_size=recipe.training.batch_size,
+        gradient_accumulation_steps=recipe.training.gradient_accumulation_steps,
+        learning_rate=stage.learning_rate or recipe.training.learning_rate,
+        lr_scheduler_type=recipe.training.lr_scheduler,
+        warmup_steps=recipe.training.warmup_ratio,  # a float below 1 is a fraction of all steps
+        weight_decay=recipe.training.weight_decay,
+        max_grad_norm=recipe.training.max_grad_norm,
+        optim=recipe.training.optim,
+        bf16=recipe.training.bf16,
         use_cpu=use_cpu,
         save_strategy="steps",
-        save_steps=recipe.save_steps,
-        save_total_limit=recipe.save_total_limit,
-        logging_steps=recipe.logging_steps,
+        save_steps=recipe.training.save_steps,
+        save_total_limit=recipe.training.save_total_limit,
+        logging_steps=recipe.training.logging_steps,
         report_to=[],
         disable_tqdm=bool(os.environ.get("EHRQA_NO_PROGRESS")),
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=PadCollator(tokenizer.pad_token_id),
-                      callbacks=callbacks)  # fmt: skip
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        data_collator=PadCollator(tokenizer.pad_token_id),
+        callbacks=callbacks,
+    )
     has_checkpoint = any(stage_dir.glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume and has_checkpoint else None)
     if trainer.is_world_process_zero():
@@ -306,8 +313,12 @@ def train_stage(
         shutil.rmtree(tmp, ignore_errors=True)
         trainer.save_model(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        summary = {"examples": len(rows), "steps": trainer.state.global_step, "train_loss": result.training_loss,
-                   "log_history": trainer.state.log_history}  # fmt: skip
+        summary = {
+            "examples": len(rows),
+            "steps": trainer.state.global_step,
+            "train_loss": result.training_loss,
+            "log_history": trainer.state.log_history,
+        }
         (tmp / "stage.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, adapter_dir)
     trainer.accelerator.wait_for_everyone()
@@ -355,8 +366,17 @@ def train_generator(
     adapter: Path | None = None
     for name, stage in (("stage1", recipe.stage1), ("stage2", recipe.stage2)):
         if stage is not None:
-            adapter = train_stage(recipe, name, stage, tokenizer, base, output / name, init_adapter=adapter,
-                                  resume=resume, callbacks=callbacks)  # fmt: skip
+            adapter = train_stage(
+                recipe,
+                name,
+                stage,
+                tokenizer,
+                base,
+                output / name,
+                init_adapter=adapter,
+                resume=resume,
+                callbacks=callbacks,
+            )
     assert adapter is not None  # from_dict guarantees at least one stage
 
     final = output / "adapter"
@@ -368,7 +388,7 @@ def train_generator(
         metadata = {"base_model": recipe.model, "recipe": recipe.source, "versions": library_versions()}
         (final / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
         if recipe.merge:
-            merge_adapter(base, final, output / "merged", dtype=recipe.compute_dtype)
+            merge_adapter(base, final, output / "merged", dtype=recipe.quantization.compute_dtype)
     return final
 
 
