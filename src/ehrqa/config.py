@@ -24,13 +24,10 @@ def load_yaml(path: str | Path, what: str = "recipe") -> dict:
     """A YAML file holding a mapping; anything else is a one-line :class:`DataError`."""
     import yaml
 
+    from ehrqa.io import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: {what} is not UTF-8 text") from None
+    text = read_text(path, what)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
