@@ -34,14 +34,17 @@ def parse_case_ids(specs: str | Sequence[str] | None, flag: str = "--cases") -> 
     return list(dict.fromkeys(ids))
 
 
-def select_cases(cases: Sequence[Case], ids: Sequence[str] | None, flag: str = "--cases") -> list[Case]:
-    """The cases with these ids, in dataset order; unknown ids are an error naming ``flag``."""
+def select_cases(
+    cases: Sequence[Case], ids: Sequence[str] | None, flag: str = "--cases", source: str = "the dataset"
+) -> list[Case]:
+    """The cases with these ids, in dataset order; unknown ids are an error naming ``flag`` and ``source``."""
     if ids is None:
         return list(cases)
+    ids = [str(i) for i in ids]
     known = {c.id for c in cases}
     unknown = [i for i in ids if i not in known]
     if unknown:
         shown = ", ".join(unknown[:8]) + (" ..." if len(unknown) > 8 else "")
-        raise DataError(f"{flag}: not in the dataset: {shown}")
+        raise DataError(f"{flag}: not in {source}: {shown}")
     keep = set(ids)
     return [c for c in cases if c.id in keep]

@@ -46,15 +46,9 @@ def parse_metrics(spec: str | Sequence[str] | None, subtask: int) -> tuple[str, 
 
 def select_cases(cases: Sequence[Case], case_ids: Sequence[str] | None) -> list[Case]:
     """Restrict to ``case_ids`` (in key order); ids missing from the key are an error."""
-    if case_ids is None:
-        return list(cases)
-    wanted = [str(c) for c in case_ids]
-    known = {c.id for c in cases}
-    unknown = [c for c in wanted if c not in known]
-    if unknown:
-        raise DataError(f"--case-ids: not in the key: {', '.join(unknown[:8])}")
-    keep = set(wanted)
-    return [c for c in cases if c.id in keep]
+    from ehrqa.data.select import select_cases as select
+
+    return select(cases, case_ids, flag="--case-ids", source="the key")
 
 
 def score_submission(
