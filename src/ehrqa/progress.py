@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -17,3 +18,20 @@ def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterato
         yield from items
         return
     yield from tqdm(items, desc=desc, total=total, disable=disable, unit="case", leave=False)
+
+
+@contextmanager
+def progress_bar(total: int, desc: str, unit: str = "case") -> Iterator[Callable[[], None]]:
+    """A bar advanced by hand, for work that reports through callbacks: ``with ... as advance: advance()``.
+
+    ``desc`` names the work (a step, a prompt id), never its text."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        yield lambda: None
+        return
+    bar = tqdm(total=total, desc=desc, unit=unit, leave=False, disable=bool(os.environ.get("EHRQA_NO_PROGRESS")))
+    try:
+        yield lambda: bar.update(1)
+    finally:
+        bar.close()

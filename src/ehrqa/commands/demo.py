@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ehrqa.commands.validate import summarise
     from ehrqa.runs.config import load_recipe
-    from ehrqa.runs.pipeline import format_summary
+    from ehrqa.runs.pipeline import format_summary, write_page
     from ehrqa.runs.pipeline import run as run_pipeline
 
     subtasks = parse_subtasks(args.subtasks)
@@ -39,4 +39,5 @@ def run(args: argparse.Namespace) -> int:
             "are in-sample; its held-out ones are in src/ehrqa/models/aligner-default/aligner.json"
         )
     print(f"run directory: {args.out} (summary: {args.out}/summary.json)")
+    print("\n".join(write_page(args.out)))
     return 1 if any(row["status"] == "failed" for row in rows) else 0

@@ -198,26 +198,60 @@ def _score(subtask: int, entries: list, cases: Sequence[Case], rundir: RunDir) -
 
 
 def format_summary(rows: list[dict]) -> str:
-    lines = []
+    """The end-of-run table (subtask, method, seconds, model calls, headline metrics or what went
+    wrong), aligned in columns, then the submission each finished step wrote."""
+    table = [("subtask", "method", "seconds", "model calls", "headline metrics")]
+    written = []
     for row in rows:
-        head = f"ST{row['subtask']} {row['title']:<24} {row.get('method', ''):<10}"
-        if row["status"] == "failed":
-            shown = ", ".join(row["failed"][:8]) + (" ..." if len(row["failed"]) > 8 else "")
-            why = f" ({'; '.join(row['reasons'])})" if row.get("reasons") else ""
-            lines.append(f"{head} FAILED for {len(row['failed'])} case(s): {shown}{why}; rerun to retry them")
-            continue
-        if row["status"] != "ok":
-            lines.append(f"{head} {row['status']}")
-            continue
-        scores = row.get("scores")
-        if scores is None:
-            shown = "not scored (no gold)"
-        else:
-            keys = [k for k in HEADLINE_KEYS[row["subtask"]] if isinstance(scores.get(k), (int, float))]
-            shown = "  ".join(f"{k} {scores[k]:.2f}" for k in keys)
-            if "overall_partial" in scores:
-                shown += f"  overall_partial {scores['overall_partial']:.2f}"
-        calls = f", {row['calls']} model calls" if row.get("calls") else ""
-        lines.append(f"{head} {shown}  ({row['seconds']} s{calls})")
-        lines.append(f"{'':39} -> {row['submission']}")
-    return "\n".join(lines)
+        label = f"ST{row['subtask']} {row['title']}"
+        if row.get("step") and row["step"] != f"st{row['subtask']}":
+            label += f" ({row['step']})"
+        ran = "seconds" in row
+        seconds = f"{row['seconds']:.1f}" if ran else "-"
+        calls = str(int(row.get("calls") or 0)) if ran else "-"
+        table.append((label, str(row.get("method", "")), seconds, calls, _outcome(row)))
+        if row.get("submission"):
+            written.append(f"ST{row['subtask']} submission: {row['submission']}")
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    lines = []
+    for r in table:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]), r[3].rjust(widths[3]), r[4]]
+        lines.append("  ".join(cells).rstrip())
+        if len(lines) == 1:
+            lines.append("  ".join("-" * w for w in [*widths, len("headline metrics")]))
+    return "\n".join(lines + written)
+
+
+def _outcome(row: dict) -> str:
+    """A summary row's last column: its headline scores, or its status."""
+    if row["status"] == "failed":
+        shown = ", ".join(row["failed"][:8]) + (" ..." if len(row["failed"]) > 8 else "")
+        why = f" ({'; '.join(row['reasons'])})" if row.get("reasons") else ""
+        return f"FAILED for {len(row['failed'])} case(s): {shown}{why}; rerun to retry them"
+    if row["status"] != "ok":
+        return str(row["status"])
+    scores = row.get("scores")
+    if scores is None:
+        return "not scored (no gold)"
+    keys = [k for k in HEADLINE_KEYS[row["subtask"]] if isinstance(scores.get(k), (int, float))]
+    if isinstance(scores.get("overall_partial"), (int, float)):
+        keys.append("overall_partial")
+    return "  ".join(f"{k} {scores[k]:.2f}" for k in keys)
+
+
+def write_page(run_dir: str | Path) -> list[str]:
+    """Write the run's viewer page (``ehrqa view``; plots only where matplotlib is installed) and
+    return the lines to print: that it holds note text, and its path (last). A page that cannot be
+    written is a warning line; the run itself stands."""
+    from ehrqa.errors import DataError
+    from ehrqa.view.html import write_view
+
+    try:
+        result = write_view(run_dir)
+    except (DataError, OSError) as e:
+        return [f"viewer page not written: {e}"]
+    return [
+        "the viewer page contains clinical note text (PHI); keep it where the data may be kept",
+        f"viewer page: {result.path} ({result.n_cases} cases, {result.n_bytes / 1024:.0f} KiB, "
+        f"{len(result.plots)} plots, {result.seconds:.1f} s)",
+    ]

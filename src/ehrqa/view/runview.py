@@ -104,7 +104,9 @@ def load_run_view(path: str | Path, *, compute_scores: bool = True) -> RunView:
     if not run_file.exists():
         raise DataError(f"{path}: no run.json (is this a run directory from ehrqa run?)")
     meta = _read_json(run_file, "run config")
-    data = meta.get("data") or {}
+    data = dict(meta.get("data") or {})
+    for name, value in (meta.get("data_files") or {}).items():  # ehrqa run keeps the paths apart
+        data.setdefault(name, value)
     if not data.get("xml"):
         raise DataError(f"{run_file}: no data.xml (the dataset the run read)")
     cases = read_dataset(None, xml=data["xml"], key=data.get("key"))

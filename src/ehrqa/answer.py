@@ -1,0 +1,376 @@
+"""Answer one question from one plain-text note: ST2 -> ST3 -> ST4, every answer sentence cited.
+
+``ehrqa.answer(note_text, question)`` (and ``ehrqa answer --note FILE --question ...``) is the
+whole system for a user who has a note rather than an ArchEHR-QA dataset:
+
+1. the note is split into numbered sentences (:func:`ehrqa.data.plain.case_from_text`);
+2. ST2 picks the note sentences that matter for the question (``evidence``);
+3. ST3 writes the answer;
+4. ST4 links each answer sentence to the note sentences that support it (its ``citations``).
+
+Each step uses the recipe's method for its subtask (the first step of that subtask in the
+recipe). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
+ST4 by the shipped aligner, ST3 by the grounded extractive answer (note sentences ranked by the
+ST2 model, :mod:`ehrqa.retrieval.extractive`) or, where that module is missing, by the shipped
+SmolLM2 chat model. An extractive answer sentence also cites the note sentence it was taken from.
+
+Nothing is written anywhere unless ``out`` names a run directory; then every step's records, the
+reply cache and the case itself (``data/archehr-qa.xml``) go there, so a repeated call answers from
+the records and ``ehrqa view`` can show the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ehrqa.data.case import AnswerSentence, Case, NoteSentence
+
+if TYPE_CHECKING:
+    from ehrqa.tasks.base import Context
+
+CASE_ID = "1"
+DEFAULT_BACKEND = "default"
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A cited note sentence: its number in the note and its text."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CitedSentence:
+    """One answer sentence and the note sentences supporting it (empty: no support found)."""
+
+    id: str
+    text: str
+    citations: tuple[Citation, ...] = ()
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    text: str  # the whole answer (ST3)
+    sentences: tuple[CitedSentence, ...]  # the answer, sentence by sentence, with citations (ST4)
+    evidence: tuple[str, ...]  # ST2: ids of the note sentences chosen as evidence
+    note: tuple[NoteSentence, ...]  # the numbered note sentences
+    methods: dict[str, str] = field(default_factory=dict)  # {"st2": "aligner", "st3": ..., "st4": ...}
+    seconds: float = 0.0
+    run_dir: str | None = None
+
+    @property
+    def cited_ids(self) -> list[str]:
+        """Every cited note sentence id, once, in note order."""
+        cited = {c.id for s in self.sentences for c in s.citations}
+        return [s.id for s in self.note if s.id in cited]
+
+    def to_dict(self) -> dict:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "sentences": [
+                {"id": s.id, "text": s.text, "citations": [{"id": c.id, "text": c.text} for c in s.citations]}
+                for s in self.sentences
+            ],
+            "evidence": list(self.evidence),
+            "note": [{"id": s.id, "text": s.text} for s in self.note],
+            "methods": dict(self.methods),
+            "seconds": self.seconds,
+            **({"run_dir": self.run_dir} if self.run_dir else {}),
+        }
+
+    def format(self) -> str:
+        """The answer with ``[3, 5]`` after each sentence, then the cited note sentences."""
+        lines = ["Answer:"]
+        for s in self.sentences:
+            mark = f"[{', '.join(c.id for c in s.citations)}]" if s.citations else "[no supporting note sentence]"
+            lines.append(f"  {s.text} {mark}")
+        by_id = {s.id: s for s in self.note}
+        cited = self.cited_ids
+        lines.append("")
+        lines.append("Cited note sentences:" if cited else "Cited note sentences: none")
+        for sid in cited:
+            lines.append(f"  [{sid}] {' '.join(by_id[sid].text.split())}")
+        methods = ", ".join(f"{k.upper()} {v}" for k, v in self.methods.items())
+        lines.append("")
+        lines.append(f"({len(self.note)} note sentences; {methods}; {self.seconds:.1f} s)")
+        return "\n".join(lines)
+
+
+def answer(
+    note_text: str,
+    question: str,
+    narrative: str | None = None,
+    recipe=None,
+    *,
+    out: str | Path | None = None,
+    force: bool = False,
+) -> Answer:
+    """Answer ``question`` from ``note_text`` with cited sentences (see the module docstring).
+
+    ``recipe``: a :class:`~ehrqa.runs.config.RunRecipe`, a recipe file or shipped name, or None
+    for the CPU default. Empty notes and questions are a one-line :class:`~ehrqa.errors.DataError`.
+    """
+    from ehrqa.data.plain import case_from_text
+    from ehrqa.errors import DataError
+
+    if not isinstance(question, str) or not question.strip():
+        raise DataError("question: empty question")
+    started = time.perf_counter()
+    case = case_from_text(CASE_ID, note_text, question, narrative, where="note")
+    recipe = _resolve_recipe(recipe)
+    planned = _plan(recipe)
+    steps = _share_aligner(planned)
+    backends = dict(recipe.backends) if recipe is not None else {}
+    if steps["st3"].config.method == "llm" and steps["st3"].config.backend not in backends:
+        from ehrqa.llm.backend import BackendSpec
+
+        backends[steps["st3"].config.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
+    seed = recipe.seed if recipe is not None else 0
+    runner = _Runner(backends, seed, out, case, steps, force, planned)
+    try:
+        evidence = runner.step("st2", [case.input_for(2)])
+        st3_kwargs = {"evidence": evidence} if steps["st3"].config.evidence else {}
+        answer_text = runner.step("st3", [case.input_for(3)], **st3_kwargs)[CASE_ID]
+        st3_record = runner.record("st3")
+        drafted = _answer_sentences(answer_text, st3_record)
+        st4_input = dataclasses.replace(case.input_for(4), answer_sentences=drafted)
+        links = runner.step("st4", [st4_input])[CASE_ID]
+    finally:
+        runner.close()
+    sentences = _cited(case, drafted, links, st3_record, steps["st3"].config.method == "extractive")
+    if runner.rundir is not None:
+        runner.save_cited(st3_record, sentences)
+    return Answer(
+        question=case.clinician_question or question,
+        text=answer_text,
+        sentences=sentences,
+        evidence=tuple(evidence[CASE_ID]),
+        note=case.sentences,
+        methods={name: steps[name].config.method for name in ("st2", "st3", "st4")},
+        seconds=round(time.perf_counter() - started, 2),
+        run_dir=str(runner.rundir.path) if runner.rundir is not None else None,
+    )
+
+
+# ---------------------------------------------------------------- which methods
+
+
+def _resolve_recipe(recipe):
+    from ehrqa.runs.config import RunRecipe, load_recipe
+
+    if recipe is None or isinstance(recipe, RunRecipe):
+        return recipe
+    return load_recipe(str(recipe))
+
+
+def extractive_available() -> bool:
+    """Whether the grounded extractive ST3 answer (:mod:`ehrqa.retrieval.extractive`) can be used."""
+    try:
+        from ehrqa.retrieval.extractive import extractive_predict  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _plan(recipe) -> dict:
+    """The ST2, ST3 and ST4 steps: the recipe's first step of each subtask, else the CPU default."""
+    from ehrqa.runs.config import StepSpec
+    from ehrqa.tasks.align import AlignConfig
+    from ehrqa.tasks.generate import GenerateConfig
+    from ehrqa.tasks.identify import IdentifyConfig
+
+    defaults = {
+        2: IdentifyConfig(method="aligner"),
+        3: GenerateConfig(method="extractive") if extractive_available() else GenerateConfig(method="llm"),
+        4: AlignConfig(method="aligner"),
+    }
+    steps = {}
+    for subtask, config in defaults.items():
+        chosen = next((s for s in recipe.steps if s.subtask == subtask), None) if recipe is not None else None
+        config = chosen.config if chosen is not None else config
+        if subtask == 3 and config.evidence and config.evidence != "st2":
+            config = dataclasses.replace(config, evidence="st2")  # the only ST2 step here is "st2"
+        steps[f"st{subtask}"] = StepSpec(subtask, f"st{subtask}", config)
+    return steps
+
+
+def _share_aligner(steps: dict) -> dict:
+    """Load each aligner model once and hand the loaded model to every step that ranks with it."""
+    from ehrqa.retrieval.aligner import load_model
+
+    loaded: dict = {}
+    out = {}
+    for name, step in steps.items():
+        config = step.config
+        uses_aligner = config.method in ("aligner", "extractive") or getattr(config, "cite", False)
+        if uses_aligner and not hasattr(config.aligner, "select"):
+            key = str(config.aligner or "")
+            if key not in loaded:
+                loaded[key] = load_model(config.aligner)
+            config = dataclasses.replace(config, aligner=loaded[key])
+        out[name] = dataclasses.replace(step, config=config)
+    return out
+
+
+# ---------------------------------------------------------------- running the steps
+
+
+class _Runner:
+    """Runs one step at a time in memory, or in a run directory when ``out`` is given."""
+
+    def __init__(self, backends: dict, seed: int, out, case: Case, steps: dict, force: bool, planned: dict) -> None:
+        self.backends, self.seed, self.steps = backends, seed, steps
+        self.contexts: dict[str, Context] = {}
+        self.rundir = None
+        if out is not None:
+            self.rundir = _open_rundir(Path(out), case, planned, backends, seed, force)
+
+    def context(self, name: str):
+        from ehrqa.tasks.base import Context
+
+        if name not in self.contexts:
+            if self.rundir is None:
+                self.contexts[name] = Context(backends=self.backends, seed=self.seed)
+            else:
+                records = self.rundir.step(name)
+                self.contexts[name] = Context(
+                    backends=self.backends, seed=self.seed, records=records, reply_cache=self.rundir.reply_cache
+                )
+        return self.contexts[name]
+
+    def step(self, name: str, inputs: Sequence[Case], **kwargs) -> dict:
+        import importlib
+
+        from ehrqa.errors import DataError
+
+        step = self.steps[name]
+        module = importlib.import_module(f"ehrqa.tasks.{_MODULES[step.subtask]}")
+        ctx = self.context(name)
+        predictions = module.predict(list(inputs), step.config, ctx, **kwargs)
+        if CASE_ID not in predictions:
+            reason = self.record(name).get("reason") or "no prediction"
+            raise DataError(f"ehrqa answer: ST{step.subtask} ({step.config.method}) failed: {reason}")
+        if self.rundir is not None:
+            from ehrqa.data.submission import build_submission, write_submission
+
+            ctx.records.mark_done()
+            entries = build_submission(step.subtask, predictions, list(inputs))
+            write_submission(entries, self.rundir.path / f"subtask{step.subtask}" / "submission.json")
+        return predictions
+
+    def record(self, name: str) -> dict:
+        return dict(self.context(name).records.by_case.get(CASE_ID, {}))
+
+    def save_cited(self, st3_record: dict, sentences: Sequence[CitedSentence]) -> None:
+        """Rewrite the ST3 record with the cited answer, as the viewer reads it (last record wins)."""
+        records = self.rundir.step("st3")
+        try:
+            records.write(
+                {
+                    **st3_record,
+                    "answer_sentences": [
+                        {
+                            "id": s.id,
+                            "text": s.text,
+                            "citations": [c.id for c in s.citations],
+                            "supported": bool(s.citations),
+                        }
+                        for s in sentences
+                    ],
+                }
+            )
+        finally:
+            records.close()
+
+    def close(self) -> None:
+        for ctx in self.contexts.values():
+            ctx.close()
+            close = getattr(ctx.records, "close", None)
+            if close is not None:
+                close()
+
+
+_MODULES = {2: "identify", 3: "generate", 4: "align"}
+
+
+def _open_rundir(out: Path, case: Case, steps: dict, backends: dict, seed: int, force: bool):
+    """A run directory holding the case as ``data/archehr-qa.xml`` (for ``ehrqa view``) and the records."""
+    import hashlib
+    import tempfile
+
+    from ehrqa.data.archehr import XML_NAME, write_xml
+    from ehrqa.runs.config import RunRecipe
+    from ehrqa.runs.pipeline import run_meta
+    from ehrqa.runs.rundir import RunDir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp) / XML_NAME
+        write_xml([case], staged)
+        xml_bytes = staged.read_bytes()
+    recipe = RunRecipe(
+        name="answer",
+        seed=seed,
+        backends=backends,
+        steps=tuple(steps.values()),
+    )
+    xml = out / "data" / XML_NAME
+    data = {"name": "answer", "xml": str(xml.resolve()), "xml_sha256": hashlib.sha256(xml_bytes).hexdigest()}
+    rundir = RunDir.open(out, run_meta(recipe, data), force=force)
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    xml.write_bytes(xml_bytes)
+    return rundir
+
+
+# ---------------------------------------------------------------- answer sentences and citations
+
+
+def _answer_sentences(answer_text: str, st3_record: dict) -> tuple[AnswerSentence, ...]:
+    """The answer split into numbered sentences: the ST3 method's own split when it recorded one."""
+    from ehrqa.text import split_sentences
+
+    recorded = st3_record.get("answer_sentences")
+    if isinstance(recorded, list) and recorded and all(isinstance(a, dict) and a.get("text") for a in recorded):
+        texts = [str(a["text"]) for a in recorded]
+    else:
+        texts = split_sentences(answer_text) or [answer_text.strip()]
+    return tuple(AnswerSentence(str(i), text, None) for i, text in enumerate(texts, 1) if text.strip())
+
+
+def _cited(
+    case: Case, drafted: Sequence[AnswerSentence], links: list, st3_record: dict, extractive: bool
+) -> tuple[CitedSentence, ...]:
+    """Each answer sentence with its ST4 links, plus (extractive answers) the note sentence it came from."""
+    by_answer = {str(e["answer_id"]): [str(i) for i in e.get("evidence_id") or ()] for e in links}
+    own = {}
+    for a in st3_record.get("answer_sentences") if extractive else ():
+        if isinstance(a, dict):
+            own[str(a.get("id"))] = [str(c) for c in a.get("citations") or ()]
+    by_id = {s.id: s for s in case.sentences}
+    order = {s.id: j for j, s in enumerate(case.sentences)}
+    out = []
+    for a in drafted:
+        ids = {i for i in by_answer.get(a.id, []) + own.get(a.id, []) if i in by_id}
+        citations = tuple(Citation(i, by_id[i].text) for i in sorted(ids, key=order.__getitem__))
+        out.append(CitedSentence(a.id, a.text, citations))
+    return tuple(out)
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``ehrqa.answer(note, question)`` works although ``ehrqa.answer`` is the
+    module (see ``ehrqa.__getattr__``)."""
+
+    def __call__(self, *args, **kwargs) -> Answer:
+        return answer(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
