@@ -38,6 +38,7 @@ MODELS = Path(__file__).resolve().parents[1] / "src" / "ehrqa" / "models"
 DEFAULT_DIR = MODELS / "aligner-default"
 LEARNED_DIR = MODELS / "aligner-learned"
 ST3_METRICS = ("bleu", "rougeLsum", "sari")
+DEFAULT_SET = "(robust features)"  # the feature set of the shipped default
 
 
 def load_sources(shared: Path) -> dict[str, list]:
@@ -164,12 +165,12 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
         test_cases, test_tensors = cases[held], tensors[held]
         print(f"\n  held out: {held} ({len(test_cases)} cases); trained on {' + '.join(variants[''])}")
         print(f"    {'method':44s} {'P':>6s} {'R':>6s} {'F1':>6s}  chosen on training sources")
+        baseline_best, best_name = 0.0, ""
         if subtask == 2:
             all_picked = [[list(range(len(c.sentences)))] for c in test_cases]
-            print(
-                f"    {'predict every sentence':44s} " + " ".join(f"{v:6.2f}" for v in prf(2, test_cases, all_picked))
-            )
-        baseline_best = 0.0
+            scores = prf(2, test_cases, all_picked)
+            baseline_best, best_name = scores[2], "predict every sentence"
+            print(f"    {'predict every sentence':44s} " + " ".join(f"{v:6.2f}" for v in scores))
         baselines = [("bm25", "relative"), ("tfidf", "relative"), ("dense", "relative")]
         if subtask == 2:
             baselines += [("bm25", "top-k"), ("tfidf", "top-k"), ("dense", "top-k")]
@@ -177,11 +178,12 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
         for feature, rule_name in baselines:
             rule = tune_rule(base_rows, col[feature], rule_params(rule_name))
             p, r, f = prf(subtask, test_cases, apply_rule(test_tensors, col[feature], rule))
-            baseline_best = max(baseline_best, f)
+            if f > baseline_best:
+                baseline_best, best_name = f, f"{feature} {rule_name}"
             what = f"k={rule[2]}" if rule_name == "top-k" else f"tau={rule[1]}"
             print(f"    {feature + ' ' + rule_name:44s} {p:6.2f} {r:6.2f} {f:6.2f}  {what}")
-        results[held] = {"baseline_best": baseline_best}
-        for label, names in feature_sets.items():
+        results[held] = {"baseline_best": baseline_best, "best_name": best_name}
+        for label, (names, c, rule_folds, rules) in feature_sets.items():
             idx = [col[n] for n in names]
             for suffix, train_names_v in variants.items():
                 t0 = time.perf_counter()
@@ -192,6 +194,9 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
                     names,
                     max_links=links,
                     rule_sources=[n for n in train_names_v if n not in extra],
+                    c=c,
+                    rule_folds=rule_folds,
+                    rules=rules,
                 )
                 picked = [model.select(model.probabilities(t[:, :, idx])) for t in test_tensors]
                 p, r, f = prf(subtask, test_cases, picked)
@@ -250,25 +255,35 @@ def st3_table(data: dict, enc, features) -> None:
 
 
 def quality(args) -> None:
-    from ehrqa.retrieval.features import FEATURES, LEXICAL_FEATURES
-    from ehrqa.train.aligner import check_covid_cases
+    from ehrqa.retrieval.features import FEATURES, LEXICAL_FEATURES, ROBUST_FEATURES
+    from ehrqa.retrieval.relevance import RULES
+    from ehrqa.train.aligner import ROBUST_C, check_covid_cases
 
     print(__doc__.split("\n\n")[1].replace("\n", " "), "\n")
     started = time.perf_counter()
     data = load_sources(args.shared)
     covid = {"check_covid": check_covid_cases(args.shared / "raw" / "check_covid")}
     enc = encoder()
-    feature_sets = {"(all features)": list(FEATURES), "(lexical only)": list(LEXICAL_FEATURES)}
+    feature_sets = {
+        "(robust features)": (list(ROBUST_FEATURES), ROBUST_C, "none", ("threshold",)),
+        "(robust, out-of-fold threshold)": (list(ROBUST_FEATURES), ROBUST_C, "cases", ("threshold",)),
+        "(robust, any rule)": (list(ROBUST_FEATURES), ROBUST_C, "cases", RULES),
+        "(all features)": (list(FEATURES), 1.0, "cases", RULES),
+        "(lexical only)": (list(LEXICAL_FEATURES), 1.0, "cases", RULES),
+    }
     print("ST2: strict micro P/R/F1 (essential only), ehrqa.score")
     st2 = subtask_table(2, data, list(data), {}, enc, feature_sets)
     print("\nST4: micro P/R/F1 of (answer sentence, note sentence) links, ehrqa.score")
     st4 = subtask_table(4, data, ["aci_dev", "sample"], covid, enc, feature_sets)
     st3_table(data, enc, list(FEATURES))
-    print("\nmust-beat check (F1 of the learned model with all features vs the best baseline on each held-out source):")
+    print(
+        f"\nmust-beat check (F1 of the learned model {DEFAULT_SET} vs the best of predict-all (ST2) and the baselines):"
+    )
     for subtask, table in ((2, st2), (4, st4)):
         for held, row in table.items():
-            verdict = "holds" if row["(all features)"] > row["baseline_best"] else "DOES NOT HOLD"
-            print(f"  ST{subtask} {held}: {row['(all features)']:.2f} vs {row['baseline_best']:.2f}: {verdict}")
+            ours, theirs = row[DEFAULT_SET], row["baseline_best"]
+            verdict = "holds" if ours > theirs else "DOES NOT HOLD"
+            print(f"  ST{subtask} {held}: {ours:.2f} vs {theirs:.2f} ({row['best_name']}): {verdict}")
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

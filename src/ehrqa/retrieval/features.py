@@ -5,7 +5,7 @@ length) and similarity to the sentences that score best.
 :func:`feature_tensors` returns one ``(queries, sentences, features)`` array per case, with the
 columns named by :data:`FEATURES`. Only the official input of a subtask is read: for ST2 the
 clinician question (the patient question when absent) and the narrative; for ST4 each answer
-sentence's text and the clinician question; never labels or citations.
+sentence's text, the clinician question and the narrative; never labels or citations.
 
 Dense vectors come from an :class:`Encoder` (all-MiniLM-L6-v2 from its wheel by default) that
 encodes every distinct text once per call and may keep a disk cache (the benchmarks use one).
@@ -23,11 +23,27 @@ import numpy as np
 from ehrqa.data.case import Case
 
 LEXICAL = ("bm25", "tfidf", "tfidf_raw")
-DENSE = ("dense", "dense_minmax", "dense_rank", "dense_topsim")
-CONTEXT = ("ctx_tfidf", "ctx_dense")  # ST2: the patient's words; ST4: the clinician question
-STRUCTURE = ("header", "position", "log_words", "log_sentences", "centrality")
+DENSE = ("dense", "dense_minmax", "dense_rank", "dense_topsim", "dense_z", "neighbour_dense")
+CONTEXT = ("ctx_tfidf", "ctx_dense", "narrative_dense")  # ctx: ST2 the patient's words, ST4 the clinician question
+STRUCTURE = ("header", "position", "log_words", "log_sentences", "centrality", "tfidf_any")
 FEATURES = LEXICAL + DENSE + CONTEXT + STRUCTURE
 LEXICAL_FEATURES = LEXICAL + ("ctx_tfidf",) + tuple(f for f in STRUCTURE if f != "centrality")
+# The features whose direction agrees across sources (position, note length and centrality flip
+# between clinical notes, consumer passages and the sample, so a model leaning on them does not
+# transfer to a source it never saw; bench_heldout.py measures both sets).
+ROBUST_FEATURES = (
+    "dense",
+    "dense_topsim",
+    "tfidf",
+    "bm25",
+    "header",
+    "log_words",
+    "ctx_dense",
+    "dense_z",
+    "neighbour_dense",
+    "narrative_dense",
+    "tfidf_any",
+)
 
 _HEADER = re.compile(r"^[A-Z0-9 /&,()-]{3,}:?$|^[^.!?]{1,40}:$")
 
@@ -133,15 +149,16 @@ def feature_tensors(
     unknown = sorted(set(names) - set(FEATURES))
     if unknown:
         raise ValueError(f"unknown relevance features {', '.join(unknown)}: expected some of {', '.join(FEATURES)}")
-    dense_needed = any(n in DENSE or n in ("ctx_dense", "centrality") for n in names)
+    dense_needed = any(n in DENSE or n in ("ctx_dense", "narrative_dense", "centrality") for n in names)
     texts = [(queries_for(subtask, c), [s.text for s in c.sentences]) for c in cases]
     vectors: dict[str, np.ndarray] = {}
     if dense_needed:
         encoder = encoder or Encoder()
-        vectors = encoder.encode([t for (qs, ctx), ss in texts for t in (*qs, ctx, *ss)])
+        narratives = [c.narrative for c in cases if c.narrative]
+        vectors = encoder.encode([t for (qs, ctx), ss in texts for t in (*qs, ctx, *ss)] + narratives)
     bm25, tfidf = BM25Scorer(), TfidfScorer()
     out = []
-    for (queries, context), sentences in texts:
+    for case, ((queries, context), sentences) in zip(cases, texts, strict=True):
         nq, ns = len(queries), len(sentences)
         if not nq or not ns:
             out.append(np.zeros((nq, ns, len(names))))
@@ -150,6 +167,7 @@ def feature_tensors(
         cols["bm25"] = _row_max(bm25.score_matrix(queries, sentences))
         raw_tfidf = tfidf.score_matrix(queries, sentences)
         cols["tfidf"], cols["tfidf_raw"] = _row_max(raw_tfidf), raw_tfidf
+        cols["tfidf_any"] = (raw_tfidf > 0).astype(float)
         ctx_tfidf = _row_max(tfidf.score_matrix([context], sentences)) if context else np.zeros((1, ns))
         cols["ctx_tfidf"] = np.repeat(ctx_tfidf, nq, axis=0)
         words = np.array([max(1, len(s.split())) for s in sentences], dtype=float)
@@ -164,11 +182,18 @@ def feature_tensors(
             q_vec = np.stack([vectors[q] for q in queries])
             dense = q_vec @ s_vec.T
             cols["dense"], cols["dense_minmax"], cols["dense_rank"] = dense, _row_minmax(dense), _row_rank(dense)
+            spread = dense.std(axis=1, keepdims=True)
+            cols["dense_z"] = (dense - dense.mean(axis=1, keepdims=True)) / np.where(spread > 1e-6, spread, 1.0)
+            floor = dense.min(axis=1, keepdims=True)
+            padded = np.concatenate([floor, dense, floor], axis=1)
+            cols["neighbour_dense"] = np.maximum(padded[:, :-2], padded[:, 2:])  # the better adjacent sentence
             similarity = s_vec @ s_vec.T
             top = np.argsort(-dense, axis=1, kind="stable")[:, : min(3, ns)]
             cols["dense_topsim"] = np.stack([similarity[row].mean(axis=0) for row in top])
             ctx = s_vec @ vectors[context] if context else np.zeros(ns)
             cols["ctx_dense"] = np.repeat(ctx[None, :], nq, axis=0)
+            narrative = s_vec @ vectors[case.narrative] if case.narrative else np.zeros(ns)
+            cols["narrative_dense"] = np.repeat(narrative[None, :], nq, axis=0)
             per_sentence["centrality"] = (similarity.sum(axis=1) - 1) / max(1, ns - 1)
         for name, values in per_sentence.items():
             cols[name] = np.repeat(values[None, :], nq, axis=0)

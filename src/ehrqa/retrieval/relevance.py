@@ -202,17 +202,29 @@ def fit_relevance(
     seed: int = 13,
     thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     rule_sources: Sequence[str] | None = None,
+    rule_folds: str = "cases",
+    rules: Sequence[str] = RULES,
 ) -> LearnedRelevance:
     """Fit the combiner on all ``tensors`` and choose its rule on out-of-fold probabilities of the
     ``rule_sources`` (default: every source; augmentation sources can help the fit yet be kept out
-    of the decision, whose best setting differs on them)."""
+    of the decision, whose best setting differs on them).
+
+    ``rule_folds``: ``cases`` (k folds of cases: out-of-fold probabilities) or ``none`` (the
+    probabilities of the model fitted on all the training data, for a combiner too small and too
+    regularised to overfit them). ``rules``: the candidate rules (see :data:`RULES`)."""
+    if rule_folds not in ("cases", "none"):
+        raise ValueError(f"learned relevance: rule_folds {rule_folds!r}: expected cases or none")
+    unknown = sorted(set(rules) - set(RULES))
+    if unknown or not rules:
+        raise ValueError(f"learned relevance: unknown rules {unknown}: expected some of {', '.join(RULES)}")
     rows = Rows.build(tensors, gold, sources)
     if not rows.y.any():
         raise ValueError("learned relevance: the training data has no positive (gold) sentence")
     rng = np.random.default_rng(seed)
     fold_of_case = rng.permutation(len(tensors)) % max(2, min(folds, len(tensors)))
-    oof = np.zeros(len(rows.y))
-    for f in np.unique(fold_of_case):
+    final = _fit_logistic(rows, c)
+    oof = _probabilities(rows.x, *final) if rule_folds == "none" else np.zeros(len(rows.y))
+    for f in np.unique(fold_of_case) if rule_folds == "cases" else ():
         test = fold_of_case[rows.case] == f
         train = rows.take(~test)
         if not train.y.any():
@@ -222,13 +234,13 @@ def fit_relevance(
     judged = rows if rule_sources is None else rows.take(np.isin(rows.source.astype(str), list(rule_sources)))
     oof = oof if rule_sources is None else oof[np.isin(rows.source.astype(str), list(rule_sources))]
     cache = _rank_and_top(oof, judged)
-    for rule in RULES:
+    for rule in rules:
         for k in max_links:
             for t in thresholds:
                 f1 = source_f1(judged, oof, rule, float(t), min_links, k, cache)
                 if f1 > best[0] + 1e-12:
                     best = (f1, rule, float(t), k)
-    mean, scale, coef, intercept = _fit_logistic(rows, c)
+    mean, scale, coef, intercept = final
     sizes = {
         str(s): int(n) for s, n in zip(*np.unique(np.asarray(sources, dtype=str), return_counts=True), strict=True)
     }
@@ -242,5 +254,10 @@ def fit_relevance(
         threshold=best[2],
         min_links=min_links,
         max_links=best[3],
-        record={"cases_per_source": sizes, "c": c, "inner_folds": folds, "oof_mean_source_f1": round(best[0], 4)},
+        record={
+            "cases_per_source": sizes,
+            "c": c,
+            "rule_chosen_on": f"{folds}-fold out-of-fold" if rule_folds == "cases" else "in-sample probabilities",
+            "oof_mean_source_f1": round(best[0], 4),
+        },
     )

@@ -264,6 +264,7 @@ def train_aligner(
 # ---------------------------------------------------------------------------------------------
 # The learned relevance aligner (the shipped default)
 
+ROBUST_C = 0.01  # L2 strength of the shipped combiner (strong: a few features, sources that disagree)
 CHECK_COVID = Path(__file__).resolve().parents[4] / "shared" / "data" / "raw" / "check_covid"
 
 
