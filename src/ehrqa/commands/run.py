@@ -11,7 +11,9 @@ DESCRIPTION = (
     "Execute a run recipe (recipes/runs/*.yaml, or a shipped name such as 'default') on a dataset. Every step "
     "records each finished case in OUT/steps/<step>/records.jsonl; running the same command again continues "
     "where it stopped and calls no model twice. A directory made with another recipe, prompt or dataset is "
-    "refused unless --force. Writes OUT/subtaskN/submission.json (+ .zip), OUT/scores/ and OUT/summary.json."
+    "refused unless --force. Writes OUT/subtaskN/submission.json (+ .zip), OUT/scores/ and OUT/summary.json. "
+    "Cases whose model calls failed are named in one error line (exit status 2); the others are kept, and "
+    "running the command again retries only the failed ones."
 )
 
 
@@ -66,14 +68,21 @@ def apply_overrides(data: dict, settings: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     from ehrqa.config import load_yaml
     from ehrqa.runs.config import find_recipe, parse_recipe
-    from ehrqa.runs.pipeline import format_summary
+    from ehrqa.runs.pipeline import format_summary, write_page
     from ehrqa.runs.pipeline import run as run_pipeline
 
     path = find_recipe(args.recipe)
     recipe = parse_recipe(apply_overrides(load_yaml(path, "run recipe"), args.set), str(path))
-    subtasks = parse_subtasks(args.subtasks) if args.subtasks else None
+    subtasks = parse_subtasks(args.subtasks) if args.subtasks is not None else None  # "" is refused
     cases = selected_cases(args)
     rows = run_pipeline(recipe, cases, args.out, data=dataset_info(args), subtasks=subtasks, force=args.force)
     print(format_summary(rows))
     print(f"run directory: {args.out}")
-    return 1 if any(row["status"] == "failed" for row in rows) else 0
+    print("\n".join(write_page(args.out)))
+    failed = [row for row in rows if row["status"] == "failed"]
+    if failed:  # the summary above has the details; one error line names the cases, exit 2
+        from ehrqa.commands._common import failure_line
+        from ehrqa.errors import DataError
+
+        raise DataError(" ".join(failure_line(row, args.out) for row in failed))
+    return 0

@@ -15,34 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ehrqa.data.case import Case
-from ehrqa.tasks.base import Context, Voter, voters_of
-
-METHODS = ("aligner", "llm")
+from ehrqa.tasks.base import Context, EvidenceConfig, shared_aligner
 
 
 @dataclass(frozen=True)
-class AlignConfig:
-    method: str = "aligner"
-    aligner: str | None = None  # aligner model directory (None: the shipped default)
-    # llm: one voter from these fields, or several in ``voters``
-    backend: str = "default"
+class AlignConfig(EvidenceConfig):
+    """ST4 settings; the fields are :class:`ehrqa.tasks.base.EvidenceConfig`'s."""
+
     prompt: str = "st4-align@1"
-    samples: int = 1
-    temperature: float = 0.0
-    max_new_tokens: int = 768
-    voters: tuple[Voter, ...] = ()
-    vote_threshold: float = 0.5
-    shots: int = 0
-    examples: str | None = None  # dataset directory of annotated cases for few-shot examples
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
-        self.all_voters  # noqa: B018 - builds (and so checks) the voters
-
-    @property
-    def all_voters(self) -> tuple[Voter, ...]:
-        return voters_of(self)
 
 
 def as_submission(case: Case, links: dict[str, list[str]]) -> list[dict]:
@@ -52,9 +32,7 @@ def as_submission(case: Case, links: dict[str, list[str]]) -> list[dict]:
 
 def aligner_links(inputs: Sequence[Case], aligner=None) -> dict[str, dict[str, list[str]]]:
     """ST4 by the retrieval aligner: ``{case_id: {answer id: [note ids]}}``."""
-    from ehrqa.retrieval.aligner import load_model
-
-    selected = load_model(aligner).select(4, list(inputs))
+    selected = shared_aligner(aligner).select(4, list(inputs))
     return {
         case.id: {a.id: ids for a, ids in zip(case.answer_sentences or (), per_query, strict=True)}
         for case, per_query in zip(inputs, selected, strict=True)
@@ -71,7 +49,7 @@ def predict(inputs: Sequence[Case], config: AlignConfig | None = None, ctx: Cont
         for case in todo:
             ctx.record(case.id, as_submission(case, links[case.id]))
     elif todo:
-        from ehrqa.tasks.llm_evidence import predict_alignment
+        from ehrqa.tasks.llm_evidence import predict_votes
 
-        predict_alignment(todo, config, ctx)
+        predict_votes(4, todo, config, ctx)
     return ctx.predictions(inputs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 from ehrqa.data.case import Case
@@ -49,22 +50,76 @@ class Voter:
         )
 
 
-def voters_of(config) -> tuple[Voter, ...]:
-    """A ST2/ST4 config's voters: its ``voters`` list (each without a prompt or backend of its own
-    taking the config's), or one voter made of the config's own model fields."""
-    if config.voters:
-        return tuple(
-            replace(v, prompt=v.prompt or config.prompt, backend=v.backend or config.backend) for v in config.voters
+@dataclass(frozen=True)
+class ModelSettings:
+    """The fields of a subtask config that say how its chat model is asked (one :class:`Voter`)."""
+
+    method: str = ""
+    backend: str = "default"
+    prompt: str = ""
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+
+    METHODS = ()  # the subtask's methods, set by each config class
+
+    def __post_init__(self) -> None:
+        if self.method not in self.METHODS:
+            raise ValueError(f"method is one of {', '.join(self.METHODS)}, not {self.method!r}")
+        self.voter  # noqa: B018 - building the voter checks the sampling settings
+
+    @property
+    def voter(self) -> Voter:
+        return Voter(
+            backend=self.backend,
+            prompt=self.prompt,
+            samples=self.samples,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
         )
-    return (
-        Voter(
-            backend=config.backend,
-            prompt=config.prompt,
-            samples=config.samples,
-            temperature=config.temperature,
-            max_new_tokens=config.max_new_tokens,
-        ),
-    )
+
+
+@dataclass(frozen=True)
+class EvidenceConfig(ModelSettings):
+    """ST2 and ST4 settings: the retrieval aligner, or chat models that vote."""
+
+    method: str = "aligner"
+    aligner: str | None = None  # aligner model directory (None: the shipped default)
+    max_new_tokens: int = 768
+    voters: tuple[Voter, ...] = ()  # several voters; empty: one voter from the fields above
+    vote_threshold: float = 0.5
+    shots: int = 0
+    examples: str | None = None  # dataset directory of annotated cases for few-shot examples
+
+    METHODS = ("aligner", "llm")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.all_voters  # noqa: B018 - builds (and so checks) the voters
+
+    @property
+    def all_voters(self) -> tuple[Voter, ...]:
+        """The ``voters`` list (each without a prompt of its own taking the config's), or the one voter."""
+        if self.voters:
+            return tuple(replace(v, prompt=v.prompt or self.prompt) for v in self.voters)
+        return (self.voter,)
+
+
+def shared_aligner(aligner=None):
+    """An aligner model: the one given, or the one at a path (None: the shipped default), loaded once
+    per process, so steps and cited answers that use the same directory share it."""
+    from ehrqa.retrieval.aligner import AlignerModel
+
+    return aligner if isinstance(aligner, AlignerModel) else _load_aligner(None if aligner is None else str(aligner))
+
+
+@lru_cache(maxsize=4)
+def _load_aligner(path: str | None):
+    from ehrqa.retrieval.aligner import load_model
+
+    return load_model(path)
 
 
 class Records:
@@ -145,13 +200,19 @@ class Context:
     def complete(self, backend_name: str, requests: Sequence[ChatRequest], on_reply=None) -> list[Reply]:
         """Send requests to a named backend, counting calls and tokens (cached replies cost none)."""
 
+        from ehrqa.progress import progress_bar
+
         def counted(i: int, reply: Reply) -> None:
-            if not reply.cached:
-                with self._lock:
+            with self._lock:
+                advance()
+                if not reply.cached:
                     self.counts["calls"] += 1
                     self.counts["prompt_tokens"] += reply.prompt_tokens or 0
                     self.counts["completion_tokens"] += reply.completion_tokens or 0
             if on_reply is not None:
                 on_reply(i, reply)
 
-        return self.backend(backend_name).complete(list(requests), counted)
+        ref = requests[0].prompt if requests else ""  # "st3-answer@1:<sha256>[:correction]"
+        desc = f"{ref.split(':')[0] or backend_name} {'corrections' if ref.endswith(':correction') else 'replies'}"
+        with progress_bar(len(requests), desc, unit="reply") as advance:
+            return self.backend(backend_name).complete(list(requests), counted)

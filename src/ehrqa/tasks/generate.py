@@ -22,25 +22,20 @@ from dataclasses import dataclass, replace
 
 from ehrqa.data.case import Case
 from ehrqa.llm.prompt import case_slots, load_prompt
-from ehrqa.tasks.base import Context, Voter
+from ehrqa.tasks.base import Context, ModelSettings, shared_aligner
 from ehrqa.tasks.postprocess import clean_answer
 
 log = logging.getLogger(__name__)
 
-METHODS = ("llm", "extractive")
 # Used only when a reply is empty after cleaning: the submission needs a non-empty answer.
 EMPTY_REPLY_FALLBACK = "The provided notes do not contain enough information to answer this question."
 
 
 @dataclass(frozen=True)
-class GenerateConfig:
+class GenerateConfig(ModelSettings):
     method: str = "llm"
-    backend: str = "default"
     prompt: str = "st3-answer@1"
     max_new_tokens: int = 112
-    temperature: float = 0.0
-    top_p: float = 1.0
-    samples: int = 1
     select: str = "medoid"  # how one answer is chosen from several samples
     evidence: str | None = None  # "st2": answer from the sentences an earlier ST2 step chose
     rewrite_prompt: str | None = None  # a second pass that rewrites the answer (e.g. "st3-rewrite@1")
@@ -49,23 +44,12 @@ class GenerateConfig:
     aligner: str | None = None  # the aligner model: ranks sentences (extractive), cites answers (cite)
     cite: bool = True  # align each answer sentence back to the note (a cited answer in the records)
 
+    METHODS = ("llm", "extractive")
+
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
-        self.voter  # noqa: B018 - builds (and so checks) the voter
+        super().__post_init__()
         if self.select not in ("medoid", "first"):
             raise ValueError(f"select is 'medoid' or 'first', not {self.select!r}")
-
-    @property
-    def voter(self) -> Voter:
-        return Voter(
-            backend=self.backend,
-            prompt=self.prompt,
-            samples=self.samples,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_new_tokens=self.max_new_tokens,
-        )
 
 
 def answer_messages(case: Case, config: GenerateConfig, evidence: Sequence[str] | None = None, ctx=None) -> list:
@@ -99,7 +83,7 @@ def predict(
                 answer, cited = extractive_answer(case, list(evidence.get(case.id, [])))
                 ctx.record(case.id, answer, answer_sentences=_cited(cited))
         else:
-            for case_id, (answer, cited) in extractive_predict(todo, model=config.aligner).items():
+            for case_id, (answer, cited) in extractive_predict(todo, model=shared_aligner(config.aligner)).items():
                 ctx.record(case_id, answer, answer_sentences=_cited(cited))
         return ctx.predictions(inputs)
 

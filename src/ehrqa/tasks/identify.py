@@ -15,41 +15,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ehrqa.data.case import Case
-from ehrqa.tasks.base import Context, Voter, voters_of
-
-METHODS = ("aligner", "llm")
+from ehrqa.tasks.base import Context, EvidenceConfig, shared_aligner
 
 
 @dataclass(frozen=True)
-class IdentifyConfig:
-    method: str = "aligner"
-    aligner: str | None = None  # aligner model directory (None: the shipped default)
-    # llm: one voter from these fields, or several in ``voters``
-    backend: str = "default"
+class IdentifyConfig(EvidenceConfig):
+    """ST2 settings; the fields are :class:`ehrqa.tasks.base.EvidenceConfig`'s."""
+
     prompt: str = "st2-classify@1"
-    samples: int = 1
-    temperature: float = 0.0
-    max_new_tokens: int = 768
-    voters: tuple[Voter, ...] = ()
-    vote_threshold: float = 0.5
-    shots: int = 0
-    examples: str | None = None  # dataset directory of annotated cases for few-shot examples
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
-        self.all_voters  # noqa: B018 - builds (and so checks) the voters
-
-    @property
-    def all_voters(self) -> tuple[Voter, ...]:
-        return voters_of(self)
 
 
 def aligner_evidence(inputs: Sequence[Case], aligner=None) -> dict[str, list[str]]:
     """ST2 by the retrieval aligner: ``{case_id: [note sentence ids]}``."""
-    from ehrqa.retrieval.aligner import load_model
-
-    selected = load_model(aligner).select(2, list(inputs))
+    selected = shared_aligner(aligner).select(2, list(inputs))
     return {case.id: per_query[0] if per_query else [] for case, per_query in zip(inputs, selected, strict=True)}
 
 
@@ -62,7 +40,7 @@ def predict(inputs: Sequence[Case], config: IdentifyConfig | None = None, ctx: C
         for case_id, ids in aligner_evidence(todo, config.aligner).items():
             ctx.record(case_id, ids)
     elif todo:
-        from ehrqa.tasks.llm_evidence import predict_evidence
+        from ehrqa.tasks.llm_evidence import predict_votes
 
-        predict_evidence(todo, config, ctx)
+        predict_votes(2, todo, config, ctx)
     return ctx.predictions(inputs)

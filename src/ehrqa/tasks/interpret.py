@@ -17,38 +17,20 @@ from dataclasses import dataclass
 
 from ehrqa.data.case import Case
 from ehrqa.llm.prompt import load_prompt
-from ehrqa.tasks.base import Context, Voter
+from ehrqa.tasks.base import Context, ModelSettings
 from ehrqa.tasks.postprocess import clean_question
 from ehrqa.text import QUESTION_WORD_LIMIT, split_sentences, truncate_words
 
-METHODS = ("rule", "llm")
-
 
 @dataclass(frozen=True)
-class InterpretConfig:
+class InterpretConfig(ModelSettings):
     method: str = "rule"
-    backend: str = "default"
     prompt: str = "st1-question@1"
+    max_new_tokens: int = 40
     shots: int = 3  # retrieved examples per prompt
     examples: str = "meqsum"  # the example pool: "meqsum" or a dataset directory with clinician questions
-    samples: int = 1
-    temperature: float = 0.0
-    max_new_tokens: int = 40
 
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method is one of {', '.join(METHODS)}, not {self.method!r}")
-        self.voter  # noqa: B018 - builds (and so checks) the voter
-
-    @property
-    def voter(self) -> Voter:
-        return Voter(
-            backend=self.backend,
-            prompt=self.prompt,
-            samples=self.samples,
-            temperature=self.temperature,
-            max_new_tokens=self.max_new_tokens,
-        )
+    METHODS = ("rule", "llm")
 
 
 # Lay references to the patient, longest first; "my dad" before "my".

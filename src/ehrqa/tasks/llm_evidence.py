@@ -151,15 +151,19 @@ def _collect(cases: Sequence[Case], config, ctx: Context, subtask: int, aligner_
     return samples, weights, failures, aligner
 
 
-def predict_evidence(cases: Sequence[Case], config, ctx: Context) -> None:
-    """ST2 by voting chat models; records each case (see :mod:`ehrqa.tasks.identify`)."""
-    from ehrqa.llm.vote import vote_ids
+def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context) -> None:
+    """ST2 or ST4 by voting chat models; records each case (see :mod:`ehrqa.tasks.identify`/``align``)."""
+    from ehrqa.llm.vote import vote_ids, vote_links
+    from ehrqa.tasks.align import aligner_links, as_submission
     from ehrqa.tasks.identify import aligner_evidence
 
     def aligner_output(cs):
-        return aligner_evidence(cs, config.aligner)
+        return aligner_evidence(cs, config.aligner) if subtask == 2 else aligner_links(cs, config.aligner)
 
-    samples, weights, failures, aligner = _collect(cases, config, ctx, 2, aligner_output)
+    def prediction(case: Case, value):
+        return value if subtask == 2 else as_submission(case, value)
+
+    samples, weights, failures, aligner = _collect(cases, config, ctx, subtask, aligner_output)
     fallback = [c for c in cases if all(s is None for s in samples[c.id])]
     if fallback and aligner is None:
         aligner = aligner_output(fallback)
@@ -167,34 +171,12 @@ def predict_evidence(cases: Sequence[Case], config, ctx: Context) -> None:
         usable = sum(s is not None for s in samples[case.id])
         if not usable:
             reason = failures[case.id][0] if failures[case.id] else "no usable reply after a correction turn"
-            ctx.record(case.id, aligner[case.id], status="fallback", reason=reason, n_votes=0)
+            ctx.record(case.id, prediction(case, aligner[case.id]), status="fallback", reason=reason, n_votes=0)
             continue
-        vote = vote_ids(samples[case.id], config.vote_threshold, weights[case.id], [s.id for s in case.sentences])
-        ctx.record(case.id, vote.kept, votes=vote.counts, n_votes=vote.total, usable_samples=usable)
-
-
-def predict_alignment(cases: Sequence[Case], config, ctx: Context) -> None:
-    """ST4 by voting chat models; records each case (see :mod:`ehrqa.tasks.align`)."""
-    from ehrqa.llm.vote import vote_links
-    from ehrqa.tasks.align import aligner_links, as_submission
-
-    def aligner_output(cs):
-        return aligner_links(cs, config.aligner)
-
-    samples, weights, failures, aligner = _collect(cases, config, ctx, 4, aligner_output)
-    fallback = [c for c in cases if all(s is None for s in samples[c.id])]
-    if fallback and aligner is None:
-        aligner = aligner_output(fallback)
-    for case in cases:
-        usable = sum(s is not None for s in samples[case.id])
-        if not usable:
-            reason = failures[case.id][0] if failures[case.id] else "no usable reply after a correction turn"
-            ctx.record(case.id, as_submission(case, aligner[case.id]), status="fallback", reason=reason, n_votes=0)
-            continue
-        answer_ids = [a.id for a in case.answer_sentences or ()]
-        vote = vote_links(
-            samples[case.id], config.vote_threshold, weights[case.id], answer_ids, [s.id for s in case.sentences]
-        )
-        ctx.record(
-            case.id, as_submission(case, vote.kept), votes=vote.counts, n_votes=vote.total, usable_samples=usable
-        )
+        note_order = [s.id for s in case.sentences]
+        if subtask == 2:
+            vote = vote_ids(samples[case.id], config.vote_threshold, weights[case.id], note_order)
+        else:
+            answer_ids = [a.id for a in case.answer_sentences or ()]
+            vote = vote_links(samples[case.id], config.vote_threshold, weights[case.id], answer_ids, note_order)
+        ctx.record(case.id, prediction(case, vote.kept), votes=vote.counts, n_votes=vote.total, usable_samples=usable)
