@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ehrqa.errors import DataError
@@ -112,6 +113,8 @@ def backend_spec_from_args(args: argparse.Namespace, base=None):
         flag = "--" + given[0].replace("_", "-")
         needs = "--backend openai" if kind == "hf" else "--backend hf"
         raise DataError(f"{flag} is only used with {needs}")
+    if kind == "hf" and args.model is not None:
+        check_local_model(args.model)
     fields = ("model", *HF_ONLY, *OPENAI_ONLY)
     changes = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
     spec = replace(base or BackendSpec(), kind=kind, **changes)
@@ -119,6 +122,33 @@ def backend_spec_from_args(args: argparse.Namespace, base=None):
         spec = replace(spec, model=None)
     spec.check()
     return spec
+
+
+def check_local_model(model: str) -> None:
+    """Refuse ``--model`` naming a local path that is not there, before anything heavy is loaded.
+
+    A Hub id (``name`` or ``org/name``) or a shipped name (``smollm2``) passes; anything written as
+    a path (absolute, ``./``, ``~``, or with more than one ``/``) must be a model directory."""
+    looks_like_path = model.startswith((".", "~", os.sep)) or model.count("/") > 1
+    path = Path(model).expanduser()
+    if not (looks_like_path or path.exists()):
+        return
+    if not path.is_dir():
+        raise DataError(f"--model {model}: no such model directory")
+    if not any((path / name).is_file() for name in ("config.json", "adapter_config.json")):
+        raise DataError(f"--model {model}: not a model directory (no config.json)")
+
+
+def check_output_file(path: Path, flag: str = "--out") -> None:
+    """Refuse an output file that could not be written, before any work is done: a directory,
+    a path below a file, or a folder the user may not write to."""
+    if path.is_dir():
+        raise DataError(f"{flag} {path}: is a directory; give a file name such as {path / 'submission.json'}")
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+    if not existing.is_dir():
+        raise DataError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"{flag} {path}: cannot write in {existing} (permission denied)")
 
 
 def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,11 +167,10 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
     """A one-step run (the same pipeline as ``ehrqa run``) whose submission is also written to ``--out``."""
     from ehrqa.data.submission import build_submission, write_submission
     from ehrqa.runs.config import RunRecipe, StepSpec
-    from ehrqa.runs.pipeline import format_summary, run
+    from ehrqa.runs.pipeline import run
 
     out = Path(args.out)
-    if out.is_dir():
-        raise DataError(f"--out {out}: is a directory; give a file name such as {out / 'submission.json'}")
+    check_output_file(out)
     cases = selected_cases(args)
     recipe = RunRecipe(
         name=f"st{subtask}",
@@ -152,8 +181,9 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
     run_dir = Path(args.run_dir) if args.run_dir else out.parent / f"run-st{subtask}"
     rows = run(recipe, cases, run_dir, data=dataset_info(args), force=args.force)
     row = rows[0]
+    if row["status"] == "failed":
+        raise DataError(failure_line(row, run_dir))
     if row["status"] != "ok":
-        print(format_summary(rows))
         raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
     from ehrqa.runs.rundir import load_run
 
@@ -164,3 +194,14 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
     row["predictions"] = predictions
     row["run_dir"] = str(run_dir)
     return row
+
+
+def failure_line(row: dict, run_dir: str | Path) -> str:
+    """One line for a step whose cases failed: which cases, why (statuses, never text), what to do."""
+    failed = row["failed"]
+    shown = ", ".join(failed[:8]) + (f" and {len(failed) - 8} more" if len(failed) > 8 else "")
+    why = f" ({'; '.join(row['reasons'])})" if row.get("reasons") else ""
+    return (
+        f"ST{row['subtask']} ({row['step']}): {len(failed)} case(s) failed: {shown}{why}; "
+        f"the others are kept in {run_dir}; run the same command again to retry only these"
+    )

@@ -48,19 +48,33 @@ def resolved_method(args: argparse.Namespace, default: str) -> str:
     return "llm" if _model_flags_given(args) else default
 
 
+def _model_flags(args: argparse.Namespace) -> list[str]:
+    """Every chat-model flag given (those of ``add_backend_arguments``), spelled as on the command line."""
+    from ehrqa.commands._common import HF_ONLY, OPENAI_ONLY
+
+    names = ("backend", "model", *HF_ONLY, *OPENAI_ONLY)
+    return ["--" + n.replace("_", "-") for n in names if getattr(args, n, None) is not None]
+
+
 def _model_flags_given(args: argparse.Namespace) -> bool:
-    names = ("backend", "model", "adapter", "base_url", "load_in_4bit", "response_format")
-    return any(getattr(args, n, None) is not None for n in names)
+    return bool(_model_flags(args))
+
+
+def refuse_model_flags(args: argparse.Namespace, uses: str) -> None:
+    """Model flags given to a method without a chat model are refused, never silently ignored."""
+    from ehrqa.errors import DataError
+
+    given = _model_flags(args)
+    if given:
+        raise DataError(f"model flags ({', '.join(given)}) need --method llm; {uses}")
 
 
 def evidence_config(args: argparse.Namespace, config_class):
     """The ST2/ST4 config and the backend spec from the flags (no backend for the aligner method)."""
     from ehrqa.config import from_dict
-    from ehrqa.errors import DataError
 
     if resolved_method(args, "aligner") == "aligner":
-        if _model_flags_given(args):
-            raise DataError("model flags (--backend, --model, ...) need --method llm; the aligner uses --aligner DIR")
+        refuse_model_flags(args, "the aligner uses --aligner DIR")
         return config_class(method="aligner", aligner=args.aligner), None
     settings = {
         "method": "llm",

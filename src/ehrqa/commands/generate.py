@@ -32,11 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ehrqa.commands._common import backend_spec_from_args
-    from ehrqa.commands._llm_args import resolved_method
+    from ehrqa.commands._llm_args import refuse_model_flags, resolved_method
     from ehrqa.config import from_dict
     from ehrqa.tasks.generate import GenerateConfig
 
     method = resolved_method(args, "extractive")
+    if method != "llm":
+        refuse_model_flags(args, "the extractive method calls no chat model")
     settings = {
         "method": method,
         "prompt": args.prompt,

@@ -27,6 +27,9 @@ from ehrqa.tasks.base import Records
 RUN_FILE = "run.json"
 FORMAT = "ehrqa-run/1"
 IDENTITY_KEYS = ("recipe", "prompts", "data")  # what must match for a run to be continued
+# Backend settings that change how replies are fetched, never what they say: a rerun with a longer
+# timeout or more retries (the fix for the cases that failed) continues the run instead of being refused.
+TRANSPORT_KEYS = ("timeout", "retries", "concurrency", "api_key_env")
 
 
 class Step(Records):
@@ -75,7 +78,7 @@ class RunDir:
             previous = read_json(run_file, "run config")
             if not isinstance(previous, dict) or previous.get("format") != FORMAT:
                 raise DataError(f"{run_file}: not an ehrqa run config; use another --out or --force")
-            changed = [k for k in IDENTITY_KEYS if previous.get(k) != meta.get(k)]
+            changed = [k for k in IDENTITY_KEYS if _identity(previous, k) != _identity(meta, k)]
             if changed and not force:
                 raise DataError(
                     f"{path}: made with a different {' and '.join(changed)}; use a new --out, or --force to start over"
@@ -103,6 +106,18 @@ class RunDir:
 
     def write_json(self, relative: str, obj) -> Path:
         return atomic_write_json(self.path / relative, obj)
+
+
+def _identity(meta: dict, key: str):
+    """``meta[key]`` as compared between runs: a recipe without its backends' transport settings."""
+    value = meta.get(key)
+    if key != "recipe" or not isinstance(value, dict) or not isinstance(value.get("backends"), dict):
+        return value
+    backends = {
+        name: {k: v for k, v in spec.items() if k not in TRANSPORT_KEYS} if isinstance(spec, dict) else spec
+        for name, spec in value["backends"].items()
+    }
+    return {**value, "backends": backends}
 
 
 def load_run(path: str | Path) -> dict:
