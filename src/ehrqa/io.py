@@ -98,7 +98,10 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict]:
 
 
 def repair_jsonl(path: str | os.PathLike) -> None:
-    """Cut a torn last line (no final newline) off a JSONL file, so the next append starts clean."""
+    """Cut a torn last line (no final newline) off a JSONL file, so the next append starts clean.
+
+    A last line that is a whole record and lacks only its newline is kept (the newline is added):
+    :func:`read_jsonl` counted it, so cutting it would lose a record the reader had seen."""
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return
@@ -106,7 +109,15 @@ def repair_jsonl(path: str | os.PathLike) -> None:
         data = f.read()
         if data.endswith(b"\n"):
             return
-        f.truncate(data.rfind(b"\n") + 1)
+        start = data.rfind(b"\n") + 1
+        try:
+            whole = isinstance(json.loads(data[start:].decode("utf-8", errors="replace")), dict)
+        except ValueError:  # not JSON (read_jsonl skipped it too)
+            whole = False
+        if whole:
+            f.write(b"\n")
+        else:
+            f.truncate(start)
 
 
 class JsonlWriter:
