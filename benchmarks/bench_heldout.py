@@ -38,7 +38,7 @@ MODELS = Path(__file__).resolve().parents[1] / "src" / "ehrqa" / "models"
 DEFAULT_DIR = MODELS / "aligner-default"
 LEARNED_DIR = MODELS / "aligner-learned"
 ST3_METRICS = ("bleu", "rougeLsum", "sari")
-DEFAULT_SET = "(robust features)"  # the feature set of the shipped default
+DEFAULT_SET = "(shipped default)"  # robust features fitted as train.aligner.DEFAULT_FIT says
 
 
 def load_sources(shared: Path) -> dict[str, list]:
@@ -183,8 +183,9 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
             what = f"k={rule[2]}" if rule_name == "top-k" else f"tau={rule[1]}"
             print(f"    {feature + ' ' + rule_name:44s} {p:6.2f} {r:6.2f} {f:6.2f}  {what}")
         results[held] = {"baseline_best": baseline_best, "best_name": best_name}
-        for label, (names, c, rule_folds, rules) in feature_sets.items():
+        for label, (names, fit) in feature_sets.items():
             idx = [col[n] for n in names]
+            fit = fit(subtask) if callable(fit) else fit
             for suffix, train_names_v in variants.items():
                 t0 = time.perf_counter()
                 model = fit_relevance(
@@ -192,22 +193,20 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
                     [g for n in train_names_v for g in gold[n]],
                     [n for n in train_names_v for _ in tensors[n]],
                     names,
-                    max_links=links,
                     rule_sources=[n for n in train_names_v if n not in extra],
-                    c=c,
-                    rule_folds=rule_folds,
-                    rules=rules,
+                    **{"max_links": links, **fit},
                 )
-                picked = [model.select(model.probabilities(t[:, :, idx])) for t in test_tensors]
+                picked = [model.select(model.scores(t[:, :, idx])) for t in test_tensors]
                 p, r, f = prf(subtask, test_cases, picked)
                 fit_s = time.perf_counter() - t0
                 rule = f"{model.rule} {model.threshold} max {model.max_links}"
+                rule += f" blend {model.blend}" if model.blend is not None else ""
                 print(f"    {'learned ' + label + suffix:44s} {p:6.2f} {r:6.2f} {f:6.2f}  {rule}; fit {fit_s:.1f} s")
                 results[held][label + suffix] = f
     return results
 
 
-def st3_table(data: dict, enc, features) -> None:
+def st3_table(data: dict, enc, features, fit: dict) -> None:
     try:
         from ehrqa.score import score_submission
     except ImportError as e:
@@ -235,6 +234,7 @@ def st3_table(data: dict, enc, features) -> None:
             [gold_indices(2, data[n][i]) for n in train for i in keep[n]],
             [n for n in train for _ in keep[n]],
             features,
+            **fit,
         )
         systems: dict[str, dict] = {"lead-75 words": {}, "bm25-extractive": {}, "extractive (learned ST2)": {}}
         for case, tensor in zip(cases, tensors[held], strict=True):
@@ -243,7 +243,7 @@ def st3_table(data: dict, enc, features) -> None:
             bm25 = tensor[0, :, FEATURES.index("bm25")]
             order = [case.sentences[j].id for j in np.argsort(-bm25, kind="stable")]
             systems["bm25-extractive"][case.id] = extractive_answer(case, order)[0]
-            probs = model.probabilities(tensor[:, :, idx])
+            probs = model.scores(tensor[:, :, idx])
             chosen = [case.sentences[j].id for j in model.select(probs)[0]]
             systems["extractive (learned ST2)"][case.id] = extractive_answer(case, ranked_ids(probs[0], chosen, case))[
                 0
@@ -257,25 +257,27 @@ def st3_table(data: dict, enc, features) -> None:
 def quality(args) -> None:
     from ehrqa.retrieval.features import FEATURES, LEXICAL_FEATURES, ROBUST_FEATURES
     from ehrqa.retrieval.relevance import RULES
-    from ehrqa.train.aligner import ROBUST_C, check_covid_cases
+    from ehrqa.train.aligner import DEFAULT_FIT, ROBUST_C, check_covid_cases
 
     print(__doc__.split("\n\n")[1].replace("\n", " "), "\n")
     started = time.perf_counter()
     data = load_sources(args.shared)
     covid = {"check_covid": check_covid_cases(args.shared / "raw" / "check_covid")}
     enc = encoder()
-    feature_sets = {
-        "(robust features)": (list(ROBUST_FEATURES), ROBUST_C, "none", ("threshold",)),
-        "(robust, out-of-fold threshold)": (list(ROBUST_FEATURES), ROBUST_C, "cases", ("threshold",)),
-        "(robust, any rule)": (list(ROBUST_FEATURES), ROBUST_C, "cases", RULES),
-        "(all features)": (list(FEATURES), 1.0, "cases", RULES),
-        "(lexical only)": (list(LEXICAL_FEATURES), 1.0, "cases", RULES),
+    robust, oof = list(ROBUST_FEATURES), {"c": ROBUST_C, "rule_folds": "cases"}
+    feature_sets = {  # label -> (features, fit_relevance settings, or a function of the subtask giving them)
+        DEFAULT_SET: (robust, lambda t: DEFAULT_FIT[t]),
+        "(robust, out-of-fold threshold)": (robust, {**oof, "rules": ("threshold",)}),
+        "(robust, out-of-fold, any rule)": (robust, {**oof, "rules": RULES}),
+        "(robust, ST4 without the BM25 blend)": (robust, lambda t: {**DEFAULT_FIT[t], "blends": (None,)}),
+        "(all features)": (list(FEATURES), {"rules": RULES}),
+        "(lexical only)": (list(LEXICAL_FEATURES), {"rules": RULES}),
     }
     print("ST2: strict micro P/R/F1 (essential only), ehrqa.score")
     st2 = subtask_table(2, data, list(data), {}, enc, feature_sets)
     print("\nST4: micro P/R/F1 of (answer sentence, note sentence) links, ehrqa.score")
     st4 = subtask_table(4, data, ["aci_dev", "sample"], covid, enc, feature_sets)
-    st3_table(data, enc, list(FEATURES))
+    st3_table(data, enc, robust, DEFAULT_FIT[2])
     print(
         f"\nmust-beat check (F1 of the learned model {DEFAULT_SET} vs the best of predict-all (ST2) and the baselines):"
     )

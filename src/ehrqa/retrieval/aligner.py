@@ -144,7 +144,7 @@ class AlignerModel:
         model = self.learned(subtask)
         if not hasattr(self, "_encoder"):
             self._encoder = Encoder(self.config.get("components", {}).get("dense", {}).get("model"))
-        return [model.probabilities(t) for t in feature_tensors(subtask, cases, self._encoder, model.features)]
+        return [model.scores(t) for t in feature_tensors(subtask, cases, self._encoder, model.features)]
 
     def select(
         self, subtask: int, cases: Sequence[Case], scores: Sequence[np.ndarray] | None = None

@@ -8,8 +8,10 @@ scales, ``p = sigmoid(features . coef + intercept)`` per (query, sentence), then
 - ``relative``: every sentence with ``p >= t x`` the query's best ``p``;
 - ``fraction``: the best ``ceil(t x n)`` of the query's ``n`` sentences;
 
-with at least ``min_links`` and at most ``max_links`` (best first). All of it is a few dozen
-numbers in ``aligner.json``.
+with at least ``min_links`` and at most ``max_links`` (best first). With ``blend`` set to a weight
+``w``, the rule reads ``w x p / (the query's best p) + (1 - w) x bm25`` (BM25 relative to the
+query's best sentence) instead of ``p``: the learned score ensembled with BM25's relative
+ranking. All of it is a few dozen numbers in ``aligner.json``.
 
 Fitting (:func:`fit_relevance`): scikit-learn's L2 logistic regression with each training source
 weighted equally (so a large augmentation source does not drown a small clinical one); the rule
@@ -41,6 +43,7 @@ class LearnedRelevance:
     threshold: float = 0.5
     min_links: int = 1
     max_links: int | None = None
+    blend: float | None = None  # weight of the learned score against relative BM25 (None: p alone)
     record: dict = field(default_factory=dict)  # how it was fitted (sources, sizes, held-out F1)
 
     @classmethod
@@ -66,6 +69,7 @@ class LearnedRelevance:
             "threshold": self.threshold,
             "min_links": self.min_links,
             "max_links": self.max_links,
+            "blend": self.blend,
             "record": self.record,
         }
 
@@ -74,9 +78,28 @@ class LearnedRelevance:
         z = (tensor - np.asarray(self.mean)) / np.asarray(self.scale)
         return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.coef) + self.intercept)))
 
+    def scores(self, tensor: np.ndarray) -> np.ndarray:
+        """``(queries, sentences, features)`` -> the ``(queries, sentences)`` scores the rule reads."""
+        p = self.probabilities(tensor)
+        if self.blend is None:
+            return p
+        return blend_scores(p, tensor[..., self.features.index("bm25")], self.blend)
+
     def select(self, scores: np.ndarray) -> list[list[int]]:
         """Per query row, the kept sentence indices (best first)."""
         return [decide_row(row, self.rule, self.threshold, self.min_links, self.max_links) for row in scores]
+
+
+def blend_scores(p: np.ndarray, bm25: np.ndarray, weight: float, row: np.ndarray | None = None) -> np.ndarray:
+    """``weight x p / max p + (1 - weight) x bm25``, the maximum taken per query row (per matrix
+    row, or per id in ``row`` for flattened pairs); ``bm25`` is already relative to its row's best."""
+    if row is None:
+        top = p.max(axis=-1, keepdims=True) if p.size else p
+    else:
+        best = np.zeros(row.max() + 1 if len(row) else 0)
+        np.maximum.at(best, row, p)
+        top = best[row]
+    return weight * p / np.maximum(top, 1e-12) + (1 - weight) * bm25
 
 
 def decide_row(row: np.ndarray, rule: str, threshold: float, min_links: int, max_links: int | None) -> list[int]:
@@ -204,6 +227,7 @@ def fit_relevance(
     rule_sources: Sequence[str] | None = None,
     rule_folds: str = "cases",
     rules: Sequence[str] = RULES,
+    blends: Sequence[float | None] = (None,),
 ) -> LearnedRelevance:
     """Fit the combiner on all ``tensors`` and choose its rule on out-of-fold probabilities of the
     ``rule_sources`` (default: every source; augmentation sources can help the fit yet be kept out
@@ -211,7 +235,9 @@ def fit_relevance(
 
     ``rule_folds``: ``cases`` (k folds of cases: out-of-fold probabilities) or ``none`` (the
     probabilities of the model fitted on all the training data, for a combiner too small and too
-    regularised to overfit them). ``rules``: the candidate rules (see :data:`RULES`)."""
+    regularised to overfit them). ``rules``: the candidate rules (see :data:`RULES`). ``blends``:
+    candidate weights of the learned score against relative BM25 (None: the probability alone;
+    needs ``bm25`` among the features)."""
     if rule_folds not in ("cases", "none"):
         raise ValueError(f"learned relevance: rule_folds {rule_folds!r}: expected cases or none")
     unknown = sorted(set(rules) - set(RULES))
@@ -233,13 +259,20 @@ def fit_relevance(
     best = (-1.0, "threshold", 0.5, None)
     judged = rows if rule_sources is None else rows.take(np.isin(rows.source.astype(str), list(rule_sources)))
     oof = oof if rule_sources is None else oof[np.isin(rows.source.astype(str), list(rule_sources))]
-    cache = _rank_and_top(oof, judged)
-    for rule in rules:
-        for k in max_links:
-            for t in thresholds:
-                f1 = source_f1(judged, oof, rule, float(t), min_links, k, cache)
-                if f1 > best[0] + 1e-12:
-                    best = (f1, rule, float(t), k)
+    if any(b is not None for b in blends) and "bm25" not in features:
+        raise ValueError("learned relevance: blending with BM25 needs the bm25 feature")
+    best_blend = None
+    for blend in blends:
+        scored = (
+            oof if blend is None else blend_scores(oof, judged.x[:, list(features).index("bm25")], blend, judged.row)
+        )
+        cache = _rank_and_top(scored, judged)
+        for rule in rules:
+            for k in max_links:
+                for t in thresholds:
+                    f1 = source_f1(judged, scored, rule, float(t), min_links, k, cache)
+                    if f1 > best[0] + 1e-12:
+                        best, best_blend = (f1, rule, float(t), k), blend
     mean, scale, coef, intercept = final
     sizes = {
         str(s): int(n) for s, n in zip(*np.unique(np.asarray(sources, dtype=str), return_counts=True), strict=True)
@@ -254,6 +287,7 @@ def fit_relevance(
         threshold=best[2],
         min_links=min_links,
         max_links=best[3],
+        blend=None if best_blend is None else round(float(best_blend), 4),
         record={
             "cases_per_source": sizes,
             "c": c,

@@ -265,6 +265,21 @@ def train_aligner(
 # The learned relevance aligner (the shipped default)
 
 ROBUST_C = 0.01  # L2 strength of the shipped combiner (strong: a few features, sources that disagree)
+BLEND_WEIGHTS = tuple(round(w / 10, 1) for w in range(11))
+# How the shipped default is fitted, per subtask (keyword arguments of fit_relevance; measured by
+# benchmarks/bench_heldout.py). ST2: an absolute threshold on the calibrated probability, so the
+# number kept follows the note instead of a share fixed by the training sources. ST4: the
+# probability blended with BM25's relative score, kept relative to each answer sentence's best.
+DEFAULT_FIT: dict[int, dict] = {
+    2: {"c": ROBUST_C, "rule_folds": "none", "rules": ("threshold",), "max_links": (None,)},
+    4: {
+        "c": ROBUST_C,
+        "rule_folds": "none",
+        "rules": ("relative",),
+        "blends": BLEND_WEIGHTS,
+        "max_links": (None, 1, 2, 3, 4, 5),
+    },
+}
 CHECK_COVID = Path(__file__).resolve().parents[4] / "shared" / "data" / "raw" / "check_covid"
 
 
@@ -307,11 +322,12 @@ def learned_section(
     sources: dict[str, Sequence[Case]],
     features: Sequence[str],
     encoder=None,
-    max_links: Sequence[int | None] | None = None,
     augmentation: Sequence[str] = ("check_covid",),
+    fit: dict | None = None,
 ) -> dict:
     """A ``kind: learned`` subtask section fitted on every case with gold in ``sources`` (name -> cases);
-    the decision rule is chosen on the sources not named in ``augmentation``."""
+    the decision rule is chosen on the sources not named in ``augmentation``; ``fit``: keyword
+    arguments of :func:`~ehrqa.retrieval.relevance.fit_relevance` (default :data:`DEFAULT_FIT`)."""
     from ehrqa.retrieval.features import feature_tensors
     from ehrqa.retrieval.relevance import fit_relevance
 
@@ -324,9 +340,9 @@ def learned_section(
         raise ValueError(f"no training cases with gold for subtask {subtask}")
     tensors = feature_tensors(subtask, [c.without_gold() for c in cases], encoder, features)
     gold = [gold_indices(subtask, c) for c in cases]
-    links = max_links or ((None, 1, 2, 3, 4, 5) if subtask == 4 else (None,))
     rule_sources = [n for n in sources if n not in augmentation] or None
-    model = fit_relevance(tensors, gold, names, features, max_links=links, rule_sources=rule_sources)
+    settings = DEFAULT_FIT[subtask] if fit is None else fit
+    model = fit_relevance(tensors, gold, names, features, rule_sources=rule_sources, **settings)
     return {**model.to_dict(), "query": "clinician" if subtask == 2 else "answer"}
 
 
