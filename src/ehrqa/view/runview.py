@@ -79,18 +79,9 @@ def _read_json(path: Path, what: str):
 
 def _read_records(path: Path) -> dict[str, dict]:
     """The last record of each case in a records.jsonl; a torn line is skipped."""
-    out: dict[str, dict] = {}
-    if not path.exists():
-        return out
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and "case_id" in record:
-                out[str(record["case_id"])] = record
-    return out
+    from ehrqa.io import read_jsonl
+
+    return {str(r["case_id"]): r for r in read_jsonl(path) if "case_id" in r}
 
 
 def load_run_view(path: str | Path, *, compute_scores: bool = True) -> RunView:
