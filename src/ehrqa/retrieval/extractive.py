@@ -12,8 +12,11 @@ four words), trims frames that carry nothing ("The patient reports that ...", "S
 sentence boundary), and writes the kept sentences in note order, each citing the note sentence
 it came from. :func:`extractive_predict` ranks every case's sentences with the aligner's ST2 model
 (:mod:`ehrqa.retrieval.aligner`): the selected sentences first, then the rest by score, so a
-sparse selection is filled up to the word limit with the next best evidence. Only the official
-ST3 input is read (question, narrative, note).
+sparse selection is filled up to the word limit with the next best evidence. The model's
+optional ``extractive`` section (``{"fill": bool, "bm25_blend": weight or null}``, chosen on the
+training sources by ``benchmarks/bench_heldout.py``) can switch the filling off and rank by the
+ST2 score blended with relative BM25. Only the official ST3 input is read (question, narrative,
+note).
 """
 
 from __future__ import annotations
@@ -93,10 +96,19 @@ def extractive_predict(
     from ehrqa.retrieval.aligner import load_model
 
     aligner = load_model(model)
+    settings = aligner.config.get("extractive") or {}
+    fill, weight = bool(settings.get("fill", True)), settings.get("bm25_blend")
     cases = [c.without_gold() for c in cases]
     scores = aligner.sentence_scores(2, cases)
     selected = aligner.select(2, cases, scores)
-    return {
-        case.id: extractive_answer(case, ranked_ids(s[0], sel[0], case), word_limit=word_limit)
-        for case, s, sel in zip(cases, scores, selected, strict=True)
-    }
+    if weight is not None:
+        from ehrqa.retrieval.features import feature_tensors
+        from ehrqa.retrieval.relevance import blend_scores
+
+        bm25 = feature_tensors(2, cases, names=("bm25",))
+        scores = [blend_scores(s, b[..., 0], float(weight)) for s, b in zip(scores, bm25, strict=True)]
+    out = {}
+    for case, s, sel in zip(cases, scores, selected, strict=True):
+        order = ranked_ids(s[0], sel[0], case)  # the selected sentences first
+        out[case.id] = extractive_answer(case, order if fill else order[: len(sel[0])], word_limit=word_limit)
+    return out
