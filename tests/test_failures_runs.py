@@ -470,11 +470,15 @@ def test_a_recipe_of_the_wrong_kind_for_train_aligner(tmp_path):
 
 
 def test_quiet_hides_every_progress_bar(tmp_path):
-    """Loud, the run shows bars (ehrqa's and the model loader's); with -q, stderr is empty."""
+    """Loud, a local model run draws bars (the model loader's and ehrqa's over replies); -q, none."""
+    from ehrqa.llm.models import build_tiny_qwen3
+
+    model = build_tiny_qwen3(tmp_path / "tiny-qwen3")  # a random 2-layer Qwen3: loads in a moment
     env = {"EHRQA_NO_PROGRESS": None, "TQDM_DISABLE": None, "HF_HUB_DISABLE_PROGRESS_BARS": None}
-    args = ["--data", xml_only(tmp_path), "--method", "extractive", "--cases", "101", "--out"]
-    loud = ehrqa("generate", *args, tmp_path / "a.json", env=env)
+    args = ["generate", "--data", xml_only(tmp_path), "--model", model, "--max-new-tokens", "2", "--cases", "101"]
+    loud = ehrqa(*args, "--out", tmp_path / "loud" / "s.json", env=env)
     assert loud.returncode == 0, loud.stderr
-    assert "it/s]" in loud.stderr or "%|" in loud.stderr, loud.stderr  # a tqdm bar was drawn
-    quiet = ehrqa("generate", "-q", *args, tmp_path / "b.json", env=env)
+    assert "Loading weights" in loud.stderr and "replies" in loud.stderr and "%|" in loud.stderr, loud.stderr
+    quiet = ehrqa(*args, "-q", "--out", tmp_path / "quiet" / "s.json", env=env)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    assert (tmp_path / "quiet" / "s.json").exists()
