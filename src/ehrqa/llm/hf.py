@@ -133,7 +133,11 @@ class HFChat(ChatBackend):
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
         """Greedy requests are batched (batches of similar length waste less compute on padding).
         A sampled request is generated on its own, seeded with its own seed, so its reply does not
-        depend on which other requests share the call: a resumed run reproduces it exactly."""
+        depend on which other requests share the call: a resumed run reproduces it exactly.
+
+        A greedy reply can depend on its batch mates: left padding changes the low-order bits of
+        bf16 arithmetic, and a long reply may then take another token. ``batch_size: 1`` makes
+        greedy replies independent of the batch (and of what a resumed run still has to do)."""
         prompts = [render_prompt(self.tokenizer, r.messages) for r in requests]
         replies: list[Reply | None] = [None] * len(requests)
         greedy = sorted((i for i, r in enumerate(requests) if r.config.greedy), key=lambda i: len(prompts[i]))
