@@ -47,3 +47,46 @@ def test_predict_with_the_shipped_model_cites_note_sentences():
         text, sentences = out[case.id]
         assert text and len(text.split()) <= 75
         assert all(set(ids) <= set(case.sentence_ids) for _, ids in sentences)
+
+
+def _lexical_learned_model(extractive: dict):
+    from ehrqa.retrieval.aligner import FORMAT, AlignerModel
+    from ehrqa.retrieval.features import LEXICAL_FEATURES, feature_tensors
+    from ehrqa.retrieval.relevance import fit_relevance
+    from ehrqa.train.aligner import gold_indices
+
+    cases = read_dataset()
+    tensors = feature_tensors(2, [c.without_gold() for c in cases], names=LEXICAL_FEATURES)
+    gold = [gold_indices(2, c) for c in cases]
+    section = fit_relevance(tensors, gold, ["sample"] * len(cases), list(LEXICAL_FEATURES), folds=3).to_dict()
+    config = {"format": FORMAT, "components": {}, "subtasks": {"2": section}, "extractive": extractive}
+    return AlignerModel(config), cases
+
+
+def test_without_filling_only_selected_sentences_are_cited():
+    model, cases = _lexical_learned_model({"fill": False, "bm25_blend": None})
+    picked = model.select(2, [c.without_gold() for c in cases])
+    selected = {c.id: set(ids[0]) for c, ids in zip(cases, picked, strict=True)}
+    filled, _ = _lexical_learned_model({"fill": True, "bm25_blend": None})
+    out, out_filled = extractive_predict(cases, model), extractive_predict(cases, filled)
+    for case in cases:
+        cited = {i for _, ids in out[case.id][1] for i in ids}
+        assert cited <= selected[case.id]
+        cited_filled = {i for _, ids in out_filled[case.id][1] for i in ids}
+        assert len(out_filled[case.id][0].split()) >= len(out[case.id][0].split()) and cited_filled >= cited
+
+
+def test_bm25_blend_weight_zero_ranks_like_bm25():
+    import numpy as np
+
+    from ehrqa.retrieval.features import feature_tensors
+
+    model, cases = _lexical_learned_model({"fill": True, "bm25_blend": 0.0})
+    out = extractive_predict(cases, model)
+    for case in cases:
+        inputs = case.without_gold()
+        bm25 = feature_tensors(2, [inputs], names=("bm25",))[0][0, :, 0]
+        selected = model.select(2, [inputs])[0][0]
+        rest = [case.sentences[j].id for j in np.argsort(-bm25, kind="stable") if case.sentences[j].id not in selected]
+        order = sorted(selected, key=lambda i: -bm25[case.sentence_ids.index(i)]) + rest
+        assert out[case.id] == extractive_answer(case, order)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from ehrqa.data.archehr import read_dataset
 from ehrqa.retrieval.aligner import FORMAT, AlignerModel
-from ehrqa.retrieval.features import LEXICAL_FEATURES, feature_tensors, is_header
+from ehrqa.retrieval.features import FEATURES, LEXICAL_FEATURES, feature_tensors, is_header
 from ehrqa.retrieval.relevance import LearnedRelevance, decide_row, fit_relevance
 from ehrqa.train.aligner import gold_indices
 
@@ -86,3 +87,100 @@ def test_learned_model_scores_and_selects_without_reading_gold(lexical_model):
         assert all(1 <= len(ids) and set(ids) <= set(case.sentence_ids) for ids in per_query)
     st2 = model.select(2, inputs)
     assert all(len(per_query) == 1 and per_query[0] for per_query in st2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Robust features, the BM25 blend, rule choices, bundled training data
+
+
+class HashEncoder:
+    """Deterministic unit vectors per text (stands in for MiniLM: no model load)."""
+
+    def encode(self, texts):
+        out = {}
+        for t in texts:
+            seed = int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)
+            v = np.random.default_rng(seed).normal(size=8)
+            out[t] = v / np.linalg.norm(v)
+        return out
+
+
+def test_new_features_are_what_they_say():
+    from ehrqa.retrieval.features import ROBUST_FEATURES
+
+    case = read_dataset()[0].without_gold()
+    encoder = HashEncoder()
+    names = ["dense", "dense_z", "neighbour_dense", "narrative_dense", "tfidf_any", "tfidf_raw"]
+    (tensor,) = feature_tensors(2, [case], encoder, names)
+    dense, z, neighbour, narrative, any_overlap, raw = (tensor[0, :, i] for i in range(len(names)))
+    np.testing.assert_allclose(z.mean(), 0.0, atol=1e-9)
+    np.testing.assert_allclose(z.std(), 1.0, atol=1e-6)
+    assert neighbour[0] == max(dense.min(), dense[1]) and neighbour[-1] == max(dense[-2], dense.min())
+    j = len(dense) // 2
+    assert neighbour[j] == max(dense[j - 1], dense[j + 1])
+    vectors = encoder.encode([case.narrative] + [s.text for s in case.sentences])
+    expected = [float(vectors[s.text] @ vectors[case.narrative]) for s in case.sentences]
+    np.testing.assert_allclose(narrative, expected, atol=1e-9)
+    assert set(np.unique(any_overlap)) <= {0.0, 1.0} and np.array_equal(any_overlap > 0, raw > 0)
+    assert set(ROBUST_FEATURES) <= set(FEATURES)
+
+
+def test_blend_is_relative_to_each_rows_best_and_the_flat_form_agrees():
+    from ehrqa.retrieval.relevance import blend_scores
+
+    p = np.array([[0.2, 0.4, 0.1], [0.9, 0.3, 0.6]])
+    bm25 = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.2]])
+    mixed = blend_scores(p, bm25, 0.5)
+    np.testing.assert_allclose(mixed, 0.5 * p / p.max(axis=1, keepdims=True) + 0.5 * bm25)
+    flat = blend_scores(p.reshape(-1), bm25.reshape(-1), 0.5, row=np.repeat([0, 1], 3))
+    np.testing.assert_allclose(flat, mixed.reshape(-1))
+    np.testing.assert_allclose(blend_scores(p, bm25, 0.0), bm25)
+
+
+def test_fit_respects_the_rule_and_blend_choices():
+    rng = np.random.default_rng(1)
+    tensors, gold = [], []
+    for _ in range(24):
+        bm25 = rng.random((2, 8))
+        tensors.append(np.stack([bm25, rng.random((2, 8))], axis=-1))
+        gold.append([set(np.flatnonzero(row > 0.75).tolist()) or {int(row.argmax())} for row in bm25])
+    names = ["bm25", "noise"]
+    sources = ["a"] * 12 + ["b"] * 12
+    model = fit_relevance(tensors, gold, sources, names, rules=("relative",), blends=(0.0, 1.0), rule_folds="none")
+    assert model.rule == "relative" and model.blend in (0.0, 1.0)
+    assert model.record["rule_chosen_on"] == "in-sample probabilities"
+    scores = model.scores(tensors[0])
+    if model.blend == 0.0:  # blend 0: the rule reads relative BM25 itself
+        np.testing.assert_allclose(scores, tensors[0][..., 0])
+    again = LearnedRelevance.from_dict(json.loads(json.dumps(model.to_dict())))
+    np.testing.assert_allclose(again.scores(tensors[1]), model.scores(tensors[1]), atol=1e-5)
+    with pytest.raises(ValueError, match="rule_folds"):
+        fit_relevance(tensors, gold, sources, names, rule_folds="sometimes")
+    with pytest.raises(ValueError, match="unknown rules"):
+        fit_relevance(tensors, gold, sources, names, rules=("vibes",))
+    with pytest.raises(ValueError, match="bm25"):
+        fit_relevance([t[..., 1:] for t in tensors], gold, sources, ["noise"], blends=(0.5,))
+
+
+def test_bundled_training_data_loads_with_gold():
+    from ehrqa.train.aligner import CHECK_COVID, check_covid_cases, has_gold, training_sources
+
+    sources = training_sources()
+    assert {n: len(cs) for n, cs in sources.items()} == {"aci_dev": 24, "mediqa_dev": 80, "sample": 14}
+    assert all(has_gold(2, c) and has_gold(4, c) for c in sources["aci_dev"])
+    covid = check_covid_cases(CHECK_COVID)
+    assert len(covid) > 300 and all(has_gold(4, c) for c in covid)
+    for directory in ("aci_dev", "check_covid"):
+        bundled = CHECK_COVID.parent / directory
+        assert (bundled / "README.md").is_file() and (bundled / "LICENSE.txt").is_file()
+
+
+def test_shipped_learned_model_records_its_training():
+    from ehrqa.retrieval.aligner import DEFAULT_MODEL_DIR
+
+    model = AlignerModel.load(DEFAULT_MODEL_DIR.parent / "aligner-learned")
+    training = model.config["training"]
+    assert training["sources"] == {"2": ["aci_dev", "mediqa_dev", "sample"], "4": ["aci_dev", "check_covid", "sample"]}
+    assert "every source" in training["trained_on"]
+    assert model.learned(2).rule == "threshold" and model.learned(4).blend is not None
+    assert set(model.config["extractive"]) >= {"fill", "bm25_blend"}

@@ -292,6 +292,6 @@ def fit_relevance(
             "cases_per_source": sizes,
             "c": c,
             "rule_chosen_on": f"{folds}-fold out-of-fold" if rule_folds == "cases" else "in-sample probabilities",
-            "oof_mean_source_f1": round(best[0], 4),
+            "rule_mean_source_f1": round(best[0], 4),
         },
     )

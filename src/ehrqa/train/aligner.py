@@ -280,7 +280,40 @@ DEFAULT_FIT: dict[int, dict] = {
         "max_links": (None, 1, 2, 3, 4, 5),
     },
 }
-CHECK_COVID = Path(__file__).resolve().parents[4] / "shared" / "data" / "raw" / "check_covid"
+CORPORA = Path(__file__).resolve().parent.parent / "resources" / "corpora"
+CHECK_COVID = CORPORA / "check_covid"  # bundled copy of the Check-COVID release (MIT)
+
+
+def aci_dev_dir() -> Path:
+    """The bundled aci_dev cases (CC BY 4.0), decompressed once into the cache dir."""
+    import gzip
+    import shutil
+
+    from ehrqa.cache import build_once, cache_dir
+
+    def decompress(tmp: Path) -> None:
+        for name in ("archehr-qa.xml", "archehr-qa_key.json", "archehr-qa_mapping.json"):
+            with gzip.open(CORPORA / "aci_dev" / f"{name}.gz", "rb") as src, open(tmp / name, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+    return build_once(cache_dir() / "corpora" / "aci_dev", "archehr-qa_key.json", decompress)
+
+
+def training_sources(shared: str | Path | None = None) -> dict[str, list[Case]]:
+    """The annotated sources the shipped aligner learns from: aci_dev, mediqa_dev (both bundled,
+    or read from ``shared``/<name> when given) and the bundled sample."""
+    from ehrqa.data.archehr import read_dataset
+    from ehrqa.train.examples import mediqa_dev_dir
+
+    if shared is not None:
+        aci, mediqa = Path(shared) / "aci_dev", Path(shared) / "mediqa_dev"
+    else:
+        aci, mediqa = aci_dev_dir(), mediqa_dev_dir()
+    return {
+        "aci_dev": list(read_dataset(aci)),
+        "mediqa_dev": list(read_dataset(mediqa)),
+        "sample": list(read_dataset()),
+    }
 
 
 def check_covid_cases(directory: str | Path = CHECK_COVID) -> list[Case]:
@@ -347,9 +380,16 @@ def learned_section(
 
 
 def train_learned_aligner(
-    sources: dict[int, dict[str, Sequence[Case]]], features: Sequence[str], out: str | Path, encoder=None
+    sources: dict[int, dict[str, Sequence[Case]]],
+    features: Sequence[str],
+    out: str | Path,
+    encoder=None,
+    extractive: dict | None = None,
+    record: dict | None = None,
 ) -> AlignerModel:
-    """Fit one learned section per subtask (``sources``: subtask -> source name -> cases) and save."""
+    """Fit one learned section per subtask (``sources``: subtask -> source name -> cases) and save;
+    ``extractive``: the ST3 settings to store (see :mod:`ehrqa.retrieval.extractive`); ``record``:
+    extra facts for the training record."""
     started = time.perf_counter()
     sections = {str(t): learned_section(t, per_source, features, encoder) for t, per_source in sources.items()}
     config = {
@@ -358,9 +398,16 @@ def train_learned_aligner(
         "subtasks": sections,
         "training": {
             "sources": {str(t): sorted(per_source) for t, per_source in sources.items()},
+            "cases": {
+                str(t): {name: sum(has_gold(t, c) for c in cs) for name, cs in per_source.items()}
+                for t, per_source in sources.items()
+            },
+            **(record or {}),
             "seconds": round(time.perf_counter() - started, 1),
         },
     }
+    if extractive is not None:
+        config["extractive"] = extractive
     model = AlignerModel(config, Path(out))
     model.save(out)
     return model
