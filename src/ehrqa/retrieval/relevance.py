@@ -14,10 +14,11 @@ query's best sentence) instead of ``p``: the learned score ensembled with BM25's
 ranking. All of it is a few dozen numbers in ``aligner.json``.
 
 Fitting (:func:`fit_relevance`): scikit-learn's L2 logistic regression with each training source
-weighted equally (so a large augmentation source does not drown a small clinical one); the rule
-and its parameters are then chosen on out-of-fold probabilities (k folds of cases inside the
-training data) by the mean over sources of micro F1, so no source's share of essential
-sentences dominates the decision.
+weighted equally (so a large augmentation source does not drown a small clinical one); the rule,
+its parameters and the blend weight are then chosen on out-of-fold probabilities (k folds of cases
+inside the training data) or on the fitted model's own probabilities (``rule_folds="none"``, what
+the shipped learned model uses) by the mean over sources of micro F1, so no source's share of
+essential sentences dominates the decision.
 """
 
 from __future__ import annotations
