@@ -3,7 +3,7 @@
 Protocol (printed with the table): leave one source out. For each held-out source (aci_dev,
 mediqa_dev, the bundled sample) every method is fitted and tuned on the OTHER sources only
 (ST4 also on the Check-COVID augmentation, an ablation shows its effect) and scored on the held-out
-source with ``ehrqa.score``. The learned model (``models/aligner-learned``: robust features, fitted
+source with ``ehrqa.score``. The learned model (``models/aligner-default``: robust features, fitted
 as ``train.aligner.DEFAULT_FIT`` says) chooses its decision rule, ST4 blend and ST3 extractive
 settings on the training sources (in-sample probabilities; the variants marked out-of-fold use
 5-fold out-of-fold ones); baselines choose k / tau on the training sources. Every rule's objective
@@ -11,7 +11,7 @@ is the mean over training sources of micro F1. Nothing is tuned on the held-out 
 
     python benchmarks/bench_heldout.py                 # the tables (about 1-2 min on 2 cores, cached encodings)
     python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default, 1 vs 2 threads
-    python benchmarks/bench_heldout.py --write-default # retrain models/aligner-learned on every source
+    python benchmarks/bench_heldout.py --write-default # retrain models/aligner-default on every source
 
 Dense encodings are cached in ``$EHRQA_CACHE_DIR/bench-encodings`` (delete to recompute).
 """
@@ -35,12 +35,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "ehrqa" / "models"
-DEFAULT_DIR = MODELS / "aligner-default"
-LEARNED_DIR = MODELS / "aligner-learned"
+DEFAULT_DIR = MODELS / "aligner-default"  # the learned model, shipped as the default
 ST3_METRICS = ("bleu", "rougeLsum", "sari")
 EXTRACTIVE_BLENDS = (None, 0.25, 0.5, 0.75)  # ST3 ranking candidates, chosen on training sources
 DEFAULT_SET = (
-    "(robust, rule in-sample)"  # robust features fitted as train.aligner.DEFAULT_FIT says (models/aligner-learned)
+    "(robust, rule in-sample)"  # robust features fitted as train.aligner.DEFAULT_FIT says (models/aligner-default)
 )
 
 
@@ -399,7 +398,7 @@ def timing(args) -> None:
 
 
 def write_default(args) -> None:
-    """Train the learned model (models/aligner-learned) on every source (ST2: aci_dev, mediqa_dev, sample; ST4: aci_dev,
+    """Train the learned model (models/aligner-default) on every source (ST2: aci_dev, mediqa_dev, sample; ST4: aci_dev,
     sample, Check-COVID) and choose its ST3 extractive settings on all ST2 sources."""
     from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import LearnedRelevance
@@ -411,7 +410,7 @@ def write_default(args) -> None:
         4: {"aci_dev": data["aci_dev"], "sample": data["sample"], "check_covid": covid_cases(args.shared)},
     }
     enc = encoder()
-    out = args.out or LEARNED_DIR
+    out = args.out or DEFAULT_DIR
     record = {
         "trained_on": "every source (the held-out numbers in bench_heldout.py come from models trained without each)",
         "recipe": "python benchmarks/bench_heldout.py --write-default (train.aligner.DEFAULT_FIT, ROBUST_FEATURES)",
@@ -440,9 +439,13 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="time the shipped default, torch 1 vs 2 threads")
     parser.add_argument("--timing-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="aligner model directory to time (default: the shipped one)")
-    parser.add_argument("--write-default", action="store_true", help="retrain models/aligner-learned on all sources")
     parser.add_argument(
-        "--out", type=Path, help="with --write-default: where to write (default: models/aligner-learned)"
+        "--write-default",
+        action="store_true",
+        help="retrain the shipped default (models/aligner-default) on all sources",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="with --write-default: where to write (default: models/aligner-default)"
     )
     args = parser.parse_args()
     if args.timing_child:

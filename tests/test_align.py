@@ -210,11 +210,13 @@ def test_cross_encoder_reranks_only_candidates(tiny_cross_encoder, cases):
 def test_default_model_is_shipped_and_aligns_the_sample(cases):
     model = AlignerModel.load()
     assert model.path == DEFAULT_MODEL_DIR
-    assert {"2", "4"} <= set(model.config["subtasks"])
+    assert model.kind(2) == model.kind(4) == "learned"
     for path in DEFAULT_MODEL_DIR.iterdir():
         assert path.stat().st_size < 20_000_000
     predictions = _align(cases)
-    _check_st4(predictions, cases, model.ensemble(4).max_links)
+    _check_st4(predictions, cases, model.learned(4).max_links)
+    lexical = AlignerModel.load("aligner-lexical")  # a shipped model by name
+    assert lexical.kind(4) == "ensemble" and lexical.path == DEFAULT_MODEL_DIR.parent / "aligner-lexical"
     assert _identify(cases[:3]) == _identify([_scramble_gold(c) for c in cases[:3]])
 
 

@@ -64,15 +64,21 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """A JSON file; a missing, unreadable, empty or corrupt one is a one-line :class:`DataError`."""
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """A UTF-8 text file; a missing, unreadable or undecodable one is a one-line :class:`DataError`."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as e:
         raise DataError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
     except UnicodeDecodeError:
         raise DataError(f"{path}: {what} is not UTF-8 text") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """A JSON file; a missing, unreadable, empty or corrupt one is a one-line :class:`DataError`."""
+    path = Path(path)
+    text = read_text(path, what)
     if not text.strip():
         raise DataError(f"{path}: {what} is empty")
     try:

@@ -4,6 +4,7 @@ by path like a sentence-transformers model, whose file format this module owns.
 Contract (what the tasks call)::
 
     model = load_model(path_or_None)            # None: the shipped default, src/ehrqa/models/aligner-default
+                                                # ("aligner-lexical": the fast lexical one shipped beside it)
     model.select(subtask, cases)                # per case, per query, the selected note sentence ids
     model.sentence_scores(subtask, cases)       # per case, a (queries x note sentences) array, higher = better
 
@@ -86,7 +87,12 @@ class AlignerModel:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> AlignerModel:
+        """A model directory; None is the shipped default, and a bare name such as ``aligner-lexical``
+        is a shipped model (``src/ehrqa/models/NAME``) when no such directory exists here."""
         directory = Path(path) if path else DEFAULT_MODEL_DIR
+        shipped = DEFAULT_MODEL_DIR.parent / str(path)
+        if path and not directory.exists() and Path(path).name == str(path) and shipped.is_dir():
+            directory = shipped
         config_file = directory / CONFIG_NAME
         if not config_file.is_file():
             raise DataError(f"{directory}: no {CONFIG_NAME}; train one with `ehrqa train aligner`")
