@@ -456,11 +456,6 @@ def test_recipe_files_of_the_wrong_kind(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.json"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="train/aligner.py load_recipe raises ValueError/AttributeError; it should use ehrqa.config.load_yaml "
-    "and raise DataError (reported to the lead: not a file this test's author may edit)",
-)
 def test_a_recipe_of_the_wrong_kind_for_train_aligner(tmp_path):
     listed = tmp_path / "list.json"
     listed.write_text('["not", "a", "mapping"]')

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.data.case import Case
+from ehrqa.errors import DataError
 from ehrqa.retrieval.aligner import FORMAT, QUERY_MODES, AlignerModel, requests_for
 from ehrqa.retrieval.base import COMPONENTS, build_scorer
 from ehrqa.retrieval.ensemble import EnsembleConfig
@@ -56,17 +57,17 @@ DEFAULT_RECIPE: dict = {
 
 
 def load_recipe(path: str | Path | None = None) -> dict:
-    """The ``aligner:`` section of a YAML recipe, or a copy of :data:`DEFAULT_RECIPE`."""
+    """The ``aligner:`` section of a YAML recipe, or a copy of :data:`DEFAULT_RECIPE`; a file of
+    another kind is a one-line :class:`DataError`."""
     import copy
+
+    from ehrqa.config import load_yaml
 
     if path is None:
         return copy.deepcopy(DEFAULT_RECIPE)
-    import yaml
-
-    document = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    section = document.get("aligner")
+    section = load_yaml(path, "aligner recipe").get("aligner")
     if not isinstance(section, dict):
-        raise ValueError(f"{path}: no `aligner:` section")
+        raise DataError(f"{path}: no `aligner:` section (a run recipe goes to `ehrqa run --recipe`)")
     return section
 
 
