@@ -324,7 +324,6 @@ def check_covid_cases(directory: str | Path = CHECK_COVID) -> list[Case]:
     import json
 
     from ehrqa.data.case import AnswerSentence, NoteSentence
-    from ehrqa.errors import DataError
 
     directory = Path(directory)
     corpus_file, claims_file = directory / "corpus.json.gz", directory / "Check-COVID_all.json.gz"
