@@ -72,3 +72,11 @@ def test_interpret_command_writes_a_valid_submission(tmp_path):
     entries = read_submission(out)
     assert main(["validate", "--submission", str(out), "--subtask", "1", "--data", str(sample_dir())]) == 0
     assert all(len(e["prediction"].split()) <= 15 for e in entries)
+
+
+def test_model_flags_without_the_llm_method_are_refused(tmp_path, capsys):
+    from ehrqa.cli import main
+
+    out = str(tmp_path / "s.json")
+    assert main(["interpret", "--out", out, "--method", "rule", "--base-url", "http://127.0.0.1:9/v1"]) == 2
+    assert "need --method llm" in capsys.readouterr().err

@@ -25,9 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ehrqa.commands._common import backend_spec_from_args
+    from ehrqa.commands._llm_args import refuse_model_flags
     from ehrqa.config import from_dict
     from ehrqa.tasks.interpret import InterpretConfig
 
+    if args.method != "llm":
+        refuse_model_flags(args, "the rule method calls no chat model")
     settings = {
         "method": args.method,
         "prompt": args.prompt,

@@ -143,6 +143,7 @@ class OpenAIChat(ChatBackend):
                     try:
                         futures[i].set_result(self._complete_one(requests[i], stop))
                     except BaseException as e:  # BackendFatal, or a bug: the calling thread raises it
+                        stop.set()  # before the exception is seen, so no worker takes another request
                         futures[i].set_exception(e)
 
         for _ in range(min(self.concurrency, len(requests))):
