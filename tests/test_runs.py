@@ -233,3 +233,16 @@ def test_command_line_overrides_reach_steps_and_backends():
 def test_shipped_run_recipes_parse(name):
     recipe = load_recipe(name)
     assert recipe.steps and all(s.config for s in recipe.steps)
+
+
+def test_the_same_model_at_another_address_continues_the_run(tmp_path, openai_server):
+    cases = read_dataset()[:2]
+    run(parse_recipe(openai_recipe(openai_server.base_url), "r"), cases, tmp_path / "run")
+    moved = openai_recipe("http://127.0.0.1:9/v1")  # nothing listens there: nothing may be asked
+    moved["backends"]["fake"]["timeout"] = 5.0
+    rows = run(parse_recipe(moved, "r"), cases, tmp_path / "run")
+    assert rows[0]["status"] == "ok" and rows[0]["calls"] == 0
+    with pytest.raises(DataError, match="different recipe"):
+        other_model = openai_recipe(openai_server.base_url)
+        other_model["backends"]["fake"]["model"] = "another-model"
+        run(parse_recipe(other_model, "r"), cases, tmp_path / "run")
