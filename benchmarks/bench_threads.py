@@ -9,7 +9,7 @@ the next. Per thread count it prints:
 * ST3 prompts: greedy ``st3-answer@1`` answers for the first bundled sample cases (the real, long
   prompts), in tokens per second, and whether the answer texts are identical across thread counts;
 * a training step: forward + backward + AdamW on a LoRA (r 4, all linear layers) over the tiny
-  random Qwen3 of :func:`ehrqa.llm.models.build_tiny_qwen3`, batch 2 x 512 tokens, median seconds.
+  random Qwen3 the tests use (``tests/tiny_models.py``), batch 2 x 512 tokens, median seconds.
 
 Run it with nothing else busy if you want the machine's numbers, and note the load (``uptime``)
 with the result: on a shared machine the difference between thread counts is mostly contention.
@@ -90,7 +90,8 @@ def train_steps(steps: int) -> list[float]:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ehrqa.llm.models import build_tiny_qwen3
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from tiny_models import build_tiny_qwen3
 
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_qwen3(os.path.join(tmp, "tiny-qwen3"))

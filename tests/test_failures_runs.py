@@ -466,7 +466,7 @@ def test_a_recipe_of_the_wrong_kind_for_train_aligner(tmp_path):
 
 def test_quiet_hides_every_progress_bar(tmp_path):
     """Loud, a local model run draws bars (the model loader's and ehrqa's over replies); -q, none."""
-    from ehrqa.llm.models import build_tiny_qwen3
+    from tiny_models import build_tiny_qwen3
 
     model = build_tiny_qwen3(tmp_path / "tiny-qwen3")  # a random 2-layer Qwen3: loads in a moment
     env = {"EHRQA_NO_PROGRESS": None, "TQDM_DISABLE": None, "HF_HUB_DISABLE_PROGRESS_BARS": None}

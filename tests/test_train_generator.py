@@ -22,7 +22,7 @@ RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 @pytest.fixture(scope="session")
 def tiny_qwen3(tmp_path_factory) -> Path:
-    from ehrqa.llm.models import build_tiny_qwen3
+    from tiny_models import build_tiny_qwen3
 
     return build_tiny_qwen3(tmp_path_factory.mktemp("models") / "tiny-qwen3")
 

