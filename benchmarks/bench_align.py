@@ -155,7 +155,7 @@ def distinct_copy(case, copy: int, case_id: str):
     scorer can reuse work done on an earlier copy."""
     from ehrqa.data.case import AnswerSentence
 
-    case = replace(case, id=case_id).without_gold()
+    case = replace(case, id=case_id).input_for(4)
     if copy == 0:
         return case
     mark = f" (copy {copy})"

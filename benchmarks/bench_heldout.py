@@ -146,7 +146,7 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
     cases = {n: [c for c in cs if has_gold(subtask, c)] for n, cs in pools.items()}
     cases = {n: cs for n, cs in cases.items() if cs}
     t0 = time.perf_counter()
-    tensors = {n: feature_tensors(subtask, [c.without_gold() for c in cs], enc) for n, cs in cases.items()}
+    tensors = {n: feature_tensors(subtask, [c.input_for(subtask) for c in cs], enc) for n, cs in cases.items()}
     gold = {n: [gold_indices(subtask, c) for c in cs] for n, cs in cases.items()}
     print(f"  features for {sum(len(c) for c in cases.values())} cases: {time.perf_counter() - t0:.1f} s")
     col = {f: i for i, f in enumerate(FEATURES)}
@@ -263,7 +263,7 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
     from ehrqa.train.aligner import gold_indices, has_gold
 
     idx = [FEATURES.index(f) for f in features]
-    tensors = {n: feature_tensors(2, [c.without_gold() for c in cs], enc) for n, cs in data.items()}
+    tensors = {n: feature_tensors(2, [c.input_for(2) for c in cs], enc) for n, cs in data.items()}
     print("\nST3 (BLEU / ROUGE-Lsum / SARI, ehrqa.score; the ST2 model of the extractive answer is trained")
     print("without the held-out source, and so is the choice of filling and BM25 blend; SARI's source is")
     print("the narrative)")
@@ -355,7 +355,7 @@ def timing_child(model_dir: str | None) -> None:
     pool = [c for cs in data.values() for c in cs if c.answer_sentences and c.sentences]
     cases = []
     for i in range(147):  # distinct texts, so no encoding is reused across copies
-        base, mark = pool[i % len(pool)].without_gold(), f" (copy {i // len(pool)})" if i >= len(pool) else ""
+        base, mark = pool[i % len(pool)].input_for(4), f" (copy {i // len(pool)})" if i >= len(pool) else ""
         from dataclasses import replace
 
         cases.append(
@@ -417,7 +417,7 @@ def write_default(args) -> None:
     }
     model = train_learned_aligner(sources, list(ROBUST_FEATURES), out, enc, record=record)
     st2 = LearnedRelevance.from_dict(model.section(2))
-    tensors = {n: feature_tensors(2, [c.without_gold() for c in cs], enc, st2.features) for n, cs in data.items()}
+    tensors = {n: feature_tensors(2, [c.input_for(2) for c in cs], enc, st2.features) for n, cs in data.items()}
     fill, weight = choose_extractive(data, tensors, st2, list(range(len(st2.features))))
     model.config["extractive"] = {"fill": fill, "bm25_blend": weight, "chosen_on": sorted(data)}
     model.save(out)

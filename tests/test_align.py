@@ -66,7 +66,7 @@ def test_align_predictions_are_valid_and_ignore_gold(cases, lexical_model):
     predictions = _align(cases, lexical_model)
     _check_st4(predictions, cases, lexical_model.ensemble(4).max_links)
     assert _align([_scramble_gold(c) for c in cases], lexical_model) == predictions
-    assert _align([c.without_gold() for c in cases], lexical_model) == predictions
+    assert _align([c.input_for(4) for c in cases], lexical_model) == predictions
 
 
 def test_identify_predictions_are_valid_and_ignore_gold(cases, lexical_model):
@@ -117,7 +117,7 @@ def test_st2_query_falls_back_to_the_patient_question(cases):
 
 def test_training_needs_gold(cases, tmp_path):
     with pytest.raises(ValueError, match="no training cases with gold"):
-        train_aligner([c.without_gold() for c in cases], LEXICAL, tmp_path)
+        train_aligner([c.input_for(4) for c in cases], LEXICAL, tmp_path)
     with pytest.raises(ValueError, match="unknown components"):
         train_aligner(cases, {**LEXICAL, "use": ["bm25", "colbert"]}, tmp_path)
 
@@ -263,7 +263,7 @@ def test_train_command_writes_a_usable_model(tmp_path):
 
 
 def test_cases_without_note_sentences_get_no_evidence(cases, lexical_model):
-    empty = replace(cases[0], id="999", sentences=(), relevance=None).without_gold()
+    empty = replace(cases[0], id="999", sentences=(), relevance=None).input_for(4)
     assert _identify([empty], lexical_model) == {"999": []}
     links = _align([empty], lexical_model)["999"]
     assert [a["answer_id"] for a in links] == [a.id for a in cases[0].answer_sentences]

@@ -98,11 +98,17 @@ def test_mapping_file_is_tolerated(dataset):
     assert read_dataset(path) == cases
 
 
-def test_without_gold_keeps_only_test_input():
-    case = make_case().without_gold()
-    assert case.relevance is None and case.answer is None
-    assert [a.citations for a in case.answer_sentences] == [None, None]
-    assert case.clinician_question  # ST1 gold lives in the XML; ST2-4 predictors may read it as input
+def test_input_for_keeps_only_each_subtasks_official_input():
+    case = make_case()
+    st1 = case.input_for(1)
+    assert (st1.id, st1.narrative) == (case.id, case.narrative)
+    assert st1.clinician_question is None and not st1.question_phrases and not st1.sentences
+    for subtask in (2, 3, 4):
+        inputs = case.input_for(subtask)
+        assert inputs.relevance is None and inputs.answer is None
+        assert inputs.clinician_question and inputs.sentences == case.sentences  # ST2-4 input: the XML side
+    assert case.input_for(2).answer_sentences is None and case.input_for(3).answer_sentences is None
+    assert [a.citations for a in case.input_for(4).answer_sentences] == [None, None]
 
 
 def _write(tmp_path, xml: str | bytes | None = None, key: str | bytes | None = None):

@@ -56,7 +56,7 @@ def _lexical_learned_model(extractive: dict):
     from ehrqa.train.aligner import gold_indices
 
     cases = read_dataset()
-    tensors = feature_tensors(2, [c.without_gold() for c in cases], names=LEXICAL_FEATURES)
+    tensors = feature_tensors(2, [c.input_for(2) for c in cases], names=LEXICAL_FEATURES)
     gold = [gold_indices(2, c) for c in cases]
     section = fit_relevance(tensors, gold, ["sample"] * len(cases), list(LEXICAL_FEATURES), folds=3).to_dict()
     config = {"format": FORMAT, "components": {}, "subtasks": {"2": section}, "extractive": extractive}
@@ -65,7 +65,7 @@ def _lexical_learned_model(extractive: dict):
 
 def test_without_filling_only_selected_sentences_are_cited():
     model, cases = _lexical_learned_model({"fill": False, "bm25_blend": None})
-    picked = model.select(2, [c.without_gold() for c in cases])
+    picked = model.select(2, [c.input_for(2) for c in cases])
     selected = {c.id: set(ids[0]) for c, ids in zip(cases, picked, strict=True)}
     filled, _ = _lexical_learned_model({"fill": True, "bm25_blend": None})
     out, out_filled = extractive_predict(cases, model), extractive_predict(cases, filled)
@@ -84,7 +84,7 @@ def test_bm25_blend_weight_zero_ranks_like_bm25():
     model, cases = _lexical_learned_model({"fill": True, "bm25_blend": 0.0})
     out = extractive_predict(cases, model)
     for case in cases:
-        inputs = case.without_gold()
+        inputs = case.input_for(3)
         bm25 = feature_tensors(2, [inputs], names=("bm25",))[0][0, :, 0]
         selected = model.select(2, [inputs])[0][0]
         rest = [case.sentences[j].id for j in np.argsort(-bm25, kind="stable") if case.sentences[j].id not in selected]

@@ -59,7 +59,7 @@ def lexical_model(tmp_path_factory):
     cases = read_dataset()
     sections = {}
     for t in (2, 4):
-        tensors = feature_tensors(t, [c.without_gold() for c in cases], names=LEXICAL_FEATURES)
+        tensors = feature_tensors(t, [c.input_for(t) for c in cases], names=LEXICAL_FEATURES)
         gold = [gold_indices(t, c) for c in cases]
         fitted = fit_relevance(tensors, gold, ["sample"] * len(cases), list(LEXICAL_FEATURES), folds=3)
         sections[str(t)] = fitted.to_dict()
@@ -78,7 +78,7 @@ def test_learned_model_directory_round_trips_and_records_the_version(lexical_mod
 
 def test_learned_model_scores_and_selects_without_reading_gold(lexical_model):
     model, cases = lexical_model
-    inputs = [c.without_gold() for c in cases]
+    inputs = [c.input_for(4) for c in cases]
     scores = model.sentence_scores(4, inputs)
     assert [s.shape for s in scores] == [(len(c.answer_sentences), len(c.sentences)) for c in cases]
     selected = model.select(4, inputs, scores)
@@ -108,7 +108,7 @@ class HashEncoder:
 def test_new_features_are_what_they_say():
     from ehrqa.retrieval.features import ROBUST_FEATURES
 
-    case = read_dataset()[0].without_gold()
+    case = read_dataset()[0].input_for(4)
     encoder = HashEncoder()
     names = ["dense", "dense_z", "neighbour_dense", "narrative_dense", "tfidf_any", "tfidf_raw"]
     (tensor,) = feature_tensors(2, [case], encoder, names)

@@ -217,7 +217,7 @@ def test_case_ids_select_cases_and_ignore_other_entries(st2_cases):
 
 
 def test_st4_needs_gold_citations():
-    case = _case("1", 3, answers=[("1", ["1"])]).without_gold()
+    case = _case("1", 3, answers=[("1", ["1"])]).input_for(4)
     with pytest.raises(DataError, match="citations"):
         score_submission(4, [{"case_id": "1", "prediction": []}], [case])
 

@@ -252,7 +252,7 @@ def test_unknown_metric_is_an_error():
 
 
 def test_st3_needs_reference_answers():
-    cases = [c.without_gold() for c in _cases()]
+    cases = [c.input_for(4) for c in _cases()]
     with pytest.raises(DataError, match="no reference"):
         score_submission(3, _entries(PREDS), cases, metrics="bleu")
 

@@ -112,7 +112,3 @@ class Case:
         if subtask == 4 and self.answer_sentences is not None:
             answer_sentences = tuple(AnswerSentence(a.id, a.text, None) for a in self.answer_sentences)
         return replace(self, relevance=None, answer=None, answer_sentences=answer_sentences)
-
-    def without_gold(self) -> Case:
-        """The case as a predictor may see it for ST4 (the XML side plus uncited answer sentences)."""
-        return self.input_for(4)

@@ -98,7 +98,7 @@ def extractive_predict(
     aligner = load_model(model)
     settings = aligner.config.get("extractive") or {}
     fill, weight = bool(settings.get("fill", True)), settings.get("bm25_blend")
-    cases = [c.without_gold() for c in cases]
+    cases = [c.input_for(3) for c in cases]
     scores = aligner.sentence_scores(2, cases)
     selected = aligner.select(2, cases, scores)
     if weight is not None:

@@ -371,7 +371,7 @@ def learned_section(
         names += [name] * len(with_gold)
     if not cases:
         raise ValueError(f"no training cases with gold for subtask {subtask}")
-    tensors = feature_tensors(subtask, [c.without_gold() for c in cases], encoder, features)
+    tensors = feature_tensors(subtask, [c.input_for(subtask) for c in cases], encoder, features)
     gold = [gold_indices(subtask, c) for c in cases]
     rule_sources = [n for n in sources if n not in augmentation] or None
     settings = DEFAULT_FIT[subtask] if fit is None else fit
