@@ -94,8 +94,16 @@ def bench(label: str, subtask: int, n: int, metrics: str | None, tmp: Path) -> N
         write_xml(cases, data / "archehr-qa.xml")
         write_key(cases, data / "archehr-qa_key.json")
     sub = write_submission(entries, tmp / f"st{subtask}-{n}" / "submission.json")
-    cmd = [str(Path(sys.executable).with_name("ehrqa")), "score", "--subtask", str(subtask),
-           "--submission", str(sub), "--data", str(data)]  # fmt: skip
+    cmd = [
+        str(Path(sys.executable).with_name("ehrqa")),
+        "score",
+        "--subtask",
+        str(subtask),
+        "--submission",
+        str(sub),
+        "--data",
+        str(data),
+    ]
     if metrics:
         cmd += ["--metrics", metrics]
     t = time.perf_counter()

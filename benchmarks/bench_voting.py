@@ -110,8 +110,9 @@ def format_reply(case: Case, subtask: int, chosen: set, rng: random.Random) -> s
     if style == 0:
         body = json.dumps({s.id: "essential" if s.id in chosen else "not-relevant" for s in case.sentences})
     elif style == 1:
-        body = json.dumps([{"id": int(s.id), "label": "essential" if s.id in chosen else "not-relevant"}
-                           for s in case.sentences])  # fmt: skip
+        body = json.dumps(
+            [{"id": int(s.id), "label": "essential" if s.id in chosen else "not-relevant"} for s in case.sentences]
+        )
     elif style == 2:
         body = json.dumps({"evidence": _ids_text(ids, rng)})
     else:
@@ -209,8 +210,11 @@ def predict_direct(setting: Setting, subtask: int, inputs: list[Case], backends:
             for request, reply in zip(requests, backends[name].complete(requests), strict=True):
                 parsed = parse(reply.text)
                 if not parsed.ok:
-                    turn = (*messages, {"role": "assistant", "content": reply.text},
-                            {"role": "user", "content": correction_message(parsed)})  # fmt: skip
+                    turn = (
+                        *messages,
+                        {"role": "assistant", "content": reply.text},
+                        {"role": "user", "content": correction_message(parsed)},
+                    )
                     fixed = ChatRequest(turn, request.config, case.id, request.sample, "bench:correction")
                     parsed = parse(backends[name].complete([fixed])[0].text)
                 samples.append(parsed.value if parsed.ok else None)
@@ -249,8 +253,10 @@ def votes_distribution(ps: Sequence[float], samples: int) -> list[float]:
     dist = [1.0]
     for p in ps:
         one = [math.comb(samples, k) * p**k * (1 - p) ** (samples - k) for k in range(samples + 1)]
-        dist = [sum(dist[i] * one[k - i] for i in range(len(dist)) if 0 <= k - i <= samples)
-                for k in range(len(dist) + samples)]  # fmt: skip
+        dist = [
+            sum(dist[i] * one[k - i] for i in range(len(dist)) if 0 <= k - i <= samples)
+            for k in range(len(dist) + samples)
+        ]
     return dist
 
 
@@ -285,10 +291,14 @@ def bench(name: str, cases: list[Case], subtask: int, replicates: int, direct: b
     wrong = sum(len(candidates(c, subtask)[0]) for c in cases) - gold
     p, q = MODELS[subtask][0]
     what = "links" if subtask == 4 else "essential sentences"
-    print(f"\nST{subtask} {name}: {len(cases)} cases, {gold} gold {what}, {wrong} wrong candidates; "
-          f"models (p, q) = {', '.join(f'({a:g}, {b:g})' for a, b in MODELS[subtask])}")  # fmt: skip
-    print(f"{'setting':<24} {'votes':>5} {'measured F1 (sd)':>17} {'predicted':>9} {'req/case':>8} "
-          f"{'new calls/case':>14} {'ms/case':>7}")  # fmt: skip
+    print(
+        f"\nST{subtask} {name}: {len(cases)} cases, {gold} gold {what}, {wrong} wrong candidates; "
+        f"models (p, q) = {', '.join(f'({a:g}, {b:g})' for a, b in MODELS[subtask])}"
+    )
+    print(
+        f"{'setting':<24} {'votes':>5} {'measured F1 (sd)':>17} {'predicted':>9} {'req/case':>8} "
+        f"{'new calls/case':>14} {'ms/case':>7}"
+    )
     inputs = [c.input_for(subtask) for c in cases]
     predict = predict_direct if direct else predict_task
     pooled = {s: [0, 0, 0] for s in settings()}
@@ -318,9 +328,11 @@ def bench(name: str, cases: list[Case], subtask: int, replicates: int, direct: b
         mean = sum(values) / len(values)
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1))
         requests, calls, seconds = cost[setting]
-        print(f"{setting.label:<24} {needed(setting):>5} {measured:>10.3f} ({sd:.3f}) "
-              f"{predicted_f1(setting, subtask, gold, wrong):>9.3f} {requests / runs:>8.2f} {calls / runs:>14.2f} "
-              f"{1000 * seconds / runs:>7.2f}")  # fmt: skip
+        print(
+            f"{setting.label:<24} {needed(setting):>5} {measured:>10.3f} ({sd:.3f}) "
+            f"{predicted_f1(setting, subtask, gold, wrong):>9.3f} {requests / runs:>8.2f} {calls / runs:>14.2f} "
+            f"{1000 * seconds / runs:>7.2f}"
+        )
 
 
 def task_code_works(cases: list[Case]) -> bool:
@@ -330,8 +342,10 @@ def task_code_works(cases: list[Case]) -> bool:
             backends = {"sim-0": Annotator("sim-0", cases[:1], subtask, *MODELS[subtask][0])}
             predict_task(Setting("probe", 1, 1, 0.5), subtask, [cases[0].input_for(subtask)], backends, seed=0)
     except Exception as e:  # noqa: BLE001 - any failure means: measure with jsonout + vote instead
-        print(f"(ehrqa.tasks.*.predict with method=llm does not run here: {type(e).__name__}: {e}; "
-              "using jsonout + vote directly)")  # fmt: skip
+        print(
+            f"(ehrqa.tasks.*.predict with method=llm does not run here: {type(e).__name__}: {e}; "
+            "using jsonout + vote directly)"
+        )
         return False
     return True
 
@@ -349,8 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"({SHARED / folder} not found: skipped)")
     if not args.direct:
         args.direct = not task_code_works(datasets[0][1])
-    print(f"driven through {'ehrqa.llm.jsonout + ehrqa.llm.vote' if args.direct else 'ehrqa.tasks.*.predict'}; "
-          f"{args.replicates} replicates; temperature {TEMPERATURE}; {GARBAGE:.0%} garbage first replies")  # fmt: skip
+    print(
+        f"driven through {'ehrqa.llm.jsonout + ehrqa.llm.vote' if args.direct else 'ehrqa.tasks.*.predict'}; "
+        f"{args.replicates} replicates; temperature {TEMPERATURE}; {GARBAGE:.0%} garbage first replies"
+    )
     start = time.perf_counter()
     shm = Path("/dev/shm")  # the cache fsyncs every reply; on tmpfs that costs nothing
     with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as tmp:

@@ -130,8 +130,9 @@ def test_closed_stdout_ends_quietly(data_dir, st2_submission, tmp_path):
         proc = _with_closed_stdout(*args)
         assert proc.stderr == "" and proc.returncode == 141, (args, proc.stderr)
     out = tmp_path / "scores" / "st2.json"
-    proc = _with_closed_stdout("score", "--subtask", "2", "--submission", st2_submission, "--data", data_dir,
-                               "--out", out)  # fmt: skip
+    proc = _with_closed_stdout(
+        "score", "--subtask", "2", "--submission", st2_submission, "--data", data_dir, "--out", out
+    )
     assert proc.stderr == "" and proc.returncode == 141
     assert json.loads(out.read_text())["strict_micro_f1"] == 40.0  # the file was still written in full
 
@@ -151,16 +152,36 @@ def test_out_that_is_a_directory_is_refused_before_scoring(data_dir, st2_submiss
 def test_out_below_a_file_is_refused(data_dir, st2_submission, tmp_path):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file, not a folder")
-    proc = run_ehrqa("score", "--subtask", "2", "--submission", st2_submission, "--data", data_dir,
-                     "--per-case", blocker / "per_case.csv")  # fmt: skip
+    proc = run_ehrqa(
+        "score",
+        "--subtask",
+        "2",
+        "--submission",
+        st2_submission,
+        "--data",
+        data_dir,
+        "--per-case",
+        blocker / "per_case.csv",
+    )
     assert_one_line_error(proc, "--per-case", "notes.txt", "is a file")
     assert blocker.read_text() == "a file, not a folder" and leftovers(tmp_path) == []
 
 
 def test_score_writes_complete_files_and_no_temporaries(data_dir, st2_submission, tmp_path):
     out, per_case = tmp_path / "o" / "score.json", tmp_path / "o" / "per_case.csv"
-    proc = run_ehrqa("score", "--subtask", "2", "--submission", st2_submission, "--data", data_dir,
-                     "--out", out, "--per-case", per_case)  # fmt: skip
+    proc = run_ehrqa(
+        "score",
+        "--subtask",
+        "2",
+        "--submission",
+        st2_submission,
+        "--data",
+        data_dir,
+        "--out",
+        out,
+        "--per-case",
+        per_case,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == json.loads(proc.stdout)
     rows = per_case.read_text().splitlines()

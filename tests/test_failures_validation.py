@@ -84,22 +84,22 @@ def test_key_alone_says_the_xml_is_needed(data_dir, tmp_path):
             '<sentence id="2" paragraph_id="1" start_char_index="0"',
             '<sentence id="2" paragraph_id="1" start_char_index="-5"',
             ["sentence 2", "start_char_index", "negative"],
-        ),  # fmt: skip
+        ),
         (
             '<phrase id="0" start_char_index="40">',
             '<phrase id="0" start_char_index="-1">',
             ["phrase 0", "start_char_index", "negative"],
-        ),  # fmt: skip
+        ),
         (
             '<phrase id="0" start_char_index="40">',
             '<phrase id="0" start_char_index="3">',
             ["phrase 0", "start_char_index 3", "does not point"],
-        ),  # fmt: skip
+        ),
         (
             '<phrase id="0" start_char_index="40">',
             '<phrase id="0" start_char_index="4000">',
             ["phrase 0", "start_char_index 4000"],
-        ),  # fmt: skip
+        ),
     ],
     ids=["empty sentence", "negative sentence offset", "negative phrase offset", "misplaced phrase", "phrase past end"],
 )

@@ -41,7 +41,7 @@ ROWS = [
         "seconds": 1.2,
         "calls": 0,
         "submission": "out/subtask3/submission.zip",
-    },  # fmt: skip
+    },
     {"subtask": 4, "step": "st4", "title": "evidence alignment", "method": "aligner", "status": "input missing"},
 ]
 
@@ -81,8 +81,9 @@ def test_a_run_writes_its_page_and_the_path_comes_last(tmp_path, monkeypatch):
 
 def test_a_page_that_cannot_be_written_does_not_undo_the_run(tmp_path):
     (tmp_path / "empty").mkdir()
-    assert write_page(tmp_path / "empty") == [f"viewer page not written: {tmp_path / 'empty'}: no run.json "
-                                              "(is this a run directory from ehrqa run?)"]  # fmt: skip
+    assert write_page(tmp_path / "empty") == [
+        f"viewer page not written: {tmp_path / 'empty'}: no run.json (is this a run directory from ehrqa run?)"
+    ]
 
 
 def test_model_calls_show_a_progress_bar_naming_the_prompt_never_the_note(capsys, monkeypatch):

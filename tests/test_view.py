@@ -51,8 +51,9 @@ def st4_prediction(case: Case) -> list[dict]:
     return out
 
 
-def make_run(path: Path, *, perfect_st2: frozenset[str] = frozenset(), xml=SAMPLE_XML, key=SAMPLE_KEY,
-             with_scores: bool = False) -> Path:  # fmt: skip
+def make_run(
+    path: Path, *, perfect_st2: frozenset[str] = frozenset(), xml=SAMPLE_XML, key=SAMPLE_KEY, with_scores: bool = False
+) -> Path:
     """A small finished run over the cases of ``xml`` (gold from ``key``), with votes for ST2 and ST4."""
     cases = read_dataset(None, xml=xml, key=SAMPLE_KEY)
     path.mkdir(parents=True, exist_ok=True)
@@ -75,8 +76,10 @@ def make_run(path: Path, *, perfect_st2: frozenset[str] = frozenset(), xml=SAMPL
         votes2 = {sid: (4 if sid in pred2 else 2) for sid in c.essential_ids}
         votes2 |= {sid: 3 for sid in pred2 if sid not in votes2}  # the false alarm
         records[2].append(base | {"prediction": pred2, "votes": votes2, "n_votes": 5})
-        answer = [{"id": a.id, "text": a.text, "citations": list(a.citations[:1]), "supported": bool(a.citations)}
-                  for a in c.answer_sentences]  # fmt: skip
+        answer = [
+            {"id": a.id, "text": a.text, "citations": list(a.citations[:1]), "supported": bool(a.citations)}
+            for a in c.answer_sentences
+        ]
         records[3].append(
             base | {"prediction": " ".join(a.text for a in c.answer_sentences), "answer_sentences": answer}
         )

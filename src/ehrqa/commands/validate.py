@@ -41,10 +41,20 @@ def run(args: argparse.Namespace) -> int:
         # The official scorer keeps the first N words without a word of warning: say so here.
         limit = WORD_LIMITS[args.subtask]
         for case_id, n_words in long:
-            log.warning("%s: case %s: prediction has %d words; the scorer keeps only the first %d",
-                        args.submission, case_id, n_words, limit)  # fmt: skip
-        log.warning("%s: %d of %d predictions exceed the %d-word limit and will be truncated when scored",
-                    args.submission, len(long), len(entries), limit)  # fmt: skip
+            log.warning(
+                "%s: case %s: prediction has %d words; the scorer keeps only the first %d",
+                args.submission,
+                case_id,
+                n_words,
+                limit,
+            )
+        log.warning(
+            "%s: %d of %d predictions exceed the %d-word limit and will be truncated when scored",
+            args.submission,
+            len(long),
+            len(entries),
+            limit,
+        )
     print(f"ok: {args.submission}: valid subtask {args.subtask} submission for {len(cases)} cases")
     return 0
 

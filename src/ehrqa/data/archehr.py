@@ -408,4 +408,3 @@ def merge_key(
         _check_citations(k, sentence_ids, key_name)
         merged.append(replace(case, relevance=k.relevance, answer=k.answer, answer_sentences=k.answer_sentences))
     return merged
-

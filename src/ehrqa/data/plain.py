@@ -72,13 +72,52 @@ SHORT_CAPS_HEADERS = {"HPI", "PMH", "PSH", "ROS", "CC", "A/P", "A&P", "DX", "ID"
 
 # Never end a sentence: titles, "e.g.", "vs.", units of counting.
 NON_FINAL_ABBREVIATIONS = {
-    "dr", "mr", "mrs", "ms", "prof", "st", "sr", "jr", "vs", "e.g", "i.e", "eg", "ie", "approx", "fig", "cf",
-}  # fmt: skip
+    "dr",
+    "mr",
+    "mrs",
+    "ms",
+    "prof",
+    "st",
+    "sr",
+    "jr",
+    "vs",
+    "e.g",
+    "i.e",
+    "eg",
+    "ie",
+    "approx",
+    "fig",
+    "cf",
+}
 # Dosing and time abbreviations: they end a sentence before a capital, not before a number.
 DOSING_ABBREVIATIONS = {
-    "b.i.d", "t.i.d", "q.i.d", "q.d", "q.o.d", "q.h.s", "h.s", "p.o", "p.r", "p.r.n", "s.l", "i.v", "i.m",
-    "s.c", "s.q", "q.a.m", "q.p.m", "a.m", "p.m", "bid", "tid", "qid", "qd", "qhs", "prn", "po",
-}  # fmt: skip
+    "b.i.d",
+    "t.i.d",
+    "q.i.d",
+    "q.d",
+    "q.o.d",
+    "q.h.s",
+    "h.s",
+    "p.o",
+    "p.r",
+    "p.r.n",
+    "s.l",
+    "i.v",
+    "i.m",
+    "s.c",
+    "s.q",
+    "q.a.m",
+    "q.p.m",
+    "a.m",
+    "p.m",
+    "bid",
+    "tid",
+    "qid",
+    "qd",
+    "qhs",
+    "prn",
+    "po",
+}
 
 _LIST_ITEM = re.compile(r"[ \t]*(?:[-*•‣◦·]|\(?\d{1,3}[.)]|\(?[a-zA-Z][)])[ \t]+\S")
 _LABEL = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9 /&()#'-]{0,48}?)[ \t]*:(?=[ \t]|$)")

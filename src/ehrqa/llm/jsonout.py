@@ -478,14 +478,37 @@ class Parsed:
 
 _ANSWER_KEYS = ("answer_id", "answer_sentence_id", "answer_sentence", "answer", "answer_index", "aid", "id")
 _EVIDENCE_KEYS = (
-    "evidence_id", "evidence_ids", "evidence", "citations", "citation", "cited", "note_sentence_ids",
-    "note_ids", "note_sentences", "supporting_sentences", "supporting_ids", "support", "sentences",
-    "sentence_ids", "ids", "links",
-)  # fmt: skip
+    "evidence_id",
+    "evidence_ids",
+    "evidence",
+    "citations",
+    "citation",
+    "cited",
+    "note_sentence_ids",
+    "note_ids",
+    "note_sentences",
+    "supporting_sentences",
+    "supporting_ids",
+    "support",
+    "sentences",
+    "sentence_ids",
+    "ids",
+    "links",
+)
 _WRAPPER_KEYS = (
-    "alignments", "alignment", "links", "answers", "answer_sentences", "citations", "prediction", "predictions",
-    "result", "results", "output", "data",
-)  # fmt: skip
+    "alignments",
+    "alignment",
+    "links",
+    "answers",
+    "answer_sentences",
+    "citations",
+    "prediction",
+    "predictions",
+    "result",
+    "results",
+    "output",
+    "data",
+)
 
 
 def _links(obj: Any, depth: int = 0) -> dict[str, _Ids] | None:
@@ -594,9 +617,21 @@ def parse_alignment(reply: str | None, answer_ids: Sequence[str], note_ids: Sequ
 
 _LABEL_KEYS = ("label", "relevance", "class", "category", "classification", "judgement", "judgment", "decision")
 _LIST_KEYS = (
-    "evidence", "essential", "essential_ids", "evidence_ids", "essential_sentences", "relevant", "relevant_ids",
-    "ids", "sentence_ids", "sentences", "selected", "answer", "result", "output",
-)  # fmt: skip
+    "evidence",
+    "essential",
+    "essential_ids",
+    "evidence_ids",
+    "essential_sentences",
+    "relevant",
+    "relevant_ids",
+    "ids",
+    "sentence_ids",
+    "sentences",
+    "selected",
+    "answer",
+    "result",
+    "output",
+)
 _LABEL_WORDS = {
     "essential": "essential",
     "supplementary": "supplementary",

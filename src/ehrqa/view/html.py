@@ -77,8 +77,12 @@ def make_plots(run: RunView) -> list[tuple[str, Path]]:
             if plots.bar_count(n, view.scores) >= 2:  # one bar (ST1 with ROUGE alone): the histogram says it
                 ids = list(view.predictions)
                 official = plots.is_official_test(n, ids, run.data_name)
-                made.append((f"ST{n} metrics", plots.metric_bars(n, view.scores, out_dir / f"st{n}_metrics.png",
-                                                                  official_test=official)))  # fmt: skip
+                made.append(
+                    (
+                        f"ST{n} metrics",
+                        plots.metric_bars(n, view.scores, out_dir / f"st{n}_metrics.png", official_test=official),
+                    )
+                )
             curve = vote_threshold_points(view, run.cases)
             if curve is not None:
                 made.append(
@@ -210,8 +214,10 @@ def _index(a: RunView, b: RunView | None) -> str:
         head += ["<th>mean B</th>", "<th title='B minus A'>Δ</th>", "<th data-type='text'>B vs A</th>"]
     rows, verdicts = [], {"better": 0, "worse": 0, "same": 0}
     for case in _worst_first(a):
-        cells = [f'<td data-v="{e(case.id)}"><a href="#case-{e(case.id)}">{e(case.id)}</a></td>',
-                 f"<td>{e(case.specialty or '')}</td>"]  # fmt: skip
+        cells = [
+            f'<td data-v="{e(case.id)}"><a href="#case-{e(case.id)}">{e(case.id)}</a></td>',
+            f"<td>{e(case.specialty or '')}</td>",
+        ]
         for n in subtasks:
             for run in [a] + ([b] if b else []):
                 view = run.subtasks.get(n)
@@ -305,8 +311,10 @@ def _questions(case: Case, runs: list[RunView]) -> str:
             continue
         score = view.headline(case.id)
         cell = f"ROUGE-Lsum {_fmt(score)}" if score is not None else ""
-        rows.append(f'<tr><th class="run-{label}">ST1 {label}</th><td>{e(view.predictions[case.id])}</td>'
-                    f'<td class="muted">{cell}</td></tr>')  # fmt: skip
+        rows.append(
+            f'<tr><th class="run-{label}">ST1 {label}</th><td>{e(view.predictions[case.id])}</td>'
+            f'<td class="muted">{cell}</td></tr>'
+        )
     if not rows:
         return ""
     return '<div class="questions"><h3>Questions</h3><table>' + "".join(rows) + "</table></div>"
@@ -348,9 +356,11 @@ def _panel(case: Case, run: RunView, label: str, *, two: bool) -> str:
     st2_line = ""
     if st2 and case.id in st2.per_case:
         v = st2.per_case[case.id]
-        st2_line = (f'<p class="muted">ST2 strict P {_fmt(v.get("strict_precision"))}'
-                    f' · R {_fmt(v.get("strict_recall"))}'
-                    f' · F1 {_fmt(v.get("strict_f1"))}</p>')  # fmt: skip
+        st2_line = (
+            f'<p class="muted">ST2 strict P {_fmt(v.get("strict_precision"))}'
+            f" · R {_fmt(v.get('strict_recall'))}"
+            f" · F1 {_fmt(v.get('strict_f1'))}</p>"
+        )
     answers = [_st3(case, run), _reference(case), _st4(case, run)]
     return (
         f'<div class="panel run-{label}{" stacked" if two else ""}" data-run="{label}">'
@@ -385,9 +395,11 @@ def _st3(case: Case, run: RunView) -> str:
             cites = [str(c) for c in a.get("citations") or ()]
             unsupported = ' <span class="status fallback">unsupported</span>' if a.get("supported") is False else ""
             marks = f' <span class="cites">|{e(",".join(cites))}|</span>' if cites else ""
-            body.append(f'<li class="ans st3" tabindex="0" data-cites="{_cites_attr(cites)}"'
-                        f' data-aid="{e(a.get("id"))}">'
-                        f'{e(a.get("text"))}{marks}{unsupported}</li>')  # fmt: skip
+            body.append(
+                f'<li class="ans st3" tabindex="0" data-cites="{_cites_attr(cites)}"'
+                f' data-aid="{e(a.get("id"))}">'
+                f"{e(a.get('text'))}{marks}{unsupported}</li>"
+            )
         body.append("</ol>")
     else:
         text = view.predictions.get(case.id)
