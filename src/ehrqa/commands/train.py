@@ -16,14 +16,11 @@ KINDS = {"aligner": "ehrqa.commands._train_aligner", "generator": "ehrqa.command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
     for kind, module_name in KINDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
+        module = importlib.import_module(module_name)
         p = sub.add_parser(kind, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
 
 
-def run(args: argparse.Namespace) -> int:  # replaced by the kind's own run via set_defaults
-    raise SystemExit("ehrqa train: choose a kind: aligner or generator")
+def run(args: argparse.Namespace) -> int:  # never called: each kind sets its own run (the kind is required)
+    raise NotImplementedError
