@@ -221,3 +221,25 @@ def test_smollm2_runs_every_subtask_end_to_end(tmp_path):
     for row in rows:
         check_submission(read_submission(row["submission"]), row["subtask"], cases)
         assert row["calls"] >= 2 and "scores" in row
+
+
+def test_a_run_never_shows_a_predicted_case_as_an_example(tmp_path):
+    from ehrqa.data.archehr import write_key, write_xml
+    from ehrqa.runs.config import StepSpec
+    from ehrqa.runs.pipeline import example_pool, file_sha256
+
+    cases = read_dataset()
+    step = StepSpec(4, "st4", AlignConfig(method="llm", shots=2, examples=str(sample_dir())))
+    # examples from another dataset that shares two cases with the evaluated split: those two are removed
+    other = tmp_path / "other"
+    write_xml(cases[:5], other / "archehr-qa.xml")
+    write_key(cases[:5], other / "archehr-qa_key.json")
+    step_other = StepSpec(4, "st4", AlignConfig(method="llm", shots=2, examples=str(other)))
+    pool = example_pool(step_other, [c.input_for(4) for c in cases[3:]], {"xml_sha256": "another dataset"})
+    assert [c.id for c in pool.cases] == [c.id for c in cases[:3]]
+    # examples from the very dataset being run: leave-one-out, the case itself is never offered
+    same = {"xml_sha256": file_sha256(sample_dir() / "archehr-qa.xml")}
+    pool = example_pool(step, [c.input_for(4) for c in cases], same)
+    assert len(pool.cases) == len(cases)
+    assert all(case.id not in {e.id for e in pool.nearest(case, 3)} for case in cases)
+    assert example_pool(StepSpec(4, "st4", AlignConfig(method="llm")), cases, same) is None  # no shots, no pool

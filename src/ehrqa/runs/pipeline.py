@@ -141,6 +141,10 @@ def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunR
     if not has_input(subtask, cases):
         row["status"] = "input missing from this dataset"
         return row
+    evidence = getattr(step.config, "evidence", None)
+    if evidence and evidence not in outputs:
+        row["status"] = f"skipped: step {evidence} did not finish"
+        return row
     task = importlib.import_module(f"ehrqa.tasks.{_MODULES[subtask]}")
     records = rundir.step(step.name)
     ctx = Context(backends=recipe.backends, seed=recipe.seed, records=records, reply_cache=rundir.reply_cache)
@@ -150,22 +154,19 @@ def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunR
         if records.done:
             predictions = ctx.predictions(inputs)
         else:
-            kwargs = {}
-            evidence = getattr(step.config, "evidence", None)
-            if evidence:
-                kwargs["evidence"] = outputs[evidence]
-            _attach_examples(step, ctx)
+            kwargs = {"evidence": outputs[evidence]} if evidence else {}
+            ctx.examples = example_pool(step, inputs, rundir.meta.get("data", {}))
             predictions = task.predict(inputs, step.config, ctx, **kwargs)
     finally:
         ctx.close()
         records.close()
-    outputs[step.name] = predictions
     row.update({k: int(v) for k, v in ctx.counts.items()}, seconds=round(time.perf_counter() - started, 1))
     failed = [c.id for c in cases if c.id not in predictions]
     if failed:
         reasons = {records.by_case.get(cid, {}).get("reason") for cid in failed} - {None}
         row.update(status="failed", failed=failed, reasons=sorted(reasons))
         return row
+    outputs[step.name] = predictions
     if not records.done:
         records.mark_done()
     entries = build_submission(subtask, predictions, cases)
@@ -179,13 +180,22 @@ def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunR
 _MODULES = {1: "interpret", 2: "identify", 3: "generate", 4: "align"}
 
 
-def _attach_examples(step: StepSpec, ctx: Context) -> None:
-    """The few-shot example pool a step asks for (``examples: DIR`` and ``shots`` > 0)."""
+def example_pool(step: StepSpec, inputs: Sequence[Case], data: dict):
+    """The few-shot pool a step asks for (``examples: DIR`` with ``shots`` > 0), never holding a case
+    being predicted. When DIR is the dataset being run (tuning on training cases), each case is shown
+    the others only: leave-one-out, as :meth:`ExamplePool.nearest` never offers the case itself."""
     config = step.config
-    if getattr(config, "shots", 0) and step.subtask != 1 and getattr(config, "examples", None):
-        from ehrqa.retrieval.examples import case_pool
+    directory = getattr(config, "examples", None)
+    if not getattr(config, "shots", 0) or not directory or directory == "meqsum":
+        return None
+    from ehrqa.data.archehr import XML_NAME
+    from ehrqa.retrieval.examples import case_pool, question_pool
 
-        ctx.examples = case_pool(config.examples)
+    pool = question_pool(directory) if step.subtask == 1 else case_pool(directory)
+    if file_sha256(Path(directory) / XML_NAME) == data.get("xml_sha256"):
+        log.info("step %s: examples from the dataset being run, leave-one-out", step.name)
+        return pool
+    return pool.without(inputs)
 
 
 def _score(subtask: int, entries: list, cases: Sequence[Case], rundir: RunDir) -> dict:
