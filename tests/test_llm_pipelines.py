@@ -95,6 +95,7 @@ def test_votes_across_samples_and_voters_follow_the_threshold(cases):
     assert out[case.id] == [ids[0], ids[1]]  # 0.5 x 5 = 2.5 -> 3 votes needed
     record = ctx.records.by_case[case.id]
     assert record["votes"] == {ids[0]: 5, ids[1]: 3, ids[2]: 2} and record["n_votes"] == 5
+    assert (record["calls"], record["prompt_tokens"], record["completion_tokens"]) == (5, 50, 25)  # per case
     assert len({r.config.seed for r in backend.requests}) == 5
     # the aligner as a second voter with the same weight as the five samples together
     script = iter([[ids[2]]] * 5)

@@ -49,7 +49,17 @@ ROWS = [
 def test_summary_is_an_aligned_table():
     lines = format_summary(ROWS).splitlines()
     header, rule, *rows = lines[:6]
-    assert header.split() == ["subtask", "method", "seconds", "model", "calls", "headline", "metrics"]
+    assert header.split() == [
+        "subtask",
+        "method",
+        "seconds",
+        "model",
+        "calls",
+        "tokens",
+        "in/out",
+        "headline",
+        "metrics",
+    ]
     assert set(rule) == {"-", " "}
     method_at = header.index("method")
     calls_end = header.index("model calls") + len("model calls")
@@ -58,7 +68,7 @@ def test_summary_is_an_aligned_table():
         assert row[calls_end - 1] != " " and row[calls_end : calls_end + 2] == "  "  # numbers right-aligned
     assert rows[0].startswith("ST1 question interpretation") and "rougeLsum 17.21" in rows[0]
     assert "overall_partial 34.97" in rows[0]
-    assert "812.0" in rows[1] and " 14  FAILED for 2 case(s): 3, 4 (timed out); rerun" in rows[1]
+    assert "812.0" in rows[1] and " 14" in rows[1] and "  FAILED for 2 case(s): 3, 4 (timed out); rerun" in rows[1]
     assert rows[2].startswith("ST3 answer generation (st3b)") and rows[2].endswith("not scored (no gold)")
     assert rows[3].split()[-2:] == ["input", "missing"] and " -  " in rows[3]  # never ran: no seconds
     assert lines[6:] == ["ST1 submission: out/subtask1/submission.zip", "ST3 submission: out/subtask3/submission.zip"]

@@ -208,9 +208,9 @@ def _score(subtask: int, entries: list, cases: Sequence[Case], rundir: RunDir) -
 
 
 def format_summary(rows: list[dict]) -> str:
-    """The end-of-run table (subtask, method, seconds, model calls, headline metrics or what went
-    wrong), aligned in columns, then the submission each finished step wrote."""
-    table = [("subtask", "method", "seconds", "model calls", "headline metrics")]
+    """The end-of-run table (subtask, method, seconds, model calls and tokens, headline metrics or
+    what went wrong), aligned in columns, then the submission each finished step wrote."""
+    table = [("subtask", "method", "seconds", "model calls", "tokens in/out", "headline metrics")]
     written = []
     for row in rows:
         label = f"ST{row['subtask']} {row['title']}"
@@ -219,13 +219,14 @@ def format_summary(rows: list[dict]) -> str:
         ran = "seconds" in row
         seconds = f"{row['seconds']:.1f}" if ran else "-"
         calls = str(int(row.get("calls") or 0)) if ran else "-"
-        table.append((label, str(row.get("method", "")), seconds, calls, _outcome(row)))
+        tokens = f"{int(row.get('prompt_tokens') or 0)}/{int(row.get('completion_tokens') or 0)}" if ran else "-"
+        table.append((label, str(row.get("method", "")), seconds, calls, tokens, _outcome(row)))
         if row.get("submission"):
             written.append(f"ST{row['subtask']} submission: {row['submission']}")
-    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
     lines = []
     for r in table:
-        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]), r[3].rjust(widths[3]), r[4]]
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), *(r[i].rjust(widths[i]) for i in (2, 3, 4)), r[5]]
         lines.append("  ".join(cells).rstrip())
         if len(lines) == 1:
             lines.append("  ".join("-" * w for w in [*widths, len("headline metrics")]))

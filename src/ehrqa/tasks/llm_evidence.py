@@ -74,8 +74,9 @@ Parser = Callable[[Case, str | None], Parsed]
 def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: int, parse: Parser) -> dict:
     """Every sample of ``voter`` for every case, parsed, with one correction turn for unusable replies.
 
-    Returns ``{case_id: [Parsed or None per sample]}`` (None: no usable reply) and adds counts to
-    ``ctx.counts``; the ``"_failed"`` key lists (case id, error) of requests that got no reply."""
+    Returns ``{case_id: [Parsed or None per sample]}`` (None: no usable reply); the ``"_failed"`` key
+    lists (case id, error) of requests that got no reply, ``"_costs"`` each case's calls, tokens and
+    seconds (the run's totals are counted in ``ctx.counts``)."""
     prompt = load_prompt(voter.prompt)
     generation = voter.generation(json=prompt.output == "json")
     by_id = {c.id: c for c in cases}
@@ -84,9 +85,21 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
         requests += ctx.requests(case, messages_for(case, voter, ctx, shots, subtask), generation, prompt.ref)
     replies = ctx.complete(voter.backend, requests)
     results: dict[str, list] = {c.id: [None] * len(ctx.requests(c, [], generation, "")) for c in cases}
+    costs: dict[str, dict] = {
+        c.id: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0} for c in cases
+    }
+
+    def count(request: ChatRequest, reply) -> None:
+        cost = costs[request.case_id]
+        cost["calls"] += 1
+        cost["prompt_tokens"] += reply.prompt_tokens or 0
+        cost["completion_tokens"] += reply.completion_tokens or 0
+        cost["seconds"] = round(cost["seconds"] + reply.seconds, 3)
+
     failed: list[tuple[str, str]] = []
     retry: list[tuple[int, ChatRequest]] = []
     for request, reply in zip(requests, replies, strict=True):
+        count(request, reply)
         if not reply.ok:
             failed.append((request.case_id, reply.error or "no reply"))
             continue
@@ -108,11 +121,13 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
     if retry:
         second = ctx.complete(voter.backend, [r for _, r in retry])
         for (sample, request), reply in zip(retry, second, strict=True):
+            count(request, reply)
             if reply.ok:
                 parsed = parse(by_id[request.case_id], reply.text)
                 if parsed.ok:
                     results[request.case_id][sample] = parsed
     results["_failed"] = failed
+    results["_costs"] = costs
     return results
 
 
@@ -132,6 +147,7 @@ def _collect(cases: Sequence[Case], config, ctx: Context, subtask: int, aligner_
     samples: dict[str, list] = {c.id: [] for c in cases}
     weights: dict[str, list[float]] = {c.id: [] for c in cases}
     failures: dict[str, list[str]] = {c.id: [] for c in cases}
+    costs: dict[str, dict] = {c.id: {} for c in cases}
     several = len(voters) > 1
     aligner = None
     for voter in voters:
@@ -144,11 +160,14 @@ def _collect(cases: Sequence[Case], config, ctx: Context, subtask: int, aligner_
         results = ask(ctx, voter, cases, subtask, config.shots, _parser(subtask, voter.prompt))
         for case_id, error in results.pop("_failed"):
             failures[case_id].append(error)
+        for case_id, cost in results.pop("_costs").items():
+            for key, value in cost.items():
+                costs[case_id][key] = round(costs[case_id].get(key, 0) + value, 3)
         for case in cases:
             for parsed in results[case.id]:
                 samples[case.id].append(None if parsed is None else parsed.value)
                 weights[case.id].append(voter.weight / voter.samples if several else 1.0)
-    return samples, weights, failures, aligner
+    return samples, weights, failures, costs, aligner
 
 
 def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context) -> None:
@@ -163,7 +182,7 @@ def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context) -> 
     def prediction(case: Case, value):
         return value if subtask == 2 else as_submission(case, value)
 
-    samples, weights, failures, aligner = _collect(cases, config, ctx, subtask, aligner_output)
+    samples, weights, failures, costs, aligner = _collect(cases, config, ctx, subtask, aligner_output)
     fallback = [c for c in cases if all(s is None for s in samples[c.id])]
     if fallback and aligner is None:
         aligner = aligner_output(fallback)
@@ -171,7 +190,14 @@ def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context) -> 
         usable = sum(s is not None for s in samples[case.id])
         if not usable:
             reason = failures[case.id][0] if failures[case.id] else "no usable reply after a correction turn"
-            ctx.record(case.id, prediction(case, aligner[case.id]), status="fallback", reason=reason, n_votes=0)
+            ctx.record(
+                case.id,
+                prediction(case, aligner[case.id]),
+                status="fallback",
+                reason=reason,
+                n_votes=0,
+                **costs[case.id],
+            )
             continue
         note_order = [s.id for s in case.sentences]
         if subtask == 2:
@@ -179,4 +205,11 @@ def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context) -> 
         else:
             answer_ids = [a.id for a in case.answer_sentences or ()]
             vote = vote_links(samples[case.id], config.vote_threshold, weights[case.id], answer_ids, note_order)
-        ctx.record(case.id, prediction(case, vote.kept), votes=vote.counts, n_votes=vote.total, usable_samples=usable)
+        ctx.record(
+            case.id,
+            prediction(case, vote.kept),
+            votes=vote.counts,
+            n_votes=vote.total,
+            usable_samples=usable,
+            **costs[case.id],
+        )
