@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +25,8 @@ LEXICAL = {
     "components": {"bm25": {"variant": "okapi", "k1": 1.5, "b": 0.75}, "tfidf": {"ngram_max": 2}},
     "tuning": {"folds": 3, "weight_step": 0.25, "threshold_step": 0.05},
 }
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def _align(cases, model=None):
@@ -221,9 +224,7 @@ def test_default_model_is_shipped_and_aligns_the_sample(cases):
 
 
 def test_recipe_files_have_an_aligner_section(tmp_path):
-    from pathlib import Path
-
-    recipe = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "qu-nlp.yaml")
+    recipe = load_recipe(RECIPES / "qu-nlp.yaml")
     assert {"bm25", "tfidf", "cross_encoder"} <= set(recipe["use"])
     (tmp_path / "r.yaml").write_text("generator: {}\n")
     with pytest.raises(ValueError, match="aligner"):
@@ -302,3 +303,16 @@ def test_train_aligner_with_a_cross_encoder_end_to_end(cases, tmp_path):
     predictions = _align(held_out, reloaded)
     _check_st4(predictions, held_out, 3)
     assert _align([_scramble_gold(c) for c in held_out], reloaded) == predictions
+
+
+def test_aligner_recipes_refuse_unknown_keys_and_wrong_types(tmp_path):
+    from ehrqa.errors import DataError
+
+    (tmp_path / "typo.yaml").write_text("aligner:\n  uses: [bm25]\n")
+    with pytest.raises(DataError, match="aligner.uses: unknown key"):
+        load_recipe(tmp_path / "typo.yaml")
+    (tmp_path / "type.yaml").write_text("aligner:\n  use: bm25\n")
+    with pytest.raises(DataError, match="aligner.use: expected a list"):
+        load_recipe(tmp_path / "type.yaml")
+    for name in ("aligner-lexical.yaml", "aligner-dense.yaml", "qu-nlp.yaml"):
+        assert load_recipe(RECIPES / name)["use"]

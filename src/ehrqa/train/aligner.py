@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,19 +57,31 @@ DEFAULT_RECIPE: dict = {
 }
 
 
+@dataclass(frozen=True)
+class AlignerRecipe:
+    """The ``aligner:`` section's keys and their types; the scorer and tuning options inside are
+    checked by the scorers and :mod:`ehrqa.retrieval.tuning` that read them."""
+
+    use: list[str] = field(default_factory=lambda: ["bm25", "tfidf", "cross_encoder"])
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cross_encoder_training: dict[str, Any] = field(default_factory=dict)
+    subtasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tuning: dict[str, Any] = field(default_factory=dict)
+
+
 def load_recipe(path: str | Path | None = None) -> dict:
-    """The ``aligner:`` section of a YAML recipe, or a copy of :data:`DEFAULT_RECIPE`; a file of
-    another kind is a one-line :class:`DataError`."""
+    """The ``aligner:`` section of a YAML recipe (keys and types checked by :mod:`ehrqa.config`), or a
+    copy of :data:`DEFAULT_RECIPE`; a file of another kind is a one-line :class:`DataError`."""
     import copy
 
-    from ehrqa.config import load_yaml
+    from ehrqa.config import from_dict, load_yaml, to_dict
 
     if path is None:
         return copy.deepcopy(DEFAULT_RECIPE)
     section = load_yaml(path, "aligner recipe").get("aligner")
     if not isinstance(section, dict):
         raise DataError(f"{path}: no `aligner:` section (a run recipe goes to `ehrqa run --recipe`)")
-    return section
+    return {k: v for k, v in to_dict(from_dict(AlignerRecipe, section, f"{path}: aligner")).items() if k in section}
 
 
 # ---------------------------------------------------------------------------------------------
