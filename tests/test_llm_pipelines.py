@@ -244,3 +244,14 @@ def test_a_run_never_shows_a_predicted_case_as_an_example(tmp_path):
     assert len(pool.cases) == len(cases)
     assert all(case.id not in {e.id for e in pool.nearest(case, 3)} for case in cases)
     assert example_pool(StepSpec(4, "st4", AlignConfig(method="llm")), cases, same) is None  # no shots, no pool
+
+
+def test_answer_first_citations_ignore_copied_sentence_labels():
+    from ehrqa.tasks.llm_evidence import cited_ids
+
+    ids = [str(i) for i in range(1, 10)]
+    answer = "He had a blocked artery [3, 5]. A stent was placed [7-8].\n[9] A copied note line."
+    assert cited_ids(answer, ids).value == ["3", "5", "7", "8"]
+    echoed = "[1] Admission note.\n[2] Chest pain on arrival.\n[3] ECG showed"
+    parsed = cited_ids(echoed, ids)
+    assert not parsed.ok and "note sentence ids" in parsed.hint  # goes to the correction turn

@@ -21,6 +21,7 @@ from ehrqa.llm.jsonout import Parsed, correction_message, parse_alignment, parse
 from ehrqa.llm.prompt import case_slots, load_prompt
 from ehrqa.tasks.base import Context, Voter
 
+_LABEL_AT_LINE_START = re.compile(r"^\s*\[\s*\d+\s*\]", re.M)
 _CITED = re.compile(r"\[\s*(?:S|sentences?\s*)?(\d+(?:\s*(?:,|-|–|and)\s*(?:S)?\d+)*)\s*\]", re.I)
 
 
@@ -29,7 +30,9 @@ def cited_ids(reply: str | None, note_ids: Sequence[str]) -> Parsed:
     from ehrqa.tasks.postprocess import strip_thinking
 
     found: list[str] = []
-    for group in _CITED.findall(strip_thinking(reply or "")):
+    # "[3] ..." at the start of a line is a note sentence's label copied from the prompt, not a citation
+    text = _LABEL_AT_LINE_START.sub("", strip_thinking(reply or ""))
+    for group in _CITED.findall(text):
         for part in re.split(r"\s*(?:,|and)\s*", group):
             digits = [p.lstrip("Ss") for p in re.split(r"\s*[-–]\s*", part.strip())]
             digits = [d for d in digits if d.isdigit()]
@@ -40,9 +43,11 @@ def cited_ids(reply: str | None, note_ids: Sequence[str]) -> Parsed:
     valid = set(note_ids)
     kept = [sid for sid in note_ids if sid in set(found)]
     dropped = len({f for f in found if f not in valid})
+    hint = f"note sentence ids: {', '.join(note_ids)}"
     if not found:
-        return Parsed([], ["no [id] citations found"], 0, ok=False, kind="evidence", hint=f"ids: {', '.join(note_ids)}")
-    return Parsed(kept, [], dropped, ok=bool(kept) or not dropped, kind="evidence")
+        problems = ["no [id] citations at the ends of sentences (copying the numbered note is not an answer)"]
+        return Parsed([], problems, 0, ok=False, kind="evidence", hint=hint)
+    return Parsed(kept, [], dropped, ok=bool(kept) or not dropped, kind="evidence", hint=hint)
 
 
 def _example_reply(example: Case, prompt_id: str, subtask: int) -> str:
