@@ -227,3 +227,14 @@ def test_missing_run_json_is_one_line_error(tmp_path, capsys):
     assert main(["view", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "no run.json" in err and "\n" not in err
+
+
+def test_a_run_over_some_cases_shows_only_those(tmp_path):
+    from ehrqa.runs.config import parse_recipe
+    from ehrqa.runs.pipeline import run
+    from ehrqa.view.runview import load_run_view
+
+    cases = read_dataset()
+    run(parse_recipe({"steps": [{"subtask": 1}]}, "r"), cases[:3], tmp_path / "run")
+    view = load_run_view(tmp_path / "run")
+    assert [c.id for c in view.cases] == [c.id for c in cases[:3]]

@@ -296,29 +296,16 @@ _MODULES = {2: "identify", 3: "generate", 4: "align"}
 
 def _open_rundir(out: Path, case: Case, steps: dict, backends: dict, seed: int, force: bool):
     """A run directory holding the case as ``data/archehr-qa.xml`` (for ``ehrqa view``) and the records."""
-    import hashlib
-    import tempfile
-
-    from ehrqa.data.archehr import XML_NAME, write_xml
+    from ehrqa.io import atomic_write_bytes
     from ehrqa.runs.config import RunRecipe
-    from ehrqa.runs.pipeline import run_meta
+    from ehrqa.runs.pipeline import dataset_copy, run_meta
     from ehrqa.runs.rundir import RunDir
 
-    with tempfile.TemporaryDirectory() as tmp:
-        staged = Path(tmp) / XML_NAME
-        write_xml([case], staged)
-        xml_bytes = staged.read_bytes()
-    recipe = RunRecipe(
-        name="answer",
-        seed=seed,
-        backends=backends,
-        steps=tuple(steps.values()),
-    )
-    xml = out / "data" / XML_NAME
-    data = {"name": "answer", "xml": str(xml.resolve()), "xml_sha256": hashlib.sha256(xml_bytes).hexdigest()}
+    recipe = RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps.values()))
+    data, files = dataset_copy([case], out, name="answer")
     rundir = RunDir.open(out, run_meta(recipe, data), force=force)
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    xml.write_bytes(xml_bytes)
+    for path, content in files.items():
+        atomic_write_bytes(path, content)
     return rundir
 
 

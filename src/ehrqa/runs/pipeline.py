@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ehrqa.data.case import Case
 from ehrqa.data.submission import build_submission, write_submission
+from ehrqa.io import atomic_write_bytes
 from ehrqa.runs.config import RunRecipe, StepSpec
 from ehrqa.runs.rundir import RunDir
 from ehrqa.tasks.base import Context
@@ -58,6 +59,33 @@ def file_sha256(path: str | Path | None) -> str | None:
     if not path:
         return None
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def dataset_copy(cases: Sequence[Case], out: Path, name: str = "cases") -> tuple[dict, dict[Path, bytes]]:
+    """The cases as files for ``out/data/`` (XML, and the key where they have gold): the run's data
+    description (paths and hashes) and the bytes to write there once the run directory is open."""
+    import tempfile
+
+    from ehrqa.data.archehr import KEY_NAME, XML_NAME, write_key, write_xml
+
+    target = out / "data"
+    files: dict[Path, bytes] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        write_xml(cases, Path(tmp) / XML_NAME)
+        files[target / XML_NAME] = (Path(tmp) / XML_NAME).read_bytes()
+        if any(c.has_key for c in cases):
+            write_key(cases, Path(tmp) / KEY_NAME)
+            files[target / KEY_NAME] = (Path(tmp) / KEY_NAME).read_bytes()
+    digest = {p.name: hashlib.sha256(b).hexdigest() for p, b in files.items()}
+    key = target / KEY_NAME
+    data = {
+        "name": name,
+        "xml": str((target / XML_NAME).resolve()),
+        "key": str(key.resolve()) if key in files else None,
+        "xml_sha256": digest[XML_NAME],
+        "key_sha256": digest.get(KEY_NAME),
+    }
+    return data, files
 
 
 def run_meta(recipe: RunRecipe, data: dict) -> dict:
@@ -108,7 +136,12 @@ def run(
     from ehrqa.threads import set_torch_threads
 
     set_torch_threads(recipe.threads)
-    rundir = RunDir.open(out, run_meta(recipe, data or {}), force=force)
+    copies: dict[Path, bytes] = {}
+    if not (data or {}).get("xml"):  # cases from code, not a file: the run keeps a copy for ehrqa view
+        data, copies = dataset_copy(cases, Path(out))
+    rundir = RunDir.open(out, run_meta(recipe, data), force=force)
+    for path, content in copies.items():
+        atomic_write_bytes(path, content)
     wanted = _selected_steps(recipe, subtasks)
     outputs: dict[str, dict] = {}
     rows = []

@@ -109,6 +109,8 @@ def load_run_view(path: str | Path, *, compute_scores: bool = True) -> RunView:
             subtasks[n] = view
     if not subtasks:
         raise DataError(f"{path}: no step records or submissions (steps/st1..4, subtask1..4)")
+    ran = {cid for view in subtasks.values() for cid in (*view.predictions, *view.records)}
+    cases = [c for c in cases if c.id in ran]  # a run over some cases (--cases) shows only those
     return RunView(path, path.name, meta, cases, subtasks, data_name=str(data.get("name") or ""))
 
 
