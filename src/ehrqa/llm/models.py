@@ -97,17 +97,7 @@ def smollm2_dir() -> Path:
     """A bf16 Hugging Face directory of SmolLM2-135M-Instruct, converted from the GGUF once."""
 
     def convert(tmp: Path) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        gguf = smollm2_gguf()
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.hf_quantizer = None  # the weights are dequantised; without this save_pretrained refuses
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.to(torch.bfloat16).save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        convert_gguf(smollm2_gguf(), tmp)
 
     return build_once(cache_dir() / "models" / SMOLLM2_NAME, "config.json", convert)
 
