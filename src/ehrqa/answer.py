@@ -240,12 +240,11 @@ class _Runner:
         return self.contexts[name]
 
     def step(self, name: str, inputs: Sequence[Case], **kwargs) -> dict:
-        import importlib
-
         from ehrqa.errors import DataError
+        from ehrqa.tasks import task_module
 
         step = self.steps[name]
-        module = importlib.import_module(f"ehrqa.tasks.{_MODULES[step.subtask]}")
+        module = task_module(step.subtask)
         ctx = self.context(name)
         predictions = module.predict(list(inputs), step.config, ctx, **kwargs)
         if CASE_ID not in predictions:
@@ -289,9 +288,6 @@ class _Runner:
             close = getattr(ctx.records, "close", None)
             if close is not None:
                 close()
-
-
-_MODULES = {2: "identify", 3: "generate", 4: "align"}
 
 
 def _open_rundir(out: Path, case: Case, steps: dict, backends: dict, seed: int, force: bool):

@@ -21,6 +21,7 @@ from ehrqa.data.submission import build_submission, write_submission
 from ehrqa.io import atomic_write_bytes
 from ehrqa.runs.config import RunRecipe, StepSpec
 from ehrqa.runs.rundir import RunDir
+from ehrqa.tasks import task_module
 from ehrqa.tasks.base import Context
 
 log = logging.getLogger(__name__)
@@ -167,8 +168,6 @@ def _selected_steps(recipe: RunRecipe, subtasks: Sequence[int] | None) -> dict[s
 
 def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunRecipe, outputs: dict) -> dict:
     """One step: predict what is missing, then write the submission and scores."""
-    import importlib
-
     subtask = step.subtask
     row: dict = {"subtask": subtask, "step": step.name, "title": TITLES[subtask], "method": step.config.method}
     if not has_input(subtask, cases):
@@ -178,7 +177,7 @@ def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunR
     if evidence and evidence not in outputs:
         row["status"] = f"skipped: step {evidence} did not finish"
         return row
-    task = importlib.import_module(f"ehrqa.tasks.{_MODULES[subtask]}")
+    task = task_module(subtask)
     records = rundir.step(step.name)
     ctx = Context(backends=recipe.backends, seed=recipe.seed, records=records, reply_cache=rundir.reply_cache)
     inputs = [c.input_for(subtask) for c in cases]
@@ -208,9 +207,6 @@ def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunR
     if has_gold(subtask, cases):
         row["scores"] = _score(subtask, entries, cases, rundir)
     return row
-
-
-_MODULES = {1: "interpret", 2: "identify", 3: "generate", 4: "align"}
 
 
 def example_pool(step: StepSpec, inputs: Sequence[Case], data: dict):

@@ -1,6 +1,14 @@
-"""One module per subtask, each with ``predict(cases, ...) -> {case_id: prediction}``.
+"""One module per subtask, each with ``predict(inputs, config, ctx) -> {case_id: prediction}``.
 
-interpret (ST1) · identify (ST2) · generate (ST3) · align (ST4)
+interpret (ST1) · identify (ST2) · generate (ST3) · align (ST4); :mod:`ehrqa.tasks.base` holds what
+they share (the context, voters, records).
 """
 
+import importlib
+
 SUBTASK_MODULES = {1: "interpret", 2: "identify", 3: "generate", 4: "align"}
+
+
+def task_module(subtask: int):
+    """The module of a subtask (imported on first use: some need heavy libraries)."""
+    return importlib.import_module(f"ehrqa.tasks.{SUBTASK_MODULES[subtask]}")

@@ -1,1 +1,1 @@
-"""Training: the two-stage QLoRA answer generator and chat-format training data."""
+"""Training: the evidence aligner (cross-encoder, ensembles, learned relevance) and the QLoRA generator."""
