@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import tempfile
@@ -42,7 +43,6 @@ from ehrqa.llm.cache import CachedBackend
 from ehrqa.llm.jsonout import correction_message, parse_alignment, parse_evidence
 from ehrqa.llm.vote import vote_ids, vote_links
 
-SHARED = Path("/work/shared/data")
 TEMPERATURE = 0.7
 GARBAGE = 0.05
 # (p, q) per simulated model; the first is also the single model of the N-sample rows
@@ -355,12 +355,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replicates", type=int, default=4, help="runs with different run seeds (default 4)")
     parser.add_argument("--direct", action="store_true", help="jsonout + vote only, not the task code")
     args = parser.parse_args(argv)
-    datasets = [("sample", read_dataset(), (2, 4))]
-    for folder, subtasks in (("aci_dev", (2, 4)), ("mediqa_dev", (2,))):
-        if (SHARED / folder).is_dir():
-            datasets.append((folder, read_dataset(SHARED / folder), subtasks))
-        else:
-            print(f"({SHARED / folder} not found: skipped)")
+    os.environ.setdefault("EHRQA_NO_PROGRESS", "1")  # the table is the output
+    from ehrqa.train.aligner import aci_dev_dir
+    from ehrqa.train.examples import mediqa_dev_dir
+
+    datasets = [  # the copies bundled with ehrqa (and their licences) under src/ehrqa/resources/corpora
+        ("sample", read_dataset(), (2, 4)),
+        ("aci_dev", read_dataset(aci_dev_dir()), (2, 4)),
+        ("mediqa_dev", read_dataset(mediqa_dev_dir()), (2,)),
+    ]
     if not args.direct:
         args.direct = not task_code_works(datasets[0][1])
     print(
