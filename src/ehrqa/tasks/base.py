@@ -137,6 +137,8 @@ class Records:
 
 @dataclass
 class Context:
+    """What a subtask's ``predict`` may use besides its inputs and config (see the module docstring)."""
+
     backends: Mapping[str, BackendSpec | ChatBackend] = field(default_factory=dict)  # specs, or ready backends
     seed: int = 0
     records: Records = field(default_factory=Records)

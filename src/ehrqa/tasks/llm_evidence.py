@@ -89,7 +89,8 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
     for case in cases:
         requests += ctx.requests(case, messages_for(case, voter, ctx, shots, subtask), generation, prompt.ref)
     replies = ctx.complete(voter.backend, requests)
-    results: dict[str, list] = {c.id: [None] * len(ctx.requests(c, [], generation, "")) for c in cases}
+    samples = 1 if generation.greedy else generation.n
+    results: dict[str, list] = {c.id: [None] * samples for c in cases}
     costs: dict[str, dict] = {
         c.id: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0} for c in cases
     }
