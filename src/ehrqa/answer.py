@@ -11,8 +11,9 @@ whole system for a user who has a note rather than an ArchEHR-QA dataset:
 Each step uses the recipe's method for its subtask (the first step of that subtask in the
 recipe). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
 ST4 by the shipped aligner, ST3 by the grounded extractive answer (note sentences ranked by the
-ST2 model, :mod:`ehrqa.retrieval.extractive`) or, where that module is missing, by the shipped
-SmolLM2 chat model. An extractive answer sentence also cites the note sentence it was taken from.
+ST2 model, :mod:`ehrqa.retrieval.extractive`). An extractive answer sentence also cites the note
+sentence it was taken from. Steps that use the same aligner directory share one loaded model
+(:func:`ehrqa.tasks.base.shared_aligner`).
 
 Nothing is written anywhere unless ``out`` names a run directory; then every step's records, the
 reply cache and the case itself (``data/archehr-qa.xml``) go there, so a repeated call answers from
@@ -128,15 +129,14 @@ def answer(
     started = time.perf_counter()
     case = case_from_text(CASE_ID, note_text, question, narrative, where="note")
     recipe = _resolve_recipe(recipe)
-    planned = _plan(recipe)
-    steps = _share_aligner(planned)
+    steps = _plan(recipe)
     backends = dict(recipe.backends) if recipe is not None else {}
     if steps["st3"].config.method == "llm" and steps["st3"].config.backend not in backends:
         from ehrqa.llm.backend import BackendSpec
 
         backends[steps["st3"].config.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
     seed = recipe.seed if recipe is not None else 0
-    runner = _Runner(backends, seed, out, case, steps, force, planned)
+    runner = _Runner(backends, seed, out, case, steps, force)
     try:
         evidence = runner.step("st2", [case.input_for(2)])
         st3_kwargs = {"evidence": evidence} if steps["st3"].config.evidence else {}
@@ -195,36 +195,18 @@ def _plan(recipe) -> dict:
     return steps
 
 
-def _share_aligner(steps: dict) -> dict:
-    """Load each aligner model once and hand the loaded model to every step that ranks with it."""
-    from ehrqa.retrieval.aligner import load_model
-
-    loaded: dict = {}
-    out = {}
-    for name, step in steps.items():
-        config = step.config
-        uses_aligner = config.method in ("aligner", "extractive") or getattr(config, "cite", False)
-        if uses_aligner and not hasattr(config.aligner, "select"):
-            key = str(config.aligner or "")
-            if key not in loaded:
-                loaded[key] = load_model(config.aligner)
-            config = dataclasses.replace(config, aligner=loaded[key])
-        out[name] = dataclasses.replace(step, config=config)
-    return out
-
-
 # ---------------------------------------------------------------- running the steps
 
 
 class _Runner:
     """Runs one step at a time in memory, or in a run directory when ``out`` is given."""
 
-    def __init__(self, backends: dict, seed: int, out, case: Case, steps: dict, force: bool, planned: dict) -> None:
+    def __init__(self, backends: dict, seed: int, out, case: Case, steps: dict, force: bool) -> None:
         self.backends, self.seed, self.steps = backends, seed, steps
         self.contexts: dict[str, Context] = {}
         self.rundir = None
         if out is not None:
-            self.rundir = _open_rundir(Path(out), case, planned, backends, seed, force)
+            self.rundir = _open_rundir(Path(out), case, steps, backends, seed, force)
 
     def context(self, name: str):
         from ehrqa.tasks.base import Context

@@ -151,12 +151,6 @@ class JsonlWriter:
         self.close()
 
 
-def append_jsonl(path: str | os.PathLike, records: dict | Iterable[dict]) -> None:
-    """Append one record (or several) durably; see :class:`JsonlWriter`."""
-    with JsonlWriter(path) as writer:
-        writer.write(records)
-
-
 def package_versions(names: Iterable[str]) -> dict[str, str]:
     """Installed versions of the named distributions; ``"not installed"`` for missing ones."""
     from importlib.metadata import PackageNotFoundError, version

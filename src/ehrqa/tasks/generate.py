@@ -138,7 +138,11 @@ def _rewrite(cases: list[Case], drafts: dict, config: GenerateConfig, ctx: Conte
 
 
 def _cited(cited) -> list[dict]:
-    return [{"id": str(i), "text": text, "citations": list(ids)} for i, (text, ids) in enumerate(cited, 1)]
+    """``[(sentence text, [note ids])]`` as the records' cited answer; a sentence nothing supports is flagged."""
+    return [
+        {"id": str(i), "text": text, "citations": list(ids), "supported": bool(ids)}
+        for i, (text, ids) in enumerate(cited, 1)
+    ]
 
 
 def cite_answer(case: Case, answer: str, aligner=None) -> list[dict]:
@@ -152,10 +156,7 @@ def cite_answer(case: Case, answer: str, aligner=None) -> list[dict]:
     if not sentences or not case.sentences:
         return []
     links = aligner_links([replace(case, answer_sentences=sentences)], aligner)[case.id]
-    return [
-        {"id": a.id, "text": a.text, "citations": links.get(a.id, []), "supported": bool(links.get(a.id))}
-        for a in sentences
-    ]
+    return _cited([(a.text, links.get(a.id, [])) for a in sentences])
 
 
 def _choose(case: Case, replies: list, config: GenerateConfig, ctx: Context) -> tuple[str, dict] | None:
