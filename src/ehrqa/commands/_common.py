@@ -165,7 +165,7 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None) -> dict:
     """A one-step run (the same pipeline as ``ehrqa run``) whose submission is also written to ``--out``."""
-    from ehrqa.data.submission import build_submission, write_submission
+    from ehrqa.data.submission import read_submission, write_submission
     from ehrqa.runs.config import RunRecipe, StepSpec
     from ehrqa.runs.pipeline import run
 
@@ -185,13 +185,10 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
         raise DataError(failure_line(row, run_dir))
     if row["status"] != "ok":
         raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
-    from ehrqa.runs.rundir import load_run
-
-    predictions = {cid: r["prediction"] for cid, r in load_run(run_dir)["steps"][f"st{subtask}"].items()}
-    predictions = {c.id: predictions[c.id] for c in cases}
-    path = write_submission(build_submission(subtask, predictions, cases), out)
+    entries = read_submission(row["submission"])  # the run's own submission, for exactly these cases
+    path = write_submission(entries, out)
     row["out"] = str(path)
-    row["predictions"] = predictions
+    row["predictions"] = {e["case_id"]: e["prediction"] for e in entries}
     row["run_dir"] = str(run_dir)
     return row
 
