@@ -56,6 +56,8 @@ def test_shipped_recipes_load_and_every_step_is_typed():
         ({"steps": [{"subtask": 3, "evidence": "st2"}]}, "evidence 'st2' is not an earlier step"),
         ({"steps": [{"subtask": 2, "method": "magic"}]}, "method is one of aligner, llm"),
         ({"stepz": []}, "stepz: unknown key"),
+        ({"threads": "two", "steps": [{"subtask": 1}]}, "threads: expected a whole number"),
+        ({"steps": ["st1"]}, "steps[0]: expected a mapping"),
         ({"backends": {"x": {"kind": "openai"}}, "steps": [{"subtask": 1}]}, "needs a base URL"),
         ({"steps": [{"subtask": 3, "method": "llm", "samples": 3}], "backends": {"default": {}}}, "greedy"),
     ],

@@ -65,46 +65,40 @@ class RunRecipe:
         }
 
 
+@dataclass(frozen=True)
+class _RecipeFile:
+    """A run recipe's keys as written; steps are typed by their subtask's config afterwards."""
+
+    name: str = "run"
+    description: str = ""
+    seed: int = 0
+    threads: int | None = None
+    backends: dict[str, BackendSpec] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
 def parse_recipe(data: dict, source: str = "recipe") -> RunRecipe:
     """A run recipe from plain data; every problem is one line naming ``source`` and the key."""
-    data = dict(data)
-    unknown = [k for k in data if k not in ("name", "seed", "threads", "backends", "steps", "description")]
-    if unknown:
-        raise DataError(f"{source}: {unknown[0]}: unknown key; known: name, seed, threads, backends, steps")
-    raw_steps = data.get("steps")
-    if not isinstance(raw_steps, list) or not raw_steps:
+    raw = from_dict(_RecipeFile, data, f"{source}: recipe")
+    if not raw.steps:
         raise DataError(f"{source}: steps: a run recipe lists its steps (a list of {{subtask: N, method: ...}})")
     steps = []
-    for i, raw in enumerate(raw_steps):
+    for i, step in enumerate(raw.steps):
         where = f"{source}: steps[{i}]"
-        if not isinstance(raw, dict) or raw.get("subtask") not in STEP_CONFIGS:
+        if step.get("subtask") not in STEP_CONFIGS:
             raise DataError(f"{where}: each step needs 'subtask: 1|2|3|4'")
-        settings = {k: v for k, v in raw.items() if k not in ("subtask", "name")}
-        name = str(raw.get("name") or f"st{raw['subtask']}")
+        settings = {k: v for k, v in step.items() if k not in ("subtask", "name")}
+        name = str(step.get("name") or f"st{step['subtask']}")
         if any(s.name == name for s in steps):
             raise DataError(f"{where}: step name {name!r} is used twice; give each step its own name")
-        steps.append(StepSpec(raw["subtask"], name, from_dict(STEP_CONFIGS[raw["subtask"]], settings, where)))
-    backends = {
-        str(name): from_dict(BackendSpec, spec, f"{source}: backends.{name}")
-        for name, spec in (data.get("backends") or {}).items()
-    }
-    for spec in backends.values():
+        steps.append(StepSpec(step["subtask"], name, from_dict(STEP_CONFIGS[step["subtask"]], settings, where)))
+    for spec in raw.backends.values():
         spec.check()
     recipe = RunRecipe(
-        name=str(data.get("name", "run")),
-        seed=from_dict(_Seed, {"seed": data.get("seed", 0)}, source).seed,
-        threads=data.get("threads"),
-        backends=backends,
-        steps=tuple(steps),
-        source=source,
+        name=raw.name, seed=raw.seed, threads=raw.threads, backends=raw.backends, steps=tuple(steps), source=source
     )
     _check_references(recipe)
     return recipe
-
-
-@dataclass(frozen=True)
-class _Seed:
-    seed: int = 0
 
 
 def _check_references(recipe: RunRecipe) -> None:
