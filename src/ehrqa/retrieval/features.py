@@ -62,8 +62,12 @@ def is_fragment(text: str, min_words: int = 4) -> bool:
 class Encoder:
     """Unit-length sentence vectors, each distinct text encoded once; optional ``.npy`` cache dir."""
 
-    def __init__(self, model: str | None = None, cache: str | Path | None = None, batch_size: int = 64) -> None:
-        self.model, self.batch_size = model, batch_size
+    def __init__(
+        self, model: str | None = None, cache: str | Path | None = None, batch_size: int | None = None
+    ) -> None:
+        from ehrqa.retrieval.dense import ENCODE_BATCH
+
+        self.model, self.batch_size = model, batch_size or ENCODE_BATCH
         self.cache = Path(cache) if cache else None
         self._memory: dict[str, np.ndarray] = {}
 
