@@ -80,9 +80,7 @@ class Encoder:
             self._load_cached(todo)
             todo = [t for t in todo if t not in self._memory]
         if todo:
-            from ehrqa.retrieval.dense import _load_encoder, resolve_model
-
-            vectors = _load_encoder(resolve_model(self.model)).encode(
+            vectors = self.sentence_transformer().encode(
                 todo, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
             )
             new = dict(zip(todo, np.asarray(vectors, dtype=np.float32), strict=True))
@@ -90,6 +88,12 @@ class Encoder:
             if self.cache is not None:
                 self._store(new)
         return {t: self._memory[t] for t in texts}
+
+    def sentence_transformer(self):
+        """The loaded encoder model (loaded once per process)."""
+        from ehrqa.retrieval.dense import _load_encoder, resolve_model
+
+        return _load_encoder(resolve_model(self.model))
 
     def _load_cached(self, texts: Sequence[str]) -> None:
         path = self.cache / "vectors.npz"
