@@ -480,7 +480,7 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
 def encoder_floor(texts, threads: int) -> str:
     """The fewest seconds any implementation of the dense encoder needs for ``texts`` here: its
     matrix-multiply FLOPs per token (weights only, attention scores left out) times the tokens,
-    at the matrix-multiply rate this machine measures now."""
+    at the best matrix-multiply rate this machine shows now."""
     import torch
 
     from ehrqa.retrieval.dense import _load_encoder, resolve_model
@@ -494,10 +494,13 @@ def encoder_floor(texts, threads: int) -> str:
     a, w = torch.randn(2048, h), torch.randn(i, h)
     for _ in range(3):
         a @ w.T
-    t0 = time.perf_counter()
-    for _ in range(20):
-        a @ w.T
-    rate = 20 * 2 * 2048 * h * i / (time.perf_counter() - t0)
+    best = float("inf")
+    for _ in range(5):  # the fastest of five: the floor errs low
+        t0 = time.perf_counter()
+        for _ in range(20):
+            a @ w.T
+        best = min(best, time.perf_counter() - t0)
+    rate = 20 * 2 * 2048 * h * i / best
     floor = tokens * flops_per_token / rate
     return (
         f"dense encoder floor: {len(texts)} texts, {tokens} tokens x {flops_per_token / 1e6:.1f} MFLOP "
