@@ -380,6 +380,8 @@ def quality(args) -> None:
     data = load_sources(args.shared)
     covid = {"check_covid": covid_cases(args.shared)}
     enc = encoder(args.encoder)
+    if args.encoder != "minilm":
+        print(f"dense features from: {args.encoder} (every learned model below is fitted on these vectors)\n")
     if args.encoder == "static":
         texts = [s.text for cs in data.values() for c in cs for s in c.sentences]
         t0 = time.perf_counter()
