@@ -318,6 +318,32 @@ def choose_extractive(sources: dict, tensors: dict, model, idx) -> tuple[bool, f
     return max(((f, w) for f in (True, False) for w in EXTRACTIVE_BLENDS), key=lambda fw: mean_score(*fw))
 
 
+def lead_answers(cases) -> dict:
+    """Case id -> the note's first 75 words."""
+    from ehrqa.text import truncate_words
+
+    return {c.id: truncate_words(" ".join(s.text for s in c.sentences), 75) for c in cases}
+
+
+def bm25_answers(cases, tensors) -> dict:
+    """Case id -> the extractive answer of the sentences in BM25 order."""
+    from ehrqa.retrieval.extractive import extractive_answer
+    from ehrqa.retrieval.features import FEATURES
+
+    out = {}
+    for case, tensor in zip(cases, tensors, strict=True):
+        order = np.argsort(-tensor[0, :, FEATURES.index("bm25")], kind="stable")
+        out[case.id] = extractive_answer(case, [case.sentences[j].id for j in order])[0]
+    return out
+
+
+def timed(make, *args):
+    """``make(*args)`` and the seconds it took."""
+    t0 = time.perf_counter()
+    out = make(*args)
+    return out, time.perf_counter() - t0
+
+
 def st3_table(data: dict, enc, features, fit: dict) -> dict:
     """Print the ST3 table; return, per held-out source, the metrics of each system."""
     try:
@@ -325,18 +351,18 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
     except ImportError as e:
         print(f"\nST3: skipped, ehrqa.score not importable now ({e})")
         return {}
-    from ehrqa.retrieval.extractive import extractive_answer
     from ehrqa.retrieval.features import FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import fit_relevance
-    from ehrqa.text import truncate_words
     from ehrqa.train.aligner import gold_indices, has_gold
 
     idx = [FEATURES.index(f) for f in features]
+    t0 = time.perf_counter()
     tensors = {n: feature_tensors(2, [c.input_for(2) for c in cs], enc) for n, cs in data.items()}
     print("\nST3 (BLEU / ROUGE-Lsum / SARI, ehrqa.score; the ST2 model of the extractive answer is trained")
     print("without the held-out source, and so is the choice of filling and BM25 blend; SARI's source is")
-    print("the narrative)")
-    print(f"  {'held out':12s} {'method':40s} " + " ".join(f"{m:>9s}" for m in ST3_METRICS))
+    print("the narrative; seconds: writing the answers from the features, which took")
+    print(f"{time.perf_counter() - t0:.1f} s for every source, encodings cached)")
+    print(f"  {'held out':12s} {'method':40s} " + " ".join(f"{m:>9s}" for m in ST3_METRICS) + "   seconds")
     results = {}
     for held, cases in data.items():
         if not all(c.answer for c in cases):
@@ -350,22 +376,21 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
             features,
             **fit,
         )
-        systems: dict[str, dict] = {"lead-75 words": {}, "bm25-extractive": {}}
-        for case, tensor in zip(cases, tensors[held], strict=True):
-            note = " ".join(s.text for s in case.sentences)
-            systems["lead-75 words"][case.id] = truncate_words(note, 75)
-            bm25 = tensor[0, :, FEATURES.index("bm25")]
-            order = [case.sentences[j].id for j in np.argsort(-bm25, kind="stable")]
-            systems["bm25-extractive"][case.id] = extractive_answer(case, order)[0]
-        systems["extractive (learned ST2, fill)"] = extractive_system(cases, tensors[held], model, idx, None, True)
+
         fill, weight = choose_extractive({n: data[n] for n in train}, tensors, model, idx)
         label = f"extractive (chosen: fill {fill}, blend {weight})"
-        systems[label] = extractive_system(cases, tensors[held], model, idx, weight, fill)
+        systems = {
+            "lead-75 words": timed(lead_answers, cases),
+            "bm25-extractive": timed(bm25_answers, cases, tensors[held]),
+            "extractive (learned ST2, fill)": timed(extractive_system, cases, tensors[held], model, idx, None, True),
+            label: timed(extractive_system, cases, tensors[held], model, idx, weight, fill),
+        }
         results[held] = {}
-        for name, preds in systems.items():
+        for name, (preds, seconds) in systems.items():
             scores = st3_scores(cases, preds)
             results[held][name] = scores
-            print(f"  {held:12s} {name:40s} " + " ".join(f"{scores[m]:9.2f}" for m in ST3_METRICS))
+            row = " ".join(f"{scores[m]:9.2f}" for m in ST3_METRICS)
+            print(f"  {held:12s} {name:40s} {row}   {seconds:7.2f}")
         results[held]["default"] = results[held][label]
     return results
 
