@@ -3,7 +3,8 @@
 Input: the ST2 input plus the answer sentences, without citations. Methods:
 
 * ``aligner`` (default): each answer sentence is a query scored against the note sentences by the
-  aligner model's ST4 ensemble (:mod:`ehrqa.retrieval`), with its tuned threshold and link counts;
+  aligner model (:mod:`ehrqa.retrieval.aligner`: the shipped learned combiner, or a trained
+  ensemble), kept by the model's decision rule and link counts;
 * ``llm``: chat models align all answer sentences of a case in one JSON reply; samples and voters
   vote on each (answer, note sentence) link (:mod:`ehrqa.tasks.llm_evidence`); a case no reply
   could be parsed for falls back to the aligner, and its record says so.

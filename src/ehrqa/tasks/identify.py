@@ -3,8 +3,9 @@
 Input: the XML side of a case (narrative, clinician question, numbered note), never the key.
 Methods:
 
-* ``aligner`` (default): every note sentence scored against the question by the aligner model's
-  ST2 ensemble (:mod:`ehrqa.retrieval`), kept above its tuned threshold;
+* ``aligner`` (default): every note sentence scored against the question by the aligner model
+  (:mod:`ehrqa.retrieval.aligner`: the shipped learned combiner, or a trained ensemble) and kept
+  by the model's decision rule;
 * ``llm``: chat models label the sentences (or answer first and cite); samples and voters vote
   (:mod:`ehrqa.tasks.llm_evidence`), the aligner standing in for a case no reply could be parsed for.
 """
