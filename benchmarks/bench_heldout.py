@@ -551,13 +551,10 @@ def write_default(args) -> None:
     sample, Check-COVID) and choose its ST3 extractive settings on all ST2 sources."""
     from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import LearnedRelevance
-    from ehrqa.train.aligner import train_learned_aligner
+    from ehrqa.train.aligner import shipped_sources, train_learned_aligner
 
-    data = load_sources(args.shared)
-    sources = {
-        2: data,
-        4: {"aci_dev": data["aci_dev"], "sample": data["sample"], "check_covid": covid_cases(args.shared)},
-    }
+    sources = shipped_sources(shared=args.shared)
+    data = sources[2]
     enc = encoder()
     out = args.out or DEFAULT_DIR
     record = {

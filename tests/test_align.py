@@ -316,3 +316,49 @@ def test_aligner_recipes_refuse_unknown_keys_and_wrong_types(tmp_path):
         load_recipe(tmp_path / "type.yaml")
     for name in ("aligner-lexical.yaml", "aligner-dense.yaml", "qu-nlp.yaml"):
         assert load_recipe(RECIPES / name)["use"]
+
+
+def test_train_learned_on_your_cases_records_a_rule_the_scorer_agrees_with(tmp_path, capsys):
+    from ehrqa.score import score_predictions
+
+    out = tmp_path / "learned"
+    code = main(["train", "aligner", "--learned", "--no-bundled", "--data", str(sample_dir()), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    model = AlignerModel.load(out)
+    assert {model.kind(2), model.kind(4)} == {"learned"}
+    assert model.config["training"]["sources"] == {"2": ["yours"], "4": ["yours"]}
+    cases = read_dataset()
+    for subtask, key in ((2, "strict_micro_f1"), (4, "micro_f1")):
+        inputs = [c.input_for(subtask) for c in cases]
+        picked = model.select(subtask, inputs)
+        if subtask == 2:
+            predictions = {c.id: rows[0] for c, rows in zip(cases, picked, strict=True)}
+        else:
+            predictions = {
+                c.id: [{"answer_id": a.id, "evidence_id": ids} for a, ids in zip(c.answer_sentences, rows, strict=True)]
+                for c, rows in zip(cases, picked, strict=True)
+            }
+        recorded = 100 * model.section(subtask)["record"]["rule_mean_source_f1"]
+        assert score_predictions(subtask, predictions, cases)[key] == pytest.approx(recorded, abs=0.01)
+
+
+def test_train_learned_refuses_ensemble_flags_and_needs_cases_without_the_bundle(tmp_path, capsys):
+    assert main(["train", "aligner", "--learned", "--folds", "3", "--out", str(tmp_path / "a")]) == 2
+    assert "--learned takes no --folds" in capsys.readouterr().err
+    assert main(["train", "aligner", "--learned", "--no-bundled", "--out", str(tmp_path / "b")]) == 2
+    assert "needs your cases" in capsys.readouterr().err
+    assert main(["train", "aligner", "--no-bundled", "--out", str(tmp_path / "c")]) == 2
+    assert "goes with --learned" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_shipped_sources_add_yours_to_both_subtasks_and_refuse_a_taken_name():
+    from ehrqa.train.aligner import shipped_sources
+
+    own = read_dataset()[:2]
+    sources = shipped_sources(own)
+    assert sorted(sources[2]) == ["aci_dev", "mediqa_dev", "sample", "yours"]
+    assert sorted(sources[4]) == ["aci_dev", "check_covid", "sample", "yours"]
+    assert sources[4]["yours"] == own
+    with pytest.raises(ValueError, match="already called 'sample'"):
+        shipped_sources(own, name="sample")

@@ -10,8 +10,9 @@ Cross-encoder training pairs are (query, note sentence, label):
 :func:`train_aligner` is the whole recipe: out-of-fold cross-encoder scores (a model per
 fold, trained without that fold), the cheap scorers on every case, an exhaustive search of
 weights / threshold / max links per subtask on those held-out scores, a final
-cross-encoder on all cases, and the model directory. A recipe whose subtask section says
-``kind: learned`` trains the learned relevance combiner instead (:mod:`ehrqa.retrieval.relevance`).
+cross-encoder on all cases, and the model directory. :func:`train_learned_aligner` fits the
+learned relevance combiner instead (:mod:`ehrqa.retrieval.relevance`, the shipped default's kind)
+on named sources, :func:`shipped_sources` being the default's own (``ehrqa train aligner --learned``).
 """
 
 from __future__ import annotations
@@ -361,6 +362,26 @@ def check_covid_cases(directory: str | Path = CHECK_COVID) -> list[Case]:
         )
         for cord_id, answers in sorted(claims.items())
     ]
+
+
+def shipped_sources(
+    own: Sequence[Case] = (), name: str = "yours", shared: str | Path | None = None
+) -> dict[int, dict[str, list[Case]]]:
+    """Per subtask, the sources the shipped default learns from (ST2: aci_dev, mediqa_dev, the
+    sample; ST4: aci_dev, the sample, Check-COVID), plus ``own`` cases as a source called ``name``;
+    ``shared``: read aci_dev, mediqa_dev and raw/check_covid there instead of the bundled copies."""
+    data = training_sources(shared)
+    covid = check_covid_cases(Path(shared) / "raw" / "check_covid" if shared else CHECK_COVID)
+    sources = {
+        2: dict(data),
+        4: {"aci_dev": data["aci_dev"], "sample": data["sample"], "check_covid": covid},
+    }
+    if own:
+        if any(name in per_subtask for per_subtask in sources.values()):
+            raise ValueError(f"a training source is already called {name!r}")
+        for per_subtask in sources.values():
+            per_subtask[name] = list(own)
+    return sources
 
 
 def learned_section(
