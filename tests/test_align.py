@@ -328,16 +328,8 @@ def test_train_learned_on_your_cases_records_a_rule_the_scorer_agrees_with(tmp_p
     assert {model.kind(2), model.kind(4)} == {"learned"}
     assert model.config["training"]["sources"] == {"2": ["yours"], "4": ["yours"]}
     cases = read_dataset()
-    for subtask, key in ((2, "strict_micro_f1"), (4, "micro_f1")):
-        inputs = [c.input_for(subtask) for c in cases]
-        picked = model.select(subtask, inputs)
-        if subtask == 2:
-            predictions = {c.id: rows[0] for c, rows in zip(cases, picked, strict=True)}
-        else:
-            predictions = {
-                c.id: [{"answer_id": a.id, "evidence_id": ids} for a, ids in zip(c.answer_sentences, rows, strict=True)]
-                for c, rows in zip(cases, picked, strict=True)
-            }
+    for subtask, predict, key in ((2, _identify, "strict_micro_f1"), (4, _align, "micro_f1")):
+        predictions = predict([c.input_for(subtask) for c in cases], model)
         recorded = 100 * model.section(subtask)["record"]["rule_mean_source_f1"]
         assert score_predictions(subtask, predictions, cases)[key] == pytest.approx(recorded, abs=0.01)
 
