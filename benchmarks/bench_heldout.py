@@ -51,18 +51,6 @@ DEFAULT_SET = (
 )
 
 
-def load_sources(shared: Path | None) -> dict[str, list]:
-    from ehrqa.train.aligner import training_sources
-
-    return training_sources(shared)
-
-
-def covid_cases(shared: Path | None) -> list:
-    from ehrqa.train.aligner import CHECK_COVID, check_covid_cases
-
-    return check_covid_cases(shared / "raw" / "check_covid" if shared else CHECK_COVID)
-
-
 def encoder(kind: str = "minilm"):
     """MiniLM (the shipped default's encoder), MiniLM with int8 weights (``int8``), each with its
     vectors cached on disk, or ``static`` (see static_encoder.py)."""
@@ -114,35 +102,12 @@ def predictions(subtask: int, cases, picked) -> dict:
 
 
 def prf(subtask: int, cases, picked) -> tuple[float, float, float]:
-    """Micro P/R/F1 (0-100) by ``ehrqa.score``; by the same set arithmetic here while that package
-    cannot be imported (it is being refactored), said once in the output."""
-    from ehrqa.data.submission import build_submission
+    """Micro P/R/F1 (0-100) by ``ehrqa.score`` (ST2 strict: essential only)."""
+    from ehrqa.score import score_predictions
 
-    preds = predictions(subtask, cases, picked)
-    try:
-        from ehrqa.score import score_submission
-    except ImportError as e:
-        if not getattr(prf, "warned", False):
-            print(f"    (ehrqa.score not importable now: {e}; micro P/R/F1 computed here)")
-            prf.warned = True
-        return local_micro(subtask, preds, cases)
-    result = score_submission(subtask, build_submission(subtask, preds, cases), cases)
+    result = score_predictions(subtask, predictions(subtask, cases, picked), cases)
     prefix = "strict_micro_" if subtask == 2 else "micro_"
     return tuple(result[prefix + k] for k in ("precision", "recall", "f1"))
-
-
-def local_micro(subtask: int, preds: dict, cases) -> tuple[float, float, float]:
-    tp = n_pred = n_gold = 0
-    for case in cases:
-        if subtask == 2:
-            got, want = set(preds[case.id]), set(case.essential_ids)
-        else:
-            got = {(x["answer_id"], e) for x in preds[case.id] for e in x["evidence_id"]}
-            want = case.citation_pairs
-        tp, n_pred, n_gold = tp + len(got & want), n_pred + len(got), n_gold + len(want)
-    p = tp / n_pred if n_pred else 0.0
-    r = tp / n_gold if n_gold else 0.0
-    return 100 * p, 100 * r, (200 * p * r / (p + r) if p + r else 0.0)
 
 
 def rule_params(name: str):
@@ -298,10 +263,11 @@ def st3_scores(cases, preds: dict) -> dict:
 
 def paired_interval(ours: dict, rival: dict, metric: str, resamples: int = 2000, seed: int = 0) -> tuple:
     """95% percentile interval of mean(ours - rival) over case resamples (paired: the same cases)."""
-    diff = np.array([a[metric] - b[metric] for a, b in zip(ours["per_case"], rival["per_case"], strict=True)])
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    from ehrqa.score.report import bootstrap_ci
+
+    diffs = [{"d": a[metric] - b[metric]} for a, b in zip(ours["per_case"], rival["per_case"], strict=True)]
+    lo, hi = bootstrap_ci(diffs, lambda rs: {"d": float(np.mean([r["d"] for r in rs]))}, resamples, seed)["d"]
+    return lo, hi
 
 
 def choose_extractive(sources: dict, tensors: dict, model, idx) -> tuple[bool, float | None]:
@@ -346,11 +312,6 @@ def timed(make, *args):
 
 def st3_table(data: dict, enc, features, fit: dict) -> dict:
     """Print the ST3 table; return, per held-out source, the metrics of each system."""
-    try:
-        from ehrqa.score import score_submission  # noqa: F401
-    except ImportError as e:
-        print(f"\nST3: skipped, ehrqa.score not importable now ({e})")
-        return {}
     from ehrqa.retrieval.features import FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import fit_relevance
     from ehrqa.train.aligner import gold_indices, has_gold
@@ -398,12 +359,12 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
 def quality(args) -> None:
     from ehrqa.retrieval.features import FEATURES, LEXICAL_FEATURES, ROBUST_FEATURES
     from ehrqa.retrieval.relevance import RULES
-    from ehrqa.train.aligner import DEFAULT_FIT, ROBUST_C
+    from ehrqa.train.aligner import DEFAULT_FIT, ROBUST_C, shipped_sources
 
     print(__doc__.split("\n\n")[1].replace("\n", " "), "\n")
     started = time.perf_counter()
-    data = load_sources(args.shared)
-    covid = {"check_covid": covid_cases(args.shared)}
+    sources = shipped_sources(shared=args.shared)
+    data, covid = sources[2], {"check_covid": sources[4]["check_covid"]}
     enc = encoder(args.encoder)
     if args.encoder != "minilm":
         print(f"dense features from: {args.encoder} (every learned model below is fitted on these vectors)\n")
@@ -457,8 +418,9 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
 
     from ehrqa.data.case import AnswerSentence
     from ehrqa.retrieval.aligner import load_model
+    from ehrqa.train.aligner import training_sources
 
-    data = load_sources(None)
+    data = training_sources()
     pool = [c for cs in data.values() for c in cs if c.answer_sentences and c.sentences]
     cases = []
     for i in range(147):  # distinct texts, so no encoding is reused across copies
