@@ -36,6 +36,11 @@ def run_ehrqa(*args: str, stdout=subprocess.PIPE, as_nobody: bool = False) -> su
     )
 
 
+def score_st2(data_dir, submission, *extra) -> subprocess.CompletedProcess:
+    """``ehrqa score`` of an ST2 submission against ``data_dir``, with ``extra`` arguments."""
+    return run_ehrqa("score", "--subtask", "2", "--submission", submission, "--data", data_dir, *extra)
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     """Exit 2, one stderr line in the house style holding every fragment (any case); returns the line."""
     err = proc.stderr
@@ -144,7 +149,7 @@ def test_out_that_is_a_directory_is_refused_before_scoring(data_dir, st2_submiss
     folder = tmp_path / "results"
     folder.mkdir()
     for flag in ("--out", "--per-case"):
-        proc = run_ehrqa("score", "--subtask", "2", "--submission", st2_submission, "--data", data_dir, flag, folder)
+        proc = score_st2(data_dir, st2_submission, flag, folder)
         assert_one_line_error(proc, flag, str(folder), "is a directory")
     assert list(folder.iterdir()) == [] and leftovers(tmp_path) == []
 
@@ -152,36 +157,14 @@ def test_out_that_is_a_directory_is_refused_before_scoring(data_dir, st2_submiss
 def test_out_below_a_file_is_refused(data_dir, st2_submission, tmp_path):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file, not a folder")
-    proc = run_ehrqa(
-        "score",
-        "--subtask",
-        "2",
-        "--submission",
-        st2_submission,
-        "--data",
-        data_dir,
-        "--per-case",
-        blocker / "per_case.csv",
-    )
+    proc = score_st2(data_dir, st2_submission, "--per-case", blocker / "per_case.csv")
     assert_one_line_error(proc, "--per-case", "notes.txt", "is a file")
     assert blocker.read_text() == "a file, not a folder" and leftovers(tmp_path) == []
 
 
 def test_score_writes_complete_files_and_no_temporaries(data_dir, st2_submission, tmp_path):
     out, per_case = tmp_path / "o" / "score.json", tmp_path / "o" / "per_case.csv"
-    proc = run_ehrqa(
-        "score",
-        "--subtask",
-        "2",
-        "--submission",
-        st2_submission,
-        "--data",
-        data_dir,
-        "--out",
-        out,
-        "--per-case",
-        per_case,
-    )
+    proc = score_st2(data_dir, st2_submission, "--out", out, "--per-case", per_case)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == json.loads(proc.stdout)
     rows = per_case.read_text().splitlines()
