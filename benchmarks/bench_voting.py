@@ -42,6 +42,7 @@ from ehrqa.llm.backend import ChatBackend, ChatRequest, GenerationConfig, Reply,
 from ehrqa.llm.cache import CachedBackend
 from ehrqa.llm.jsonout import correction_message, parse_alignment, parse_evidence
 from ehrqa.llm.vote import vote_ids, vote_links
+from ehrqa.score.sets import Counts, micro
 
 TEMPERATURE = 0.7
 GARBAGE = 0.05
@@ -172,7 +173,7 @@ def predict_task(setting: Setting, subtask: int, inputs: list[Case], backends: d
     prompt = "st4-align@1" if subtask == 4 else "st2-classify@1"
     voters = tuple(Voter(backend=n, prompt=prompt, samples=setting.samples, temperature=TEMPERATURE) for n in names)
     if subtask == 4:
-        from ehrqa.llm.vote import links_from_prediction
+        from ehrqa.data.submission import links_from_prediction
         from ehrqa.tasks.align import AlignConfig, predict
 
         config = AlignConfig(method="llm", voters=voters, vote_threshold=setting.threshold)
@@ -245,7 +246,7 @@ def counts(cases: Sequence[Case], predictions: dict, subtask: int) -> tuple[int,
 
 
 def f1(tp: float, fp: float, fn: float) -> float:
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return micro([Counts(tp, tp + fp, tp + fn)], both_empty_is_one=False)[2]
 
 
 def votes_distribution(ps: Sequence[float], samples: int) -> list[float]:

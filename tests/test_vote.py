@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from ehrqa.data.submission import links_from_prediction, prediction_from_links
 from ehrqa.errors import DataError
 from ehrqa.llm.vote import (
     Rule,
     centrality,
-    links_from_prediction,
     medoid,
     parse_rule,
-    prediction_from_links,
     rouge_l_f1,
     vote_ids,
     vote_links,
@@ -216,3 +215,45 @@ def test_medoid_ties_go_to_the_lowest_index_and_missing_texts_are_skipped():
         medoid([])
     with pytest.raises(ValueError):
         medoid([None])
+
+
+def llm_step(rule) -> dict:
+    backend = {"kind": "openai", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    return {"backends": {"default": backend}, "steps": [{"subtask": 4, "method": "llm", "vote_threshold": rule}]}
+
+
+@pytest.mark.parametrize(
+    "written, rule, config_form",
+    [
+        ("majority", Rule("majority", 0), "majority"),
+        (2, Rule("k", 2), 2),  # at least 2 votes (it used to load, then fail after the model calls)
+        (0.5, Rule("threshold", 0.5), 0.5),
+        ("union", Rule("union", 0), "union"),
+    ],
+)
+def test_a_recipe_takes_the_rules_ensemble_takes(written, rule, config_form):
+    from ehrqa.runs.config import parse_recipe
+    from ehrqa.runs.ensemble import combine
+
+    recipe = parse_recipe(llm_step(written), "r.yaml")
+    assert recipe.steps[0].config.vote_threshold == rule
+    assert recipe.to_dict()["steps"][0]["vote_threshold"] == config_form  # run.json keeps the recipe's words
+    systems = [[{"case_id": "1", "prediction": ids}] for ids in (["1", "2"], ["1"], ["3"])]
+    assert combine(2, systems, written)[0]["prediction"] == vote_ids([["1", "2"], ["1"], ["3"]], rule).kept
+
+
+@pytest.mark.parametrize("bad", ["most", 1.5, "k=x", 0])
+def test_a_bad_rule_in_a_recipe_is_refused_at_load_before_any_model_call(tmp_path, capsys, openai_server, bad):
+    import yaml
+
+    from ehrqa.cli import main
+
+    recipe = llm_step(bad)
+    recipe["backends"]["default"]["base_url"] = openai_server.base_url
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["run", "--recipe", str(path), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "steps[0].vote_threshold: vote rule" in error and "\n" not in error
+    assert openai_server.count == 0
+    assert not (tmp_path / "run").exists()

@@ -4,7 +4,8 @@
 lists/tuples and dicts by the field types. An unknown key or a value of the wrong type is a
 one-line :class:`DataError` that names the file and the key path (``recipe.yaml: steps[2].sampels:
 unknown key; known: ...``), never a traceback. Numbers written as strings (YAML 1.1 reads ``2e-4``
-as text) are accepted for float fields.
+as text) are accepted for float fields. A type with a ``from_config`` class method (a vote rule)
+reads its own values, and writes them back with ``to_config``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     args = typing.get_args(tp)
     if tp is Any:
         return value
+    if hasattr(tp, "from_config"):  # a type that reads its own recipe form (e.g. a vote rule)
+        try:
+            return tp.from_config(value)
+        except ValueError as e:
+            raise DataError(f"{where}: {e}") from None
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -117,6 +123,8 @@ def from_dict(cls: type[T], data: Any, where: str = "recipe") -> T:
 
 def to_dict(obj: Any) -> Any:
     """A dataclass (nested) as plain data for JSON: tuples become lists."""
+    if hasattr(obj, "to_config"):
+        return obj.to_config()
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
@@ -124,11 +132,3 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): to_dict(v) for k, v in obj.items()}
     return obj
-
-
-def override(obj: T, **changes: Any) -> T:
-    """A copy of a dataclass with the given fields changed (None values are ignored), checked again."""
-    changes = {k: v for k, v in changes.items() if v is not None}
-    if not changes:
-        return obj
-    return from_dict(type(obj), {**to_dict(obj), **changes}, type(obj).__name__)

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR")
     parser.add_argument("--subtask", type=int, choices=[2, 4], required=True)
     parser.add_argument("--step", help="the step name in the runs (default: stN)")
-    parser.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", metavar="LIST")
+    parser.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="vote rules to try, as --vote")
     parser.add_argument("--folds", type=int, default=5)
 
 
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ehrqa.data.archehr import read_dataset
     from ehrqa.errors import DataError
+    from ehrqa.llm.vote import parse_rule
     from ehrqa.runs.ensemble import tune_threshold
     from ehrqa.runs.rundir import load_run
 
@@ -40,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     if not data or not data.get("key"):
         raise DataError(f"{args.runs[0]}: its dataset has no key (gold) to tune against")
     try:
-        thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
-    except ValueError:
-        raise DataError(f"--thresholds: expected numbers such as 0.4,0.5, got {args.thresholds!r}") from None
+        thresholds = [parse_rule(t).to_config() for t in args.thresholds.split(",") if t.strip()]
+    except DataError as e:
+        raise DataError(f"--thresholds: {e}") from None
     cases = read_dataset(None, xml=data["xml"], key=data["key"])
     print(json.dumps(tune_threshold(args.subtask, runs, cases, thresholds, args.folds), indent=2))
     return 0

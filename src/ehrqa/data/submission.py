@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ehrqa.data.case import Case
@@ -24,6 +24,29 @@ log = logging.getLogger(__name__)
 SUBTASKS = (1, 2, 3, 4)
 WORD_LIMITS = {1: QUESTION_WORD_LIMIT, 3: ANSWER_WORD_LIMIT}
 SUBMISSION_NAME = "submission.json"
+
+
+def links_from_prediction(prediction: Iterable) -> dict[str, list[str]]:
+    """An ST4 prediction (``[{"answer_id", "evidence_id": [...]}]``) as ``{answer id: [note ids]}``, repeated
+    answer objects unioned as the official scorer does (anything but such an object is skipped)."""
+    links: dict[str, list[str]] = {}
+    for item in prediction or ():
+        if isinstance(item, Mapping):
+            bucket = links.setdefault(str(item.get("answer_id")), [])
+            bucket.extend(str(sid) for sid in item.get("evidence_id") or () if str(sid) not in bucket)
+    return links
+
+
+def prediction_from_links(links: Mapping[str, Sequence[str]], answer_ids: Sequence[str] | None = None) -> list[dict]:
+    """``{answer id: [note ids]}`` as an ST4 prediction: one object per answer id of ``answer_ids``
+    (default: the mapping's), in that order, with no links where the mapping has none."""
+    order = links if answer_ids is None else answer_ids
+    return [{"answer_id": str(aid), "evidence_id": [str(s) for s in links.get(aid, ())]} for aid in order]
+
+
+def link_pairs(prediction: Iterable) -> set[tuple[str, str]]:
+    """An ST4 prediction as (answer sentence id, note sentence id) pairs, the unit ST4 is scored in."""
+    return {(aid, sid) for aid, sids in links_from_prediction(prediction).items() for sid in sids}
 
 
 def _subtask(subtask: int | str) -> int:

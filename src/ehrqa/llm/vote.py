@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from ehrqa.errors import DataError
 
 TOLERANCE = 1e-9
-RULE_KINDS = ("threshold", "majority", "union", "intersection", "k")
 
 
 @dataclass(frozen=True)
@@ -61,15 +60,22 @@ class Rule:
             return votes >= total - TOLERANCE
         return votes >= self.value - TOLERANCE  # k
 
-    def __str__(self) -> str:
+    @classmethod
+    def from_config(cls, value: object) -> Rule:
+        """How :mod:`ehrqa.config` reads a rule from a recipe or a flag (see :func:`parse_rule`)."""
+        return parse_rule(value)
+
+    def to_config(self) -> str | float | int:
+        """The rule as a recipe writes it: ``0.5``, ``3``, ``"majority"``."""
         if self.kind == "threshold":
-            return f"threshold {self.value:g}"
-        return f"at least {self.value:g}" if self.kind == "k" else self.kind
+            return self.value
+        return int(self.value) if self.kind == "k" else self.kind
 
 
-def parse_rule(rule: Rule | str | float | int) -> Rule:
-    """A rule from a recipe value or a command-line flag: ``0.5`` (threshold), ``3`` or ``"k=3"``
-    (at least 3 votes), ``"majority"``, ``"union"``/``"any"``, ``"intersection"``/``"all"``."""
+def parse_rule(rule: object) -> Rule:
+    """The one reader of vote rules, for recipes, ``--vote``/``--vote-threshold`` flags and records:
+    ``0.5`` (threshold), ``3`` or ``"k=3"`` (at least 3 votes), ``"majority"``, ``"union"``/``"any"``,
+    ``"intersection"``/``"all"``. Anything else is a one-line :class:`DataError`."""
     if isinstance(rule, Rule):
         return rule
     bad = DataError(
@@ -216,21 +222,6 @@ def vote_links(
         if rule.keeps(votes[(aid, sid)], total):
             kept.setdefault(aid, []).append(sid)
     return LinkVote(kept, counts, _number(total, whole))
-
-
-def links_from_prediction(prediction: Iterable[Mapping]) -> dict[str, list[str]]:
-    """An official ST4 prediction (``[{"answer_id", "evidence_id": [...]}]``) as ``{answer id: [note ids]}``,
-    repeated answer objects unioned as the official scorer does."""
-    links: dict[str, list[str]] = {}
-    for item in prediction:
-        bucket = links.setdefault(str(item["answer_id"]), [])
-        bucket.extend(str(sid) for sid in item.get("evidence_id") or () if str(sid) not in bucket)
-    return links
-
-
-def prediction_from_links(links: Mapping[str, Sequence[str]]) -> list[dict]:
-    """``{answer id: [note ids]}`` as an official ST4 prediction, answer ids in the mapping's order."""
-    return [{"answer_id": str(aid), "evidence_id": [str(s) for s in sids]} for aid, sids in links.items()]
 
 
 # ---------------------------------------------------------------- texts

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
+from ehrqa.score.sets import count, micro
 
 
 def read_system(path: str | Path, subtask: int) -> list[dict]:
@@ -26,11 +27,15 @@ def read_system(path: str | Path, subtask: int) -> list[dict]:
     return read_submission(path)
 
 
-def combine(subtask: int, systems: Sequence[Sequence[dict]], rule: str = "majority") -> list[dict]:
-    """One submission from several: ST2/ST4 by ``rule`` (``majority``, ``union``, ``intersection``,
-    a threshold F, or a vote count ``k``), ST1/ST3 by the medoid text. Case order: the first system's."""
-    from ehrqa.llm.vote import links_from_prediction, medoid, prediction_from_links, vote_ids, vote_links
+def combine(subtask: int, systems: Sequence[Sequence[dict]], rule: object = "majority") -> list[dict]:
+    """One submission from several: ST2/ST4 by the vote ``rule`` (:func:`ehrqa.llm.vote.parse_rule`:
+    ``majority``, ``union``, ``intersection``, a threshold F, or a vote count ``k``), ST1/ST3 by the
+    medoid text. Case order: the first system's."""
+    from ehrqa.data.submission import links_from_prediction, prediction_from_links
+    from ehrqa.llm.vote import medoid, parse_rule, vote_ids, vote_links
 
+    if subtask in (2, 4):
+        rule = parse_rule(rule)
     by_system = [{e["case_id"]: e["prediction"] for e in entries} for entries in systems]
     order = [e["case_id"] for e in systems[0]]
     for k, predictions in enumerate(by_system[1:], 2):
@@ -42,32 +47,21 @@ def combine(subtask: int, systems: Sequence[Sequence[dict]], rule: str = "majori
         if subtask in (1, 3):
             value = predictions[medoid(predictions)]
         elif subtask == 2:
-            value = vote_ids(predictions, _rule(rule)).kept
+            value = vote_ids(predictions, rule).kept
         else:
             answer_ids = [e["answer_id"] for e in predictions[0]]
-            vote = vote_links([links_from_prediction(p) for p in predictions], _rule(rule), answer_ids=answer_ids)
+            vote = vote_links([links_from_prediction(p) for p in predictions], rule, answer_ids=answer_ids)
             value = prediction_from_links(vote.kept)
         combined.append({"case_id": case_id, "prediction": value})
     return combined
 
 
-def _rule(text: str):
-    """``"0.5"`` -> 0.5, ``"2"`` -> 2 votes, words stay words."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 # ---- the vote threshold, chosen by k-fold cross-validation over recorded vote counts ----------
 
 
-def _counts(subtask: int, record: dict, case: Case, threshold: float) -> tuple[int, int, int]:
-    """(true positives, predicted, gold) of one case's votes at ``threshold``."""
+def _counts(subtask: int, record: dict, case: Case, threshold: object):
+    """The :class:`~ehrqa.score.sets.Counts` of one case's votes under the vote rule ``threshold``."""
+    from ehrqa.data.submission import link_pairs
     from ehrqa.llm.vote import parse_rule
 
     rule, total = parse_rule(threshold), record.get("n_votes") or 0
@@ -79,30 +73,26 @@ def _counts(subtask: int, record: dict, case: Case, threshold: float) -> tuple[i
     else:
         votes = record.get("votes")
         if votes is None:
-            kept = {(e["answer_id"], sid) for e in record["prediction"] for sid in e["evidence_id"]}
+            kept = link_pairs(record["prediction"])
         else:
             kept = {(aid, sid) for aid, row in votes.items() for sid, n in row.items() if rule.keeps(n, total)}
         gold = case.citation_pairs
-    return len(kept & gold), len(kept), len(gold)
+    return count(kept, gold)
 
 
-def _micro_f1(rows: list[tuple[int, int, int]]) -> float:
-    tp, predicted, gold = (sum(r[i] for r in rows) for i in range(3))
-    if predicted == 0 and gold == 0:
-        return 1.0
-    p = tp / predicted if predicted else 0.0
-    r = tp / gold if gold else 0.0
-    return 2 * p * r / (p + r) if p + r else 0.0
+def micro_f1(rows: list) -> float:
+    return micro(rows, both_empty_is_one=True)[2]
 
 
 def tune_threshold(
     subtask: int,
     runs: dict[str, dict[str, dict]],
     cases: Sequence[Case],
-    thresholds: Sequence[float],
+    thresholds: Sequence[object],
     folds: int = 5,
 ) -> dict:
-    """Choose a run (e.g. one per number of shots) and a vote threshold by k-fold CV.
+    """Choose a run (e.g. one per number of shots) and a vote rule (``thresholds``: 0.5, 2,
+    "majority", as :func:`ehrqa.llm.vote.parse_rule` reads them) by k-fold CV.
 
     ``runs`` maps a run's name to its step records ``{case_id: record}``. For each fold, the
     (run, threshold) with the best micro-F1 on the other folds is scored on the held-out fold;
@@ -115,7 +105,7 @@ def tune_threshold(
     table = {s: [_counts(subtask, runs[s[0]][c.id], c, s[1]) for c in cases] for s in settings}
 
     def best(indices: Sequence[int]) -> tuple[str, float]:
-        return max(settings, key=lambda s: (_micro_f1([table[s][i] for i in indices]), -settings.index(s)))
+        return max(settings, key=lambda s: (micro_f1([table[s][i] for i in indices]), -settings.index(s)))
 
     held_out_rows, chosen = [], []
     for fold in range(folds):
@@ -126,9 +116,9 @@ def tune_threshold(
         held_out_rows += [table[setting][i] for i in test]
     overall = best(range(len(cases)))
     return {
-        "cv_micro_f1": 100 * _micro_f1(held_out_rows),
+        "cv_micro_f1": 100 * micro_f1(held_out_rows),
         "folds": chosen,
         "best": {"run": overall[0], "threshold": overall[1]},
-        "in_sample_micro_f1": {f"{name}@{t}": 100 * _micro_f1(table[(name, t)]) for name, t in settings},
+        "in_sample_micro_f1": {f"{name}@{t}": 100 * micro_f1(table[(name, t)]) for name, t in settings},
         "n_cases": len(cases),
     }

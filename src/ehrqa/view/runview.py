@@ -179,9 +179,11 @@ def _per_case_dict(raw) -> dict[str, dict[str, float]]:
 def vote_threshold_points(
     view: SubtaskView, cases: list[Case]
 ) -> tuple[list[tuple[int, float, float]], tuple[float, float]] | None:
-    """Micro precision/recall (0-100) of "at least t votes" for each vote threshold t, and the run's own
+    """Micro precision/recall (0-100) of the vote rule t ("at least t votes") for each count t, and the run's own
     point, from ST2 votes ``{sentence id: count}`` or ST4 votes ``{answer id: {note id: count}}``.
     None when the records carry no votes or the cases no gold."""
+    from ehrqa.llm.vote import parse_rule
+
     by_id = {c.id: c for c in cases}
     voted = {cid: r for cid, r in view.records.items() if isinstance(r.get("votes"), dict) and cid in by_id}
     if view.subtask not in (2, 4) or not voted:
@@ -190,14 +192,12 @@ def vote_threshold_points(
     counts: dict[str, dict] = {}
     for cid, record in voted.items():
         case = by_id[cid]
+        if not case.has_gold(view.subtask):
+            return None
         if view.subtask == 2:
-            if case.relevance is None:
-                return None
             gold[cid] = set(case.essential_ids)
             counts[cid] = {sid: n for sid, n in record["votes"].items() if isinstance(n, (int, float))}
         else:
-            if not case.answer_sentences or any(a.citations is None for a in case.answer_sentences):
-                return None
             gold[cid] = case.citation_pairs
             counts[cid] = {
                 (aid, nid): n
@@ -211,27 +211,22 @@ def vote_threshold_points(
     )
     points = []
     for t in range(1, top + 1):
-        predicted = {cid: {k for k, n in c.items() if n >= t} for cid, c in counts.items()}
+        rule = parse_rule(t)  # at least t votes
+        totals = {cid: voted[cid].get("n_votes") or top for cid in counts}
+        predicted = {cid: {k for k, n in c.items() if rule.keeps(n, totals[cid])} for cid, c in counts.items()}
         points.append((t, *_micro(predicted, gold)))
     chosen = {cid: _predicted_set(view.subtask, view.predictions.get(cid)) for cid in voted}
     return points, _micro(chosen, gold)
 
 
 def _predicted_set(subtask: int, prediction) -> set:
-    if subtask == 2:
-        return {str(s) for s in prediction or ()}
-    return {
-        (str(x.get("answer_id")), str(n))
-        for x in prediction or ()
-        if isinstance(x, dict)
-        for n in x.get("evidence_id") or ()
-    }
+    from ehrqa.data.submission import link_pairs
+
+    return {str(s) for s in prediction or ()} if subtask == 2 else link_pairs(prediction)
 
 
 def _micro(predicted: dict[str, set], gold: dict[str, set]) -> tuple[float, float]:
-    tp = sum(len(predicted[c] & gold[c]) for c in predicted)
-    n_pred = sum(len(p) for p in predicted.values())
-    n_gold = sum(len(gold[c]) for c in predicted)
-    precision = 100.0 * tp / n_pred if n_pred else 0.0
-    recall = 100.0 * tp / n_gold if n_gold else 0.0
-    return precision, recall
+    from ehrqa.score.sets import count, micro
+
+    precision, recall, _ = micro([count(predicted[c], gold[c]) for c in predicted], both_empty_is_one=False)
+    return 100.0 * precision, 100.0 * recall
