@@ -1,7 +1,9 @@
+import ast
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -83,6 +85,88 @@ def test_validate_starts_without_heavy_imports(data_dir):
     )
     out = subprocess.run([sys.executable, "-c", code, str(data_dir)], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out, out  # start-up time itself is measured in benchmarks/bench_startup.py
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "ehrqa"
+# Third-party libraries a module may import at its top level; every other one (torch, transformers,
+# sentence-transformers, sklearn, peft, matplotlib, bitsandbytes, datasets, ...) is imported inside
+# the function that needs it, so that light commands start fast.
+TOP_LEVEL_THIRD_PARTY = {"numpy"}
+
+
+def _modules() -> dict[str, ast.Module]:
+    trees = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC.parent).with_suffix("").parts
+        trees[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = ast.parse(path.read_text())
+    return trees
+
+
+def _top_level_imports(body: list[ast.stmt]):
+    """Import statements run when the module is imported (not in functions, not under TYPE_CHECKING)."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.unparse(node.test):
+            yield from _top_level_imports(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            yield from _top_level_imports(node.body + node.orelse + node.finalbody)
+            for handler in node.handlers:
+                yield from _top_level_imports(handler.body)
+        elif isinstance(node, ast.ClassDef):
+            yield from _top_level_imports(node.body)
+
+
+def _imported(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    return [f"{node.module}.{a.name}" for a in node.names]
+
+
+def test_heavy_libraries_are_imported_only_inside_functions():
+    offenders = []
+    for module, tree in _modules().items():
+        for node in _top_level_imports(tree.body):
+            for name in _imported(node):
+                root = name.split(".")[0]
+                if root not in sys.stdlib_module_names and root not in ("ehrqa", *TOP_LEVEL_THIRD_PARTY):
+                    offenders.append(f"{module}:{node.lineno} imports {root}")
+    assert not offenders, "import these inside the functions that need them: " + "; ".join(offenders)
+
+
+def test_the_import_graph_has_no_cycles():
+    """Counting the imports inside functions too: a cycle hidden by a late import is still a cycle."""
+    trees = _modules()
+
+    def owner(name: str) -> str:  # "ehrqa.tasks.base.Context" -> "ehrqa.tasks.base"
+        while name not in trees:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {
+        module: {
+            owner(n)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for n in _imported(node)
+            if n.startswith("ehrqa.")
+        }
+        - {module, "ehrqa"}
+        for module, tree in trees.items()
+    }
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for dep in sorted(graph[module]):
+            assert state.get(dep) != "open", "import cycle: " + " -> ".join([*path[path.index(dep) :], dep])
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
 
 
 def test_prediction_commands_take_case_ranges(tmp_path, capsys):

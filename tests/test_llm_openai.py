@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from ehrqa.errors import DataError
+from ehrqa.llm import make_backend
 from ehrqa.llm.backend import (
     BackendFatal,
     BackendSpec,
     ChatRequest,
     GenerationConfig,
     ServerError,
-    make_backend,
     sample_seed,
 )
 from ehrqa.llm.openai import OpenAIChat

@@ -106,7 +106,8 @@ def _installed(split: SplitGGUF) -> bool:
 )
 def test_the_assembled_0_5b_model_loads_and_answers():
     """Converts once into the cache if needed (about 3 minutes, 4 GB of memory), then answers greedily."""
-    from ehrqa.llm.backend import BackendSpec, GenerationConfig, make_backend
+    from ehrqa.llm import make_backend
+    from ehrqa.llm.backend import BackendSpec, GenerationConfig
 
     backend = make_backend(BackendSpec(kind="hf", model="qwen2.5-coder-0.5b", dtype="float32"))
     try:

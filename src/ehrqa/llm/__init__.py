@@ -1,1 +1,34 @@
 """Chat language models: one backend interface, local transformers and OpenAI-compatible servers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ehrqa.llm.backend import BackendSpec, ChatBackend
+
+
+def make_backend(spec: BackendSpec | None = None, **overrides) -> ChatBackend:
+    """The one construction path for chat backends: from a spec (plus field overrides)."""
+    spec = replace(spec or BackendSpec(), **overrides)
+    spec.check()
+    if spec.kind == "hf":
+        from ehrqa.llm.hf import HFChat
+
+        return HFChat(
+            spec.model,
+            adapter=spec.adapter,
+            load_in_4bit=spec.load_in_4bit,
+            batch_size=spec.batch_size,
+            dtype=spec.dtype,
+        )
+    from ehrqa.llm.openai import OpenAIChat
+
+    return OpenAIChat(
+        spec.base_url,
+        spec.model,
+        api_key_env=spec.api_key_env,
+        timeout=spec.timeout,
+        retries=spec.retries,
+        concurrency=spec.concurrency,
+        response_format=spec.response_format,
+    )

@@ -6,8 +6,8 @@ chosen for that sample) with one :class:`Reply` each, in order. A failed request
 a failure that dooms every request (a wrong key, an unknown model) raises :class:`BackendFatal`.
 
 ``hf`` runs a local transformers model (optionally 4-bit, optionally with a LoRA adapter);
-``openai`` talks to any OpenAI-compatible server. :func:`make_backend` builds either from a
-:class:`BackendSpec`, the form recipes and command-line flags take.
+``openai`` talks to any OpenAI-compatible server. :func:`ehrqa.llm.make_backend` builds either
+from a :class:`BackendSpec`, the form recipes and command-line flags take.
 """
 
 from __future__ import annotations
@@ -169,30 +169,3 @@ class BackendSpec:
                 raise DataError("--adapter and --load-in-4bit are for the hf backend; the server loads its own model")
         elif self.base_url:
             raise DataError("--base-url is for the openai backend; add --backend openai")
-
-
-def make_backend(spec: BackendSpec | None = None, **overrides) -> ChatBackend:
-    """The one construction path for chat backends: from a spec (plus field overrides)."""
-    spec = replace(spec or BackendSpec(), **overrides)
-    spec.check()
-    if spec.kind == "hf":
-        from ehrqa.llm.hf import HFChat
-
-        return HFChat(
-            spec.model,
-            adapter=spec.adapter,
-            load_in_4bit=spec.load_in_4bit,
-            batch_size=spec.batch_size,
-            dtype=spec.dtype,
-        )
-    from ehrqa.llm.openai import OpenAIChat
-
-    return OpenAIChat(
-        spec.base_url,
-        spec.model,
-        api_key_env=spec.api_key_env,
-        timeout=spec.timeout,
-        retries=spec.retries,
-        concurrency=spec.concurrency,
-        response_format=spec.response_format,
-    )

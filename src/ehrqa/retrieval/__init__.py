@@ -1,7 +1,7 @@
 """Evidence retrieval for ST2 and ST4: scorers, their ensemble, the learned relevance model and
 the aligner model directory that ships them.
 
-- :mod:`~ehrqa.retrieval.base`: the :class:`Scorer` interface and :func:`build_scorer`;
+- :mod:`~ehrqa.retrieval.base`: the :class:`Scorer` interface; :func:`build_scorer` here makes one by name;
 - :mod:`~ehrqa.retrieval.bm25`, :mod:`~ehrqa.retrieval.tfidf`, :mod:`~ehrqa.retrieval.dense`,
   :mod:`~ehrqa.retrieval.cross_encoder`: the scorers;
 - :mod:`~ehrqa.retrieval.ensemble`: normalise, weight, threshold (inference);
@@ -10,3 +10,29 @@ the aligner model directory that ships them.
 - :mod:`~ehrqa.retrieval.aligner`: the model directory (``load_model``, ``select``, ``sentence_scores``);
 - :mod:`~ehrqa.retrieval.extractive`: the grounded extractive ST3 answer.
 """
+
+from __future__ import annotations
+
+
+def build_scorer(name: str, options: dict | None = None, model_dir=None):
+    """A scorer by component name, configured by ``options`` (a recipe/config section)."""
+    from ehrqa.retrieval.base import COMPONENTS
+
+    options = dict(options or {})
+    if name == "bm25":
+        from ehrqa.retrieval.bm25 import BM25Scorer
+
+        return BM25Scorer(**options)
+    if name == "tfidf":
+        from ehrqa.retrieval.tfidf import TfidfScorer
+
+        return TfidfScorer(**options)
+    if name == "dense":
+        from ehrqa.retrieval.dense import DenseScorer
+
+        return DenseScorer(**options)
+    if name == "cross_encoder":
+        from ehrqa.retrieval.cross_encoder import CrossEncoderScorer
+
+        return CrossEncoderScorer.from_model_dir(model_dir, **options)
+    raise ValueError(f"unknown evidence scorer {name!r}: expected one of {', '.join(COMPONENTS)}")

@@ -1,4 +1,4 @@
-"""The evidence scorer interface (:class:`Scorer`) and the name -> scorer factory.
+"""The evidence scorer interface (:class:`Scorer`); :func:`ehrqa.retrieval.build_scorer` makes one by name.
 
 Every scorer has the same small surface:
 
@@ -36,25 +36,3 @@ class Scorer:
 
     def score_requests(self, requests: Sequence[Request]) -> list[np.ndarray]:
         return [self.score_matrix(queries, sentences) for queries, sentences in requests]
-
-
-def build_scorer(name: str, options: dict | None = None, model_dir=None) -> Scorer:
-    """A scorer by component name, configured by ``options`` (a recipe/config section)."""
-    options = dict(options or {})
-    if name == "bm25":
-        from ehrqa.retrieval.bm25 import BM25Scorer
-
-        return BM25Scorer(**options)
-    if name == "tfidf":
-        from ehrqa.retrieval.tfidf import TfidfScorer
-
-        return TfidfScorer(**options)
-    if name == "dense":
-        from ehrqa.retrieval.dense import DenseScorer
-
-        return DenseScorer(**options)
-    if name == "cross_encoder":
-        from ehrqa.retrieval.cross_encoder import CrossEncoderScorer
-
-        return CrossEncoderScorer.from_model_dir(model_dir, **options)
-    raise ValueError(f"unknown evidence scorer {name!r}: expected one of {', '.join(COMPONENTS)}")

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ehrqa.retrieval.base import Request, build_scorer
+from ehrqa.retrieval import build_scorer
+from ehrqa.retrieval.base import Request
 
 NORMALISERS = ("max", "minmax")
 DEFAULT_NORMALISE = {"bm25": "max", "tfidf": "max", "dense": "minmax", "cross_encoder": "minmax"}

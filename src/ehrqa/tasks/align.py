@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ehrqa.data.case import Case
+from ehrqa.data.submission import prediction_from_links
 from ehrqa.tasks.base import Context, EvidenceConfig, shared_aligner
 
 
@@ -24,11 +25,6 @@ class AlignConfig(EvidenceConfig):
     """ST4 settings; the fields are :class:`ehrqa.tasks.base.EvidenceConfig`'s."""
 
     prompt: str = "st4-align@1"
-
-
-def as_submission(case: Case, links: dict[str, list[str]]) -> list[dict]:
-    """``{answer id: [note ids]}`` as the official ST4 prediction, one entry per answer sentence."""
-    return [{"answer_id": a.id, "evidence_id": list(links.get(a.id, []))} for a in case.answer_sentences or ()]
 
 
 def aligner_links(inputs: Sequence[Case], aligner=None) -> dict[str, dict[str, list[str]]]:
@@ -48,9 +44,9 @@ def predict(inputs: Sequence[Case], config: AlignConfig | None = None, ctx: Cont
     if todo and config.method == "aligner":
         links = aligner_links(todo, config.aligner)
         for case in todo:
-            ctx.record(case.id, as_submission(case, links[case.id]))
+            ctx.record(case.id, prediction_from_links(links[case.id], [a.id for a in case.answer_sentences]))
     elif todo:
-        from ehrqa.tasks.llm_evidence import predict_votes
+        from ehrqa.tasks.llm_evidence import predict_votes  # the chat-model path, imported when used
 
-        predict_votes(4, todo, config, ctx)
+        predict_votes(4, todo, config, ctx, aligner_links)
     return ctx.predictions(inputs)

@@ -11,33 +11,29 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
 from ehrqa.llm.backend import BackendSpec, ChatBackend, ChatRequest, GenerationConfig, Reply, sample_seed
+from ehrqa.llm.vote import Rule, parse_rule
 
 
 @dataclass(frozen=True)
-class Voter:
-    """One model that answers (and votes): a named backend, a prompt, and how to sample it.
+class Sampling:
+    """How one chat model is asked: a named backend, a prompt, and how to sample it. The fields a
+    :class:`Voter` and a subtask's :class:`ModelSettings` share, defined once here."""
 
-    ``kind: aligner`` makes the retrieval aligner one voter among the language models."""
-
-    kind: str = "llm"  # llm | aligner
     backend: str = "default"
     prompt: str = ""
     samples: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 512
-    weight: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("llm", "aligner"):
-            raise ValueError(f"a voter's kind is 'llm' or 'aligner', not {self.kind!r}")
         self.generation()  # refuses several greedy samples
 
     def generation(self, *, json: bool = False) -> GenerationConfig:
@@ -51,34 +47,35 @@ class Voter:
 
 
 @dataclass(frozen=True)
-class ModelSettings:
-    """The fields of a subtask config that say how its chat model is asked (one :class:`Voter`)."""
+class Voter(Sampling):
+    """One model that answers (and votes). ``kind: aligner`` makes the retrieval aligner one voter
+    among the language models."""
+
+    kind: str = "llm"  # llm | aligner
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("llm", "aligner"):
+            raise ValueError(f"a voter's kind is 'llm' or 'aligner', not {self.kind!r}")
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
+class ModelSettings(Sampling):
+    """A subtask config's method and, for ``llm``, how its chat model is asked (one :class:`Voter`)."""
 
     method: str = ""
-    backend: str = "default"
-    prompt: str = ""
-    samples: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 512
 
     METHODS = ()  # the subtask's methods, set by each config class
 
     def __post_init__(self) -> None:
         if self.method not in self.METHODS:
             raise ValueError(f"method is one of {', '.join(self.METHODS)}, not {self.method!r}")
-        self.voter  # noqa: B018 - building the voter checks the sampling settings
+        super().__post_init__()
 
     @property
     def voter(self) -> Voter:
-        return Voter(
-            backend=self.backend,
-            prompt=self.prompt,
-            samples=self.samples,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_new_tokens=self.max_new_tokens,
-        )
+        return Voter(**{f.name: getattr(self, f.name) for f in fields(Sampling)})
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ class EvidenceConfig(ModelSettings):
     aligner: str | None = None  # aligner model directory (None: the shipped default)
     max_new_tokens: int = 768
     voters: tuple[Voter, ...] = ()  # several voters; empty: one voter from the fields above
-    vote_threshold: float = 0.5
+    vote_threshold: Rule = Rule("threshold", 0.5)  # majority, union, intersection, a fraction, a count
     shots: int = 0
     examples: str | None = None  # dataset directory of annotated cases for few-shot examples
 
@@ -97,6 +94,7 @@ class EvidenceConfig(ModelSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "vote_threshold", parse_rule(self.vote_threshold))
         self.all_voters  # noqa: B018 - builds (and so checks) the voters
 
     @property
@@ -154,7 +152,7 @@ class Context:
             if name not in self.backends:
                 known = ", ".join(self.backends) or "none"
                 raise DataError(f"backend {name!r} is not defined in the recipe's backends (defined: {known})")
-            from ehrqa.llm.backend import make_backend
+            from ehrqa.llm import make_backend
 
             given = self.backends[name]
             backend = given if isinstance(given, ChatBackend) else make_backend(given)

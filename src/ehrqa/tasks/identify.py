@@ -41,7 +41,7 @@ def predict(inputs: Sequence[Case], config: IdentifyConfig | None = None, ctx: C
         for case_id, ids in aligner_evidence(todo, config.aligner).items():
             ctx.record(case_id, ids)
     elif todo:
-        from ehrqa.tasks.llm_evidence import predict_votes
+        from ehrqa.tasks.llm_evidence import predict_votes  # the chat-model path, imported when used
 
-        predict_votes(2, todo, config, ctx)
+        predict_votes(2, todo, config, ctx, aligner_evidence)
     return ctx.predictions(inputs)

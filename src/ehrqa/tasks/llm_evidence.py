@@ -4,9 +4,10 @@ For every case and every voter (a backend + prompt + samples; the retrieval alig
 voter too), each sample's reply is parsed by :mod:`ehrqa.llm.jsonout` (or, for answer-first
 prompts, by the citation markers of a drafted answer). A reply that cannot be used gets one
 correction turn naming its problems; if that fails too the sample is left out of the vote. The
-kept sentences (ST2) or links (ST4) are those at least ``vote_threshold`` of the voting weight
-names (:mod:`ehrqa.llm.vote`). A case without a single usable sample falls back to the retrieval
-aligner, and its record says so. No prediction ever names an id the case does not have.
+kept sentences (ST2) or links (ST4) are those the vote rule ``vote_threshold`` keeps (a fraction
+of the voting weight, majority, a count; :mod:`ehrqa.llm.vote`). A case without a single usable
+sample falls back to the retrieval aligner, and its record says so. No prediction ever names an
+id the case does not have.
 """
 
 from __future__ import annotations
@@ -176,17 +177,17 @@ def _collect(cases: Sequence[Case], config, ctx: Context, subtask: int, aligner_
     return samples, weights, failures, costs, aligner
 
 
-def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context) -> None:
-    """ST2 or ST4 by voting chat models; records each case (see :mod:`ehrqa.tasks.identify`/``align``)."""
+def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context, by_aligner: Callable) -> None:
+    """ST2 or ST4 by voting chat models; records each case (see :mod:`ehrqa.tasks.identify`/``align``).
+    ``by_aligner(cases, aligner)``: the subtask's aligner output, for the aligner voter and fallbacks."""
+    from ehrqa.data.submission import prediction_from_links
     from ehrqa.llm.vote import vote_ids, vote_links
-    from ehrqa.tasks.align import aligner_links, as_submission
-    from ehrqa.tasks.identify import aligner_evidence
 
     def aligner_output(cs):
-        return aligner_evidence(cs, config.aligner) if subtask == 2 else aligner_links(cs, config.aligner)
+        return by_aligner(cs, config.aligner)
 
     def prediction(case: Case, value):
-        return value if subtask == 2 else as_submission(case, value)
+        return value if subtask == 2 else prediction_from_links(value, [a.id for a in case.answer_sentences or ()])
 
     samples, weights, failures, costs, aligner = _collect(cases, config, ctx, subtask, aligner_output)
     fallback = [c for c in cases if all(s is None for s in samples[c.id])]
