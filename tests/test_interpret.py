@@ -1,5 +1,7 @@
 from dataclasses import replace
 
+import pytest
+
 from ehrqa.tasks.interpret import patient_question_text, predict, to_clinician_question
 from helpers import make_case
 
@@ -80,3 +82,29 @@ def test_model_flags_without_the_llm_method_are_refused(tmp_path, capsys):
     out = str(tmp_path / "s.json")
     assert main(["interpret", "--out", out, "--method", "rule", "--base-url", "http://127.0.0.1:9/v1"]) == 2
     assert "need --method llm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, examples", [([], 3), (["--shots", "0"], 0), (["--shots", "1"], 1)])
+def test_the_shots_flag_is_the_number_of_examples_shown(tmp_path, openai_server, flags, examples):
+    from ehrqa.cli import main
+
+    server = ["--backend", "openai", "--model", "m", "--base-url", openai_server.base_url]
+    out = str(tmp_path / "questions.json")
+    assert main(["interpret", "--method", "llm", *server, "--cases", "101", "--out", out, *flags]) == 0
+    roles = [m["role"] for m in openai_server.bodies[0]["messages"]]
+    assert roles == ["system", *["user", "assistant"] * examples, "user"]  # the default, 3, is InterpretConfig's
+
+
+def test_flags_are_the_config_fields_with_the_config_defaults():
+    from ehrqa.cli import build_parser
+    from ehrqa.tasks.generate import GenerateConfig
+
+    parser = build_parser()
+    generate = next(a for a in parser._actions if a.dest == "command").choices["generate"]
+    help_text = " ".join(generate.format_help().split())
+    default = GenerateConfig.max_new_tokens
+    assert f"--max-new-tokens MAX_NEW_TOKENS most tokens per reply (default: {default})" in help_text
+    assert "--cite, --no-cite" in help_text and "--top-p" in help_text  # every field is a flag
+    args = parser.parse_args(["generate", "--out", "x.json", "--max-new-tokens", "9", "--no-cite"])
+    assert args.max_new_tokens == 9 and args.cite is False
+    assert not hasattr(args, "shots")  # a flag left out leaves the config's own value

@@ -63,63 +63,41 @@ def parse_subtasks(text: str) -> list[int]:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str) -> None:
-    """The chat-model arguments shared by commands that call a language model."""
+    """The chat-model arguments shared by commands that call a language model: ``--backend`` and
+    one flag per :class:`~ehrqa.llm.backend.BackendSpec` field."""
+    from ehrqa.commands._flags import add_config_flags
+    from ehrqa.llm.backend import BACKEND_KINDS, BackendSpec
+
     m = parser.add_argument_group("model")
     m.add_argument(
         "--backend",
-        choices=["hf", "openai"],
+        choices=BACKEND_KINDS,
         default=None,
         help="local transformers (default: hf) or an OpenAI-compatible HTTP server",
     )
-    m.add_argument(
-        "--model",
-        metavar="ID_OR_DIR",
-        help=f"hf: model id or directory (default: {default_model}); openai: the model name the server serves",
-    )
-    m.add_argument("--adapter", metavar="DIR", help="hf: LoRA adapter directory (from ehrqa train generator)")
-    m.add_argument("--load-in-4bit", action="store_true", default=None, help="hf: load the base model in 4-bit NF4")
-    m.add_argument("--batch-size", type=int, help="hf: prompts per generate() call (default: 4)")
-    m.add_argument("--base-url", metavar="URL", help="openai: server URL ending in /v1 (e.g. http://127.0.0.1:8000/v1)")
-    m.add_argument(
-        "--api-key-env",
-        metavar="NAME",
-        help="openai: environment variable holding the API key (default: OPENAI_API_KEY)",
-    )
-    m.add_argument("--concurrency", type=int, help="openai: requests in flight at once (default: 4)")
-    m.add_argument("--timeout", type=float, help="openai: seconds per request (default: 120)")
-    m.add_argument("--retries", type=int, help="openai: retries per request (default: 3)")
-    m.add_argument(
-        "--response-format",
-        action="store_true",
-        default=None,
-        help="openai: ask for JSON objects (servers that support response_format: vLLM, OpenAI)",
-    )
+    model = f"hf: model id or directory (default: {default_model}); openai: the model name the server serves"
+    add_config_flags(m, BackendSpec, skip=("kind",), help={"model": model})
 
 
 OPENAI_ONLY = ("base_url", "api_key_env", "concurrency", "timeout", "retries", "response_format")
-HF_ONLY = ("adapter", "load_in_4bit", "batch_size")
+HF_ONLY = ("adapter", "load_in_4bit", "batch_size", "dtype")
 
 
-def backend_spec_from_args(args: argparse.Namespace, base=None):
-    """A :class:`BackendSpec` from the flags (over ``base``); flags for the other backend are refused."""
-    from dataclasses import replace
-
+def backend_spec_from_args(args: argparse.Namespace):
+    """A :class:`BackendSpec` from the flags; flags for the other backend are refused."""
+    from ehrqa.commands._flags import given
     from ehrqa.llm.backend import BackendSpec
 
-    kind = args.backend or (base.kind if base else "hf")
-    other = OPENAI_ONLY if kind == "hf" else HF_ONLY
-    given = [name for name in other if getattr(args, name, None) is not None]
-    if given:
-        flag = "--" + given[0].replace("_", "-")
+    kind = args.backend or "hf"
+    changes = given(args, BackendSpec, skip=("kind",))
+    other = [name for name in (OPENAI_ONLY if kind == "hf" else HF_ONLY) if name in changes]
+    if other:
+        flag = "--" + other[0].replace("_", "-")
         needs = "--backend openai" if kind == "hf" else "--backend hf"
         raise DataError(f"{flag} is only used with {needs}")
-    if kind == "hf" and args.model is not None:
-        check_local_model(args.model)
-    fields = ("model", *HF_ONLY, *OPENAI_ONLY)
-    changes = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
-    spec = replace(base or BackendSpec(), kind=kind, **changes)
-    if args.model is None and base is not None and base.kind != kind:
-        spec = replace(spec, model=None)
+    if kind == "hf" and changes.get("model") is not None:
+        check_local_model(changes["model"])
+    spec = BackendSpec(kind=kind, **changes)
     spec.check()
     return spec
 

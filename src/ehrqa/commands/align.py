@@ -17,9 +17,10 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ehrqa.commands._llm_args import add_evidence_method_arguments
+    from ehrqa.tasks.align import AlignConfig
 
     add_prediction_arguments(parser)
-    add_evidence_method_arguments(parser, default_prompt="st4-align@1")
+    add_evidence_method_arguments(parser, AlignConfig)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,8 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ehrqa.commands._llm_args import add_sampling_arguments
+    from ehrqa.commands._llm_args import add_config_arguments
+    from ehrqa.tasks.generate import GenerateConfig
 
     add_prediction_arguments(parser)
     parser.add_argument(
@@ -26,30 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model flag such as --backend, --model or --adapter is given)",
     )
     add_backend_arguments(parser, default_model="the adapter's base, else the shipped SmolLM2")
-    add_sampling_arguments(parser, default_prompt="st3-answer@1", max_new_tokens=112)
-    parser.add_argument("--top-p", type=float, default=1.0)
+    add_config_arguments(parser, GenerateConfig)
 
 
 def run(args: argparse.Namespace) -> int:
     from ehrqa.commands._common import backend_spec_from_args
-    from ehrqa.commands._llm_args import refuse_model_flags, resolved_method
-    from ehrqa.config import from_dict
+    from ehrqa.commands._llm_args import config_from_args, refuse_model_flags, resolved_method
     from ehrqa.tasks.generate import GenerateConfig
 
     method = resolved_method(args, "extractive")
     if method != "llm":
         refuse_model_flags(args, "the extractive method calls no chat model")
-    settings = {
-        "method": method,
-        "prompt": args.prompt,
-        "samples": args.samples,
-        "temperature": args.temperature,
-        "top_p": args.top_p,
-        "max_new_tokens": args.max_new_tokens,
-        "shots": args.shots,
-        "examples": args.examples,
-    }
-    config = from_dict(GenerateConfig, settings, "flags")
+    config = config_from_args(args, GenerateConfig, method)
     backend = backend_spec_from_args(args) if method == "llm" else None
     row = run_one_subtask(args, 3, config, backend)
     print(f"wrote {row['out']} ({len(row['predictions'])} answers; per-case records in {row['run_dir']})")

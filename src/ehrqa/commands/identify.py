@@ -16,9 +16,10 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ehrqa.commands._llm_args import add_evidence_method_arguments
+    from ehrqa.tasks.identify import IdentifyConfig
 
     add_prediction_arguments(parser)
-    add_evidence_method_arguments(parser, default_prompt="st2-classify@1")
+    add_evidence_method_arguments(parser, IdentifyConfig)
 
 
 def run(args: argparse.Namespace) -> int:

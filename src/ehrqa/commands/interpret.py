@@ -15,32 +15,23 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ehrqa.commands._llm_args import add_sampling_arguments
+    from ehrqa.commands._llm_args import add_config_arguments
+    from ehrqa.tasks.interpret import InterpretConfig
 
     add_prediction_arguments(parser)
     parser.add_argument("--method", choices=["rule", "llm"], default="rule", help="(default: rule)")
     add_backend_arguments(parser, default_model="the shipped SmolLM2-135M-Instruct")
-    add_sampling_arguments(parser, default_prompt="st1-question@1", max_new_tokens=40)
+    add_config_arguments(parser, InterpretConfig)
 
 
 def run(args: argparse.Namespace) -> int:
     from ehrqa.commands._common import backend_spec_from_args
-    from ehrqa.commands._llm_args import refuse_model_flags
-    from ehrqa.config import from_dict
+    from ehrqa.commands._llm_args import config_from_args, refuse_model_flags
     from ehrqa.tasks.interpret import InterpretConfig
 
     if args.method != "llm":
         refuse_model_flags(args, "the rule method calls no chat model")
-    settings = {
-        "method": args.method,
-        "prompt": args.prompt,
-        "samples": args.samples,
-        "temperature": args.temperature,
-        "max_new_tokens": args.max_new_tokens,
-        "shots": args.shots or 3,
-        "examples": args.examples or "meqsum",
-    }
-    config = from_dict(InterpretConfig, settings, "flags")
+    config = config_from_args(args, InterpretConfig, args.method)
     backend = backend_spec_from_args(args) if args.method == "llm" else None
     row = run_one_subtask(args, 1, config, backend)
     print(f"wrote {row['out']} ({len(row['predictions'])} questions)")
