@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ehrqa.data.case import AnswerSentence, Case, NoteSentence
+from ehrqa.data.submission import links_from_prediction
 
 if TYPE_CHECKING:
     from ehrqa.tasks.base import Context
@@ -306,7 +307,7 @@ def _cited(
     case: Case, drafted: Sequence[AnswerSentence], links: list, st3_record: dict, extractive: bool
 ) -> tuple[CitedSentence, ...]:
     """Each answer sentence with its ST4 links, plus (extractive answers) the note sentence it came from."""
-    by_answer = {str(e["answer_id"]): [str(i) for i in e.get("evidence_id") or ()] for e in links}
+    by_answer = links_from_prediction(links)
     own = {}
     for a in st3_record.get("answer_sentences") if extractive else ():
         if isinstance(a, dict):

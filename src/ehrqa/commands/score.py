@@ -142,17 +142,13 @@ def _check_gold(cases: list, subtask: int, case_ids: list[str] | None, args: arg
     if subtask in (2, 3, 4) and not any(c.has_key for c in cases):
         where = f"{args.data} holds no {KEY_NAME}" if args.data else f"pass --key FILE ({KEY_NAME})"
         raise DataError(f"scoring subtask {subtask} needs the gold key: {where}")
-    need = {
-        1: (lambda c: c.clinician_question, f"{XML_NAME}: case {{}}: no <clinician_question> (the ST1 gold)"),
-        2: (lambda c: c.relevance is not None, f'{KEY_NAME}: case {{}}: no relevance labels ("answers")'),
-        3: (lambda c: c.answer, f"{KEY_NAME}: case {{}}: no clinician_answer_without_citations (the ST3 gold)"),
-        4: (
-            lambda c: c.answer_sentences is not None and all(a.citations is not None for a in c.answer_sentences),
-            f"{KEY_NAME}: case {{}}: no citations in clinician_answer_sentences (the ST4 gold)",
-        ),
-    }
-    has_gold, message = need[subtask]
-    missing = [c.id for c in scored if not has_gold(c)]
+    message = {
+        1: f"{XML_NAME}: case {{}}: no <clinician_question> (the ST1 gold)",
+        2: f'{KEY_NAME}: case {{}}: no relevance labels ("answers")',
+        3: f"{KEY_NAME}: case {{}}: no clinician_answer_without_citations (the ST3 gold)",
+        4: f"{KEY_NAME}: case {{}}: no citations in clinician_answer_sentences (the ST4 gold)",
+    }[subtask]
+    missing = [c.id for c in scored if not c.has_gold(subtask)]
     if missing:
         more = f" (and {len(missing) - 1} more cases)" if len(missing) > 1 else ""
         raise DataError(message.format(missing[0]) + more + f"; scoring subtask {subtask} needs it")

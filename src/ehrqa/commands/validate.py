@@ -65,7 +65,7 @@ def summarise(cases) -> str:
     parts = [f"{len(cases)} cases", f"{n_sentences} note sentences"]
     if keyed:
         gold = []
-        if any(c.relevance is not None for c in keyed):
+        if any(c.has_gold(2) for c in keyed):
             gold.append("relevance")
         if any(c.answer is not None for c in keyed):
             gold.append("answers")

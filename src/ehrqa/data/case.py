@@ -97,6 +97,17 @@ class Case:
     def has_key(self) -> bool:
         return self.relevance is not None or self.answer is not None or self.answer_sentences is not None
 
+    def has_gold(self, subtask: int) -> bool:
+        """Whether the case holds what ``subtask`` is scored against: ST1 the clinician question,
+        ST2 relevance labels, ST3 the answer, ST4 answer sentences that all carry citations."""
+        if subtask == 1:
+            return bool(self.clinician_question)
+        if subtask == 2:
+            return self.relevance is not None
+        if subtask == 3:
+            return bool(self.answer)
+        return self.answer_sentences is not None and all(a.citations is not None for a in self.answer_sentences)
+
     def input_for(self, subtask: int) -> Case:
         """The case as the official test input of ``subtask`` holds it, and nothing more.
 

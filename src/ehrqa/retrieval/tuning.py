@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ehrqa.retrieval.ensemble import EnsembleConfig, apply_rerank, normalise
+from ehrqa.score.sets import Counts, micro
 
 
 @dataclass
@@ -106,15 +107,6 @@ def _counts(combined, rank, gold, thresholds, min_links, max_links):
     return true_pos, predicted
 
 
-def micro(tp: float, predicted: float, gold: float) -> tuple[float, float, float]:
-    """Micro precision, recall, F1 (0-1) from counts; no predictions and no gold counts as perfect."""
-    if predicted == 0 and gold == 0:
-        return 1.0, 1.0, 1.0
-    p = tp / predicted if predicted else 0.0
-    r = tp / gold if gold else 0.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
 def tune(table: ScoreTable, grid: TuningGrid, components: Sequence[str] | None = None) -> dict:
     """The weights, threshold and max_links with the best micro F1 on ``table``."""
     names = list(components or table.scores)
@@ -158,7 +150,7 @@ def cross_validate(
         params = tune(train, grid, components)
         a, b, c = evaluate(test, params)
         tp, predicted, gold = tp + a, predicted + b, gold + c
-    p, r, f = micro(tp, predicted, gold)
+    p, r, f = micro([Counts(tp, predicted, gold)], both_empty_is_one=True)
     return {"precision": p, "recall": r, "f1": f, "tp": tp, "predicted": predicted, "gold": gold}
 
 

@@ -38,13 +38,7 @@ VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "scikit-l
 
 
 def has_gold(subtask: int, cases: Sequence[Case]) -> bool:
-    if subtask == 1:
-        return all(c.clinician_question for c in cases)
-    if subtask == 2:
-        return all(c.relevance is not None for c in cases)
-    if subtask == 3:
-        return all(c.answer for c in cases)
-    return all(c.answer_sentences and all(a.citations is not None for a in c.answer_sentences) for c in cases)
+    return all(c.has_gold(subtask) for c in cases)
 
 
 def has_input(subtask: int, cases: Sequence[Case]) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ehrqa.data.case import Case
+from ehrqa.data.submission import link_pairs
 from ehrqa.errors import DataError
 
 ST2_BOTH_EMPTY_IS_ONE = True
@@ -105,12 +106,6 @@ def _micro_macro(counts: Sequence[Counts], *, both_empty_is_one: bool, prefix: s
     return out
 
 
-def st4_pairs(links: Iterable[Mapping]) -> set[tuple[str, str]]:
-    """(answer sentence id, note sentence id) pairs from official ``{"answer_id", "evidence_id"}``
-    objects; repeated objects for one answer sentence are unioned."""
-    return {(link["answer_id"], sid) for link in links for sid in link["evidence_id"]}
-
-
 def st4_scores(counts: Sequence[Counts]) -> dict[str, float]:
     """The official ST4 keys on the 0-100 scale: micro over all pairs, macro over cases,
     no "both empty = 1" rule."""
@@ -124,7 +119,7 @@ def st4_scores(counts: Sequence[Counts]) -> dict[str, float]:
 
 def st2_record(case_id: str, predicted: Iterable[str], case: Case) -> dict:
     """One ST2 case: strict and lenient P/R/F (0-1), the strict counts, and ``_counts`` for aggregation."""
-    if case.relevance is None:
+    if not case.has_gold(2):
         raise DataError(f"key: case {case_id}: no relevance labels (needed for subtask 2)")
     counts = st2_counts(predicted, case.essential_ids, case.supplementary_ids)
     rec: dict = {"case_id": case_id}
@@ -138,9 +133,9 @@ def st2_record(case_id: str, predicted: Iterable[str], case: Case) -> dict:
 
 def st4_record(case_id: str, links: Iterable[Mapping], case: Case) -> dict:
     """One ST4 case: P/R/F (0-1) over (answer, note sentence) pairs, the counts, and ``_counts``."""
-    if case.answer_sentences is None or any(a.citations is None for a in case.answer_sentences):
+    if not case.has_gold(4):
         raise DataError(f"key: case {case_id}: answer sentences without citations (needed for subtask 4)")
-    c = count(st4_pairs(links), case.citation_pairs)
+    c = count(link_pairs(links), case.citation_pairs)
     p, r, f = prf(c, both_empty_is_one=ST4_BOTH_EMPTY_IS_ONE)
     return {
         "case_id": case_id,

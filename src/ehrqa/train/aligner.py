@@ -28,8 +28,9 @@ import numpy as np
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
+from ehrqa.retrieval import build_scorer
 from ehrqa.retrieval.aligner import FORMAT, QUERY_MODES, AlignerModel, requests_for
-from ehrqa.retrieval.base import COMPONENTS, build_scorer
+from ehrqa.retrieval.base import COMPONENTS
 from ehrqa.retrieval.ensemble import EnsembleConfig
 from ehrqa.retrieval.tuning import ScoreTable, TuningGrid, cross_validate, make_folds, tune
 from ehrqa.train.cross_encoder import (
@@ -98,11 +99,8 @@ def gold_indices(subtask: int, case: Case) -> list[set[int]]:
 
 
 def has_gold(subtask: int, case: Case) -> bool:
-    if not case.sentences:
-        return False
-    if subtask == 2:
-        return case.relevance is not None
-    return bool(case.answer_sentences) and all(a.citations is not None for a in case.answer_sentences)
+    """A case to train on: a note, and the subtask's gold (with at least one answer sentence for ST4)."""
+    return bool(case.sentences) and case.has_gold(subtask) and (subtask == 2 or bool(case.answer_sentences))
 
 
 def training_pairs(cases: Sequence[Case], subtask: int, query_mode: str) -> list[Pair]:

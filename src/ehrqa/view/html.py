@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ehrqa.data.case import AnswerSentence, Case
+from ehrqa.data.submission import links_from_prediction
 from ehrqa.view.runview import HEADLINE_LABEL, RunView, SubtaskView, load_run_view
 
 EPS = 1e-9
@@ -336,7 +337,7 @@ def _panel(case: Case, run: RunView, label: str, *, two: bool) -> str:
         classes = ["sent"]
         gold = labels.get(s.id)
         if st2:
-            if case.relevance is None:
+            if not case.has_gold(2):
                 classes.append("st2-pred" if s.id in pred else "")
             elif gold == "essential":
                 classes.append("st2-hit" if s.id in pred else "st2-miss")
@@ -412,7 +413,7 @@ def _st3(case: Case, run: RunView) -> str:
 
 
 def _reference(case: Case) -> str:
-    if case.answer_sentences and all(a.citations is not None for a in case.answer_sentences):
+    if case.answer_sentences and case.has_gold(4):
         items = "".join(
             f'<li class="ans ref" tabindex="0" data-cites="{_cites_attr(a.citations)}" data-aid="{e(a.id)}">'
             f'{e(a.text)} <span class="cites">|{e(",".join(a.citations or ()))}|</span></li>'
@@ -428,11 +429,7 @@ def _st4(case: Case, run: RunView) -> str:
     view = run.subtasks.get(4)
     if view is None:
         return ""
-    predicted: dict[str, list[str]] = {}
-    for link in view.predictions.get(case.id) or ():
-        if isinstance(link, dict):
-            ids = predicted.setdefault(str(link.get("answer_id")), [])
-            ids.extend(str(n) for n in link.get("evidence_id") or () if str(n) not in ids)
+    predicted = links_from_prediction(view.predictions.get(case.id))
     answer_sentences = case.answer_sentences
     if not answer_sentences:  # no key: the answer texts are unknown, show the links by answer id
         answer_sentences = tuple(AnswerSentence(aid, f"answer sentence {aid}") for aid in predicted)
@@ -441,7 +438,7 @@ def _st4(case: Case, run: RunView) -> str:
     record = view.records.get(case.id, {})
     votes = record.get("votes") if isinstance(record.get("votes"), dict) else {}
     n_votes = record.get("n_votes")
-    has_gold = all(a.citations is not None for a in answer_sentences)
+    has_gold = bool(case.answer_sentences) and case.has_gold(4)
     items = []
     for a in answer_sentences:
         pred = predicted.get(a.id, [])

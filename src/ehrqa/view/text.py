@@ -15,7 +15,7 @@ def format_case_list(cases: Sequence[Case]) -> str:
     lines = [f"{'case':>6}  {'specialty':<20} {'sent':>4} {'ess':>4}  clinician question"]
     for c in cases:
         question = c.clinician_question or "-"
-        ess = str(len(c.essential_ids)) if c.relevance is not None else "-"
+        ess = str(len(c.essential_ids)) if c.has_gold(2) else "-"
         lines.append(f"{c.id:>6}  {(c.specialty or '-')[:20]:<20} {len(c.sentences):>4} {ess:>4}  {question}")
     return "\n".join(lines)
 
