@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint format bench clean venv
+.PHONY: demo test test-fast lint format bench clean venv
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
+
+# The inner loop: every test that loads no model (tests marked `model` are left out); `make test` runs all.
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/python -m pytest -q -m "not model"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts

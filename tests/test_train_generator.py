@@ -87,6 +87,7 @@ def _lora_weights(adapter_dir: Path) -> dict:
     return load_file(str(adapter_dir / "adapter_model.safetensors"))
 
 
+@pytest.mark.model
 def test_train_save_load_merge_generate(tiny_qwen3, short_cases_dir, tmp_path):
     import torch
     from peft import PeftModel
@@ -139,9 +140,11 @@ def test_train_save_load_merge_generate(tiny_qwen3, short_cases_dir, tmp_path):
     assert all(isinstance(a, str) and a for a in four_bit.values())
 
 
+@pytest.mark.model
 def test_per_sample_seeds_reproduce_each_sample_whatever_else_is_in_the_batch(tiny_qwen3, short_cases_dir):
     """A resumed sampled run asks for fewer samples at once; each sample's reply must not change."""
-    from ehrqa.llm.backend import ChatRequest, GenerationConfig, make_backend, sample_seed
+    from ehrqa.llm import make_backend
+    from ehrqa.llm.backend import ChatRequest, GenerationConfig, sample_seed
     from ehrqa.llm.prompt import case_slots, load_prompt
 
     case = read_dataset(short_cases_dir)[0].input_for(3)
@@ -160,6 +163,7 @@ def test_per_sample_seeds_reproduce_each_sample_whatever_else_is_in_the_batch(ti
     assert len(set(together)) > 1  # different seeds, different samples
 
 
+@pytest.mark.model
 def test_interrupted_training_resumes_from_its_checkpoint(tiny_qwen3, short_cases_dir, tmp_path):
     from transformers import TrainerCallback
 
@@ -205,6 +209,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_qwen3, short_case
     assert again.steps == 0  # a finished stage is not trained again
 
 
+@pytest.mark.model
 def test_loss_is_on_the_answer_tokens_only(tiny_qwen3):
     from transformers import AutoTokenizer
 
@@ -248,3 +253,13 @@ def test_recipe_typos_are_reported():
         GeneratorRecipe.from_dict({"model": "x"})
     with pytest.raises(DataError, match="generator.lora.r: expected a whole number"):
         GeneratorRecipe.from_dict({"lora": {"r": "big"}, "stage2": {"data": {"source": "archehr"}}})
+
+
+@pytest.mark.parametrize("written", ["generator: {model: [unclosed\n", "- not\n- a mapping\n"])
+def test_a_damaged_run_recipe_is_one_line_before_anything_loads(tmp_path, written):
+    """The run's own recipe.yaml goes through the config loader (and is written atomically)."""
+    recipe = GeneratorRecipe.from_file(RECIPES / "cpu-smollm2.yaml")
+    (tmp_path / "recipe.yaml").write_text(written)
+    with pytest.raises(DataError, match=r"recipe.yaml: (not valid YAML|a training recipe is a YAML mapping)") as err:
+        train_generator(recipe, tmp_path, resume=True)
+    assert "\n" not in str(err.value)

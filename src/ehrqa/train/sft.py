@@ -26,7 +26,6 @@ unfinished stage from its last checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -36,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ehrqa.config import from_dict, load_yaml
 from ehrqa.errors import DataError
+from ehrqa.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,6 @@ class GeneratorRecipe:
 
     @classmethod
     def from_dict(cls, section: Any, where: str = "recipe: generator") -> GeneratorRecipe:
-        from ehrqa.config import from_dict
-
         if not isinstance(section, dict):
             raise DataError(f"{where}: must be a mapping")
         if "source" in section:
@@ -124,8 +123,6 @@ class GeneratorRecipe:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> GeneratorRecipe:
-        from ehrqa.config import load_yaml
-
         document = load_yaml(path, "recipe")
         if not document.get("generator"):
             raise DataError(f"{path}: no 'generator:' section (is this a run recipe? use `ehrqa run --recipe`)")
@@ -319,7 +316,7 @@ def train_stage(
             "train_loss": result.training_loss,
             "log_history": trainer.state.log_history,
         }
-        (tmp / "stage.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(tmp / "stage.json", summary)
         os.replace(tmp, adapter_dir)
     trainer.accelerator.wait_for_everyone()
     del trainer, model
@@ -329,7 +326,7 @@ def train_stage(
 def _write_recipe(recipe: GeneratorRecipe, path: Path) -> None:
     import yaml
 
-    path.write_text(yaml.safe_dump({"generator": recipe.source}, sort_keys=False), encoding="utf-8")
+    atomic_write_text(path, yaml.safe_dump({"generator": recipe.source}, sort_keys=False))
 
 
 def train_generator(
@@ -340,22 +337,18 @@ def train_generator(
     callbacks: list | None = None,
 ) -> Path:
     """Run the recipe's stages into ``output``; returns the final adapter directory."""
-    from transformers import set_seed
-
-    from ehrqa.llm.hf import load_tokenizer
-    from ehrqa.llm.models import resolve_model
-
     output = Path(output)
     recipe_path = output / RECIPE_FILE
     if output.exists() and any(output.iterdir()):
         if not resume:
             raise DataError(f"{output}: not empty; pass --resume to continue that run, or choose a new --output")
-        if recipe_path.exists():
-            import yaml
+        if recipe_path.exists() and load_yaml(recipe_path, "training recipe").get("generator") != recipe.source:
+            raise DataError(f"{output}: was started with a different recipe; cannot resume it with this one")
+    from transformers import set_seed
 
-            previous = (yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}).get("generator")
-            if previous != recipe.source:
-                raise DataError(f"{output}: was started with a different recipe; cannot resume it with this one")
+    from ehrqa.llm.hf import load_tokenizer
+    from ehrqa.llm.models import resolve_model
+
     output.mkdir(parents=True, exist_ok=True)
     if _is_main_process() and not recipe_path.exists():
         _write_recipe(recipe, recipe_path)
@@ -386,7 +379,7 @@ def train_generator(
         shutil.copytree(adapter, final)
         _write_recipe(recipe, final / RECIPE_FILE)
         metadata = {"base_model": recipe.model, "recipe": recipe.source, "versions": library_versions()}
-        (final / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(final / METADATA_FILE, metadata)
         if recipe.merge:
             merge_adapter(base, final, output / "merged", dtype=recipe.quantization.compute_dtype)
     return final
