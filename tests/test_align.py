@@ -210,6 +210,7 @@ def test_cross_encoder_reranks_only_candidates(tiny_cross_encoder, cases):
     assert _identify(subset, model) == _identify([_scramble_gold(c) for c in subset], model)
 
 
+@pytest.mark.model
 def test_default_model_is_shipped_and_aligns_the_sample(cases):
     model = AlignerModel.load()
     assert model.path == DEFAULT_MODEL_DIR
@@ -318,6 +319,7 @@ def test_aligner_recipes_refuse_unknown_keys_and_wrong_types(tmp_path):
         assert load_recipe(RECIPES / name)["use"]
 
 
+@pytest.mark.model
 def test_train_learned_on_your_cases_records_a_rule_the_scorer_agrees_with(tmp_path, capsys):
     from ehrqa.score import score_predictions
 

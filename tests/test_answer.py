@@ -38,6 +38,7 @@ def _cited_texts(result) -> list[str]:
     return [" ".join(c.text.split()) for s in result.sentences for c in s.citations]
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("name", list(QUESTIONS))
 def test_every_answer_sentence_is_cited_with_real_note_sentences(answers, name):
     result = answers[name]
@@ -55,6 +56,7 @@ def test_every_answer_sentence_is_cited_with_real_note_sentences(answers, name):
         assert ids == sorted(set(ids))  # once each, in note order
 
 
+@pytest.mark.model
 def test_the_drug_asked_about_is_cited(answers):
     result = answers["afib_metoprolol.txt"]
     cited = _cited_texts(result)
@@ -64,6 +66,7 @@ def test_the_drug_asked_about_is_cited(answers):
     assert about and all(any("etoprolol" in c.text for c in s.citations) for s in about)
 
 
+@pytest.mark.model
 def test_the_antibiotic_asked_about_is_cited(answers):
     result = answers["pneumonia_levofloxacin.txt"]
     assert any("treated with levofloxacin" in t for t in _cited_texts(result))
@@ -71,12 +74,14 @@ def test_the_antibiotic_asked_about_is_cited(answers):
     assert about and all(any("levofloxacin" in c.text.lower() for c in s.citations) for s in about)
 
 
+@pytest.mark.model
 def test_the_endoscopy_finding_is_cited(answers):
     result = answers["gi_bleed_endoscopy.txt"]
     assert any("Upper endoscopy" in t and "ulcer in the duodenal bulb" in t for t in _cited_texts(result))
     assert "ulcer" in result.text
 
 
+@pytest.mark.model
 def test_text_output_marks_each_sentence_and_lists_the_cited_note_sentences(answers):
     result = answers["pneumonia_levofloxacin.txt"]
     text = result.format()
@@ -88,6 +93,7 @@ def test_text_output_marks_each_sentence_and_lists_the_cited_note_sentences(answ
     assert result.methods == {"st2": "aligner", "st3": "extractive", "st4": "aligner"}
 
 
+@pytest.mark.model
 def test_json_output_is_the_same_answer_as_data(capsys, answers):
     from ehrqa.cli import main
 

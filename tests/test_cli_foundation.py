@@ -169,6 +169,7 @@ def test_the_import_graph_has_no_cycles():
             visit(module, [module])
 
 
+@pytest.mark.model
 def test_prediction_commands_take_case_ranges(tmp_path, capsys):
     from ehrqa import read_submission
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ehrqa.data.archehr import read_dataset
 from ehrqa.data.case import Case, NoteSentence
 from ehrqa.retrieval.extractive import extractive_answer, extractive_predict, trim_frame
@@ -40,6 +42,7 @@ def test_word_limit_is_respected_on_a_sentence_boundary():
     assert len(text.split()) <= 20 and [ids for _, ids in sentences] == [["2"], ["4"]]
 
 
+@pytest.mark.model
 def test_predict_with_the_shipped_model_cites_note_sentences():
     cases = read_dataset()[:3]
     out = extractive_predict(cases)
