@@ -16,8 +16,9 @@ import pytest  # noqa: E402
 MODEL_LIBRARIES = {"torch", "transformers", "sentence_transformers", "peft", "bitsandbytes", "accelerate", "bert_score"}
 
 
-class ModelInFastRun(RuntimeError):
-    """Raised, not ImportError, so that no optional-import fallback hides it."""
+class ModelInFastRun(ModuleNotFoundError):
+    """A library's optional import of these (thinc's torch) falls back as if it were not installed;
+    ehrqa itself has no such fallback for them, so a test that needs one fails with this message."""
 
 
 class _NoModelLibraries(importlib.abc.MetaPathFinder):

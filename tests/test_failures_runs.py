@@ -464,6 +464,7 @@ def test_a_recipe_of_the_wrong_kind_for_train_aligner(tmp_path):
     assert_one_line_error(ehrqa("train", "aligner", "--recipe", run_recipe, "--out", tmp_path / "m"), "aligner")
 
 
+@pytest.mark.model
 def test_quiet_hides_every_progress_bar(tmp_path):
     """Loud, a local model run draws bars (the model loader's and ehrqa's over replies); -q, none."""
     from tiny_models import build_tiny_qwen3

@@ -72,6 +72,7 @@ def note_lines(request) -> str:
     return f"<think>x</think>The note has {note.count(chr(10)) + 1} lines [1]."
 
 
+@pytest.mark.model
 def test_answers_are_recorded_per_case_and_not_asked_again(cases):
     backend = ScriptedBackend(note_lines)
     ctx = Context(backends={"default": backend})
@@ -83,6 +84,7 @@ def test_answers_are_recorded_per_case_and_not_asked_again(cases):
     assert list(again) == [c.id for c in cases] and {k: again[k] for k in answers} == answers
 
 
+@pytest.mark.model
 def test_sampled_answers_get_distinct_seeds_and_the_medoid_is_kept(cases):
     texts = iter(["He had a blocked artery.", "He had a blocked artery and a stent.", "Unrelated words here."])
     backend = ScriptedBackend(lambda request: next(texts))
@@ -93,6 +95,7 @@ def test_sampled_answers_get_distinct_seeds_and_the_medoid_is_kept(cases):
     assert ctx.records.by_case[cases[0].id]["calls"] == 3
 
 
+@pytest.mark.model
 def test_empty_replies_get_the_fallback_and_failed_ones_are_retried(cases):
     ctx = Context(backends={"default": ScriptedBackend(["<think>never finished"])})
     answers = predict(cases[:2], GenerateConfig(), ctx)
@@ -106,6 +109,7 @@ def test_empty_replies_get_the_fallback_and_failed_ones_are_retried(cases):
     assert set(predict(cases[:2], GenerateConfig(), failing).values()) == {"Fine now."}
 
 
+@pytest.mark.model
 def test_evidence_first_shows_only_the_chosen_sentences(cases):
     backend = ScriptedBackend(["An answer."])
     case = cases[0]

@@ -12,9 +12,13 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from ehrqa.data.archehr import read_dataset
 from ehrqa.runs.config import load_recipe
 from ehrqa.runs.pipeline import run
+
+pytestmark = pytest.mark.model  # the default recipe: MiniLM in the aligner, BERTScore in the scores
 
 GOLDEN = Path(__file__).parent / "golden" / "demo_sample.json"
 # the parts of a signature that describe exact computations (not versions, not model-based stand-ins)

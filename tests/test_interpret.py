@@ -65,6 +65,7 @@ def test_nearest_questions_prefer_shared_rare_words():
     assert sum("metformin" in e.narrative.lower() for e in examples) >= 2
 
 
+@pytest.mark.model
 def test_interpret_command_writes_a_valid_submission(tmp_path):
     from ehrqa import read_submission, sample_dir
     from ehrqa.cli import main
@@ -86,11 +87,14 @@ def test_model_flags_without_the_llm_method_are_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("flags, examples", [([], 3), (["--shots", "0"], 0), (["--shots", "1"], 1)])
 def test_the_shots_flag_is_the_number_of_examples_shown(tmp_path, openai_server, flags, examples):
+    from ehrqa import read_dataset, write_xml
     from ehrqa.cli import main
 
+    xml = tmp_path / "archehr-qa.xml"
+    write_xml([replace(read_dataset()[0], clinician_question="")], xml)
     server = ["--backend", "openai", "--model", "m", "--base-url", openai_server.base_url]
-    out = str(tmp_path / "questions.json")
-    assert main(["interpret", "--method", "llm", *server, "--cases", "101", "--out", out, *flags]) == 0
+    out = str(tmp_path / "q.json")  # no ST1 gold: nothing to score, so no scoring model is loaded
+    assert main(["interpret", "--method", "llm", *server, "--xml", str(xml), "--out", out, *flags]) == 0
     roles = [m["role"] for m in openai_server.bodies[0]["messages"]]
     assert roles == ["system", *["user", "assistant"] * examples, "user"]  # the default, 3, is InterpretConfig's
 

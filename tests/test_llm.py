@@ -19,6 +19,7 @@ def qwen_tok():
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why the tube?"}]
 
 
+@pytest.mark.model
 def test_qwen_tokenizer_has_the_real_vocabulary(qwen_tok):
     assert qwen_tok("Hello, world!")["input_ids"] == [9707, 11, 1879, 0]
     assert qwen_tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_end|>", "<think>", "</think>"]) == [
@@ -30,6 +31,7 @@ def test_qwen_tokenizer_has_the_real_vocabulary(qwen_tok):
     assert qwen_tok.eos_token == "<|im_end|>"
 
 
+@pytest.mark.model
 def test_chat_template_renders_with_thinking_disabled(qwen_tok):
     prompt = qwen_tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True, enable_thinking=False)
     assert prompt == (
@@ -41,11 +43,13 @@ def test_chat_template_renders_with_thinking_disabled(qwen_tok):
     assert ids[-4:-2] == [151667, 271] and ids[-2] == 151668
 
 
+@pytest.mark.model
 def test_chat_template_default_leaves_thinking_to_the_model(qwen_tok):
     prompt = qwen_tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>assistant\n") and "<think>" not in prompt
 
 
+@pytest.mark.model
 def test_training_render_starts_with_the_generation_prompt(qwen_tok):
     full = qwen_tok.apply_chat_template(
         [*MESSAGES, {"role": "assistant", "content": "To drain pus."}], tokenize=False, enable_thinking=False

@@ -59,6 +59,7 @@ def test_alignment_replies_are_parsed_and_never_name_unknown_ids(cases):
     assert out[first.id][0]["evidence_id"] == [first.sentences[0].id]
 
 
+@pytest.mark.model
 def test_a_bad_reply_gets_one_correction_turn_then_the_aligner_stands_in(cases):
     inputs = [c.input_for(2) for c in cases[:2]]
     good = inputs[0].sentences[1].id
@@ -83,6 +84,7 @@ def test_a_bad_reply_gets_one_correction_turn_then_the_aligner_stands_in(cases):
     assert out[inputs[1].id] == aligner_evidence([inputs[1]])[inputs[1].id]
 
 
+@pytest.mark.model
 def test_votes_across_samples_and_voters_follow_the_threshold(cases):
     case = cases[0].input_for(2)
     ids = [s.id for s in case.sentences]
@@ -107,6 +109,7 @@ def test_votes_across_samples_and_voters_follow_the_threshold(cases):
     assert set(out[case.id]) == {ids[2]} | set(aligner_evidence([case])[case.id])  # each voter holds half
 
 
+@pytest.mark.model
 def test_few_shot_examples_never_show_the_case_itself(cases):
     pool = ExamplePool(cases)
     for case in cases:
@@ -127,6 +130,7 @@ def test_few_shot_examples_never_show_the_case_itself(cases):
     assert all(note not in m["content"] for m in messages[1:-1])  # examples come from other cases
 
 
+@pytest.mark.model
 def test_evidence_first_answers_are_rewritten_and_cited(cases):
     case = cases[0].input_for(3)
     chosen = [s.id for s in case.sentences[:3]]

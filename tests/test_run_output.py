@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from ehrqa import read_dataset
 from ehrqa.runs.config import parse_recipe
 from ehrqa.runs.pipeline import format_summary, run, write_page
@@ -74,6 +76,7 @@ def test_summary_is_an_aligned_table():
     assert lines[6:] == ["ST1 submission: out/subtask1/submission.zip", "ST3 submission: out/subtask3/submission.zip"]
 
 
+@pytest.mark.model
 def test_a_run_writes_its_page_and_the_path_comes_last(tmp_path, monkeypatch):
     from ehrqa.data.archehr import sample_dir
 
