@@ -82,6 +82,7 @@ def test_floats_written_as_text_are_numbers():
     assert from_dict(GenerateConfig, {"temperature": "7e-1"}).temperature == pytest.approx(0.7)
 
 
+@pytest.mark.model
 def test_deterministic_steps_write_submissions_scores_and_records(tmp_path):
     cases = read_dataset()
     recipe = parse_recipe({"steps": [{"subtask": 1}, {"subtask": 2}, {"subtask": 4}]}, "r")
@@ -98,6 +99,7 @@ def test_deterministic_steps_write_submissions_scores_and_records(tmp_path):
     assert loaded["meta"]["threads"] >= 1 and loaded["meta"]["versions"]["ehrqa"]
 
 
+@pytest.mark.model
 def test_st1_never_sees_the_clinician_question(tmp_path):
     """Scrambling every field ST1's official input lacks changes no ST1 prediction."""
     from dataclasses import replace
@@ -116,6 +118,7 @@ def test_st1_never_sees_the_clinician_question(tmp_path):
     assert all(c.input_for(1).clinician_question is None and not c.input_for(1).sentences for c in cases)
 
 
+@pytest.mark.model
 def test_a_changed_recipe_or_prompt_is_refused_on_resume(tmp_path, monkeypatch, openai_server):
     cases = read_dataset()[:2]
     recipe = parse_recipe(openai_recipe(openai_server.base_url), "r")
@@ -147,6 +150,7 @@ def test_records_without_a_run_config_are_refused(tmp_path):
         run(parse_recipe({"steps": [{"subtask": 1}]}, "r"), read_dataset(), tmp_path / "run")
 
 
+@pytest.mark.model
 def test_a_second_identical_run_sends_no_request(tmp_path, openai_server):
     cases = read_dataset()[:3]
     recipe = parse_recipe(openai_recipe(openai_server.base_url, temperature=0.8, samples=2), "r")
@@ -165,6 +169,7 @@ def test_a_second_identical_run_sends_no_request(tmp_path, openai_server):
     assert [b["seed"] for b in openai_server.bodies[sent:]] == seeds
 
 
+@pytest.mark.model
 def test_a_failing_case_is_recorded_and_the_rerun_retries_only_it(tmp_path, openai_server):
     cases = read_dataset()[:3]
     bad = cases[1].id
@@ -237,6 +242,7 @@ def test_shipped_run_recipes_parse(name):
     assert recipe.steps and all(s.config for s in recipe.steps)
 
 
+@pytest.mark.model
 def test_the_same_model_at_another_address_continues_the_run(tmp_path, openai_server):
     cases = read_dataset()[:2]
     run(parse_recipe(openai_recipe(openai_server.base_url), "r"), cases, tmp_path / "run")

@@ -70,6 +70,7 @@ def squad_files(tmp_path_factory):
     return d
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("name", ["squad.json", "flat.jsonl", "flat.parquet", "saved"])
 def test_squad_formats_give_the_same_examples(squad_files, name):
     assert len(read_squad(squad_files / name)) == 4
@@ -84,6 +85,7 @@ def test_squad_formats_give_the_same_examples(squad_files, name):
     assert [(e.question, e.answer) for e in examples] == [(e.question, e.answer) for e in reference]
 
 
+@pytest.mark.model
 def test_span_targets_and_bad_inputs(squad_files, tmp_path):
     spans = stage1_examples({"source": "squad", "path": str(squad_files / "flat.jsonl"), "target": "span"}, 10, 0)
     assert sorted(e.answer for e in spans) == ["before the CT scan", "for empyema"]

@@ -229,6 +229,7 @@ def test_missing_run_json_is_one_line_error(tmp_path, capsys):
     assert "no run.json" in err and "\n" not in err
 
 
+@pytest.mark.model
 def test_a_run_over_some_cases_shows_only_those(tmp_path):
     from ehrqa.runs.config import parse_recipe
     from ehrqa.runs.pipeline import run
