@@ -4,6 +4,8 @@
 whole system for a user who has a note rather than an ArchEHR-QA dataset:
 
 1. the note is split into numbered sentences (:func:`ehrqa.data.plain.case_from_text`);
+   when its evidence scores say the note does not answer the question at all, the answer is one
+   plain sentence saying so, citing nothing (:mod:`ehrqa.retrieval.answerable`), and no step runs;
 2. ST2 picks the note sentences that matter for the question (``evidence``);
 3. ST3 writes the answer;
 4. ST4 links each answer sentence to the note sentences that support it (its ``citations``).
@@ -11,7 +13,8 @@ whole system for a user who has a note rather than an ArchEHR-QA dataset:
 Each step uses the recipe's method for its subtask (the first step of that subtask in the
 recipe). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
 ST4 by the shipped aligner, ST3 by the grounded extractive answer (note sentences ranked by the
-ST2 model, :mod:`ehrqa.retrieval.extractive`). An extractive answer sentence also cites the note
+ST2 model, :mod:`ehrqa.retrieval.extractive`), here only those whose evidence score clears the
+abstention bar, never padded to 75 words. An extractive answer sentence also cites the note
 sentence it was taken from. Steps that use the same aligner directory share one loaded model
 (:func:`ehrqa.tasks.base.shared_aligner`).
 
@@ -67,6 +70,11 @@ class Answer:
     methods: dict[str, str] = field(default_factory=dict)  # {"st2": "aligner", "st3": ..., "st4": ...}
     seconds: float = 0.0
     run_dir: str | None = None
+    # abstention (ehrqa.retrieval.answerable): False when the note does not answer the question;
+    # the evidence score that decided it and the bar it was compared with
+    answerable: bool = True
+    evidence_score: float | None = None
+    evidence_bar: float | None = None
 
     @property
     def cited_ids(self) -> list[str]:
@@ -85,6 +93,9 @@ class Answer:
             "evidence": list(self.evidence),
             "note": [{"id": s.id, "text": s.text} for s in self.note],
             "methods": dict(self.methods),
+            "answerable": self.answerable,
+            "evidence_score": self.evidence_score,
+            "evidence_bar": self.evidence_bar,
             "seconds": self.seconds,
             **({"run_dir": self.run_dir} if self.run_dir else {}),
         }
@@ -92,6 +103,11 @@ class Answer:
     def format(self) -> str:
         """The answer with ``[3, 5]`` after each sentence, then the cited note sentences."""
         lines = ["Answer:"]
+        if not self.answerable:  # abstention: one plain sentence, nothing cited
+            lines += [f"  {self.text}", ""]
+            lines.append(f"(evidence score {self.evidence_score:.3f} is below the bar {self.evidence_bar:.3f})")
+            lines.append(f"({len(self.note)} note sentences; {self.seconds:.1f} s)")
+            return "\n".join(lines)
         for s in self.sentences:
             mark = f"[{', '.join(c.id for c in s.citations)}]" if s.citations else "[no supporting note sentence]"
             lines.append(f"  {s.text} {mark}")
@@ -138,8 +154,28 @@ def answer(
     seed = recipe.seed if recipe is not None else 0
     runner = _Runner(backends, seed, out, case, steps, force)
     try:
+        # -- abstention hook (ehrqa.retrieval.answerable) --
+        from ehrqa.retrieval.answerable import ABSTENTION, judge
+
+        verdict = judge(case)
+        if not verdict.answerable:
+            return Answer(
+                question=case.clinician_question or question,
+                text=ABSTENTION,
+                sentences=(CitedSentence("1", ABSTENTION),),
+                evidence=(),
+                note=case.sentences,
+                seconds=round(time.perf_counter() - started, 2),
+                run_dir=str(runner.rundir.path) if runner.rundir is not None else None,
+                answerable=False,
+                evidence_score=verdict.score,
+                evidence_bar=verdict.bar,
+            )
+        # -- end of the abstention hook --
         evidence = runner.step("st2", [case.input_for(2)])
         st3_kwargs = {"evidence": evidence} if steps["st3"].config.evidence else {}
+        if steps["st3"].config.method == "extractive":  # abstention hook: only sentences that clear the bar
+            st3_kwargs = {"evidence": {CASE_ID: list(verdict.supported)}}
         answer_text = runner.step("st3", [case.input_for(3)], **st3_kwargs)[CASE_ID]
         st3_record = runner.record("st3")
         drafted = _answer_sentences(answer_text, st3_record)
@@ -159,6 +195,8 @@ def answer(
         methods={name: steps[name].config.method for name in ("st2", "st3", "st4")},
         seconds=round(time.perf_counter() - started, 2),
         run_dir=str(runner.rundir.path) if runner.rundir is not None else None,
+        evidence_score=verdict.score,
+        evidence_bar=verdict.bar,
     )
 
 
