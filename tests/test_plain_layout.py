@@ -134,7 +134,7 @@ def test_clinical_abbreviations_decimals_and_vitals():
     note = (
         "72 y.o. F seen by Dr. Patel. Given 650 mg p.o. q6h p.r.n. She felt better. "
         "Metoprolol 25 mg b.i.d. Started today. Take 2 tabs p.o. 2 hours before meals. "
-        "Cr 1.2, down from 2.5. BP 150/90. HR 88. Temp 38.5 C. SpO2 91% on RA. "
+        "Cr 1.2, down from 2.5. BP 150/90. HR 88. Temp 38.5 C. SpO2 91% on RA. RR: 18. "
         "H. pylori negative. Potassium 3.4 vs. 4.1 e.g. after repletion."
     )
     assert texts(note) == [
@@ -149,6 +149,7 @@ def test_clinical_abbreviations_decimals_and_vitals():
         "HR 88.",
         "Temp 38.5 C.",
         "SpO2 91% on RA.",
+        "RR: 18.",
         "H. pylori negative.",
         "Potassium 3.4 vs. 4.1 e.g. after repletion.",
     ]

@@ -28,7 +28,8 @@ One rule per layout:
    a title or Latin abbreviation ("Dr.", "e.g.", "vs.", "y.o."); an initial ("H. pylori"; not a
    unit letter after a number: "Temp 38.5 C." ends a sentence); a dosing abbreviation followed
    by a number ("p.o. 2 hours later"; before a capital it ends one: "25 mg p.o. b.i.d. He ...");
-   a list number (rule 4). Decimals ("2.5 mg"), times ("10:30") and vitals ("BP 150/90.")
+   a list number (rule 4: a number opening the sentence, or "1." after a label's colon; "HR: 98."
+   ends one). Decimals ("2.5 mg"), times ("10:30") and vitals ("BP 150/90.")
    need no exception: no white space follows their inner dot, slash or colon.
 
 NLTK's Punkt (``punkt.sent_tokenize``) was tried first: it splits "25 mg p.o. b.i.d." into three
@@ -290,8 +291,8 @@ def _is_boundary(before: str, after: str) -> bool:
     previous = words[-2] if len(words) > 1 else ""
     if len(last) == 2 and last[0].isupper() and not previous[-1:].isdigit():
         return False  # an initial: "H. pylori", "J. Doe" (not "24 h.", not "38.5 C.")
-    if word.isdigit() and len(word) <= 2 and (not previous or previous.endswith(":")):
-        return False  # a list number: "1. Amoxicillin", "Dx: 1. Pneumonia"
+    if word.isdigit() and len(word) <= 2 and (not previous or (word == "1" and previous.endswith(":"))):
+        return False  # a list number: "1. Amoxicillin", "Dx: 1. Pneumonia" (not "HR: 98. RR 18.")
     if word in DOSING_ABBREVIATIONS and after.lstrip()[:1].isdigit():
         return False
     return True
