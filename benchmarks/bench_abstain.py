@@ -20,9 +20,11 @@ sentence's score with the mean of the best three.
 
 Columns: precision and recall of abstention on the 1:1 set (abstained unanswerable pairs / all
 abstentions; / all unanswerable pairs), the recall on every unanswerable pair, and the real
-questions wrongly refused.
+questions wrongly refused. A second table scores (ST3) the real questions' extractive answers
+built from the ST2 selection, as ST3 submissions are, against answers from only the sentences
+that clear the bar, as ``ehrqa answer`` builds them.
 
-    python benchmarks/bench_abstain.py                  # the table (a few minutes on 1 core)
+    python benchmarks/bench_abstain.py                  # the tables (about 5 minutes on 1 core)
     python benchmarks/bench_abstain.py --write          # also refit models/abstain.json on every source
     python benchmarks/bench_abstain.py --scores FILE    # keep the computed scores in FILE (reused if present)
 
@@ -116,18 +118,20 @@ def held_out_scores(
     data: dict[str, list[Case]], keep: Path | None = None
 ) -> dict[str, dict[tuple[int, int], np.ndarray]]:
     """Per source, the ST2 scores of every real and unanswerable pair from an aligner that never saw
-    it; ``keep``: a file holding the scores computed so far (read, then written after each source)."""
+    it, and (key ``SOURCE:st2``) that aligner's ST2 section; ``keep``: a file holding the scores
+    computed so far (read, then written after each source)."""
     out = pickle.loads(keep.read_bytes()) if keep is not None and keep.is_file() else {}
     for held, cases in data.items():
-        if held in out and set(out[held]) >= {p for kind in pairs(cases).values() for p in kind}:
+        wanted = sorted({p for kind in pairs(cases).values() for p in kind})
+        if held in out and f"{held}:st2" in out and set(out[held]) >= set(wanted):
             continue
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             model = held_out_aligner({n: cs for n, cs in data.items() if n != held}, Path(tmp))
-            wanted = sorted({p for kind in pairs(cases).values() for p in kind})
             asked = [as_asked(cases[i], cases[j], f"{i}-{j}") for i, j in wanted]
             scores = evidence_scores(asked, model)
         out[held] = dict(zip(wanted, scores, strict=True))
+        out[f"{held}:st2"] = model.section(2)
         if keep is not None:
             keep.write_bytes(pickle.dumps(out))
         print(f"  scored {held}: {len(wanted)} pairs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -188,6 +192,46 @@ def table(data: dict[str, list[Case]], scores: dict) -> None:
     )
 
 
+def st3_table(data: dict[str, list[Case]], scores: dict) -> None:
+    """ST3 on each held-out source's real questions: the extractive answer from the held-out
+    aligner's ST2 selection (as ST3 submissions build it, ranked by the ST2 score without the
+    shipped BM25 blend) against one from the sentences over the abstention bar only (the best
+    sentence when none clears it), and the same with the abstention sentence below the bar."""
+    from bench_heldout import ST3_METRICS, st3_scores
+
+    from ehrqa.retrieval.answerable import ABSTENTION
+    from ehrqa.retrieval.extractive import extractive_answer
+    from ehrqa.retrieval.relevance import LearnedRelevance
+
+    values = {"max": {s: statistic_values(scores[s], data[s], "max") for s in data}}
+    print("\nST3 of the real questions (ehrqa.score; the ST2 model and the bar never saw the held-out source)")
+    print(f"  {'held out':11s} {'answer sentences':44s} " + " ".join(f"{m:>9s}" for m in ST3_METRICS) + "  words")
+    for held, cases in data.items():
+        if not all(c.answer for c in cases):
+            continue
+        bar = fit_decision(values, [s for s in data if s != held]).bar
+        st2 = LearnedRelevance.from_dict(scores[f"{held}:st2"])
+        systems: dict[str, dict[str, str]] = {"ST2 selection (ST3 submissions)": {}, "over the bar": {}}
+        systems["over the bar, abstaining below it"] = {}
+        for i, case in enumerate(cases):
+            s = scores[held][(i, i)]
+            order = [int(j) for j in np.argsort(-s, kind="stable")]
+            selected = set(st2.select(s[None, :])[0])
+            ids = [case.sentences[j].id for j in order]
+            chosen = [case.sentences[j].id for j in order if j in selected]
+            over = [case.sentences[j].id for j in order if s[j] >= bar] or ids[:1]
+            systems["ST2 selection (ST3 submissions)"][case.id] = extractive_answer(case, chosen)[0]
+            systems["over the bar"][case.id] = extractive_answer(case, over)[0]
+            abstain = s.max() < bar
+            systems["over the bar, abstaining below it"][case.id] = (
+                ABSTENTION if abstain else extractive_answer(case, over)[0]
+            )
+        for name, preds in systems.items():
+            metrics = st3_scores(cases, preds)
+            words = np.mean([len(a.split()) for a in preds.values()])
+            print(f"  {held:11s} {name:44s} " + " ".join(f"{metrics[m]:9.2f}" for m in ST3_METRICS) + f"  {words:5.1f}")
+
+
 def write(data: dict[str, list[Case]], scores: dict) -> Decision:
     values = {st: {s: statistic_values(scores[s], data[s], st) for s in data} for st in STATISTICS}
     decision = fit_decision(values, list(data))
@@ -218,6 +262,7 @@ def main() -> None:
     data = training_sources()
     scores = held_out_scores(data, Path(args.scores) if args.scores else None)
     table(data, scores)
+    st3_table(data, scores)
     if args.write:
         write(data, scores)
 

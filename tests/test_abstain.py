@@ -145,3 +145,13 @@ def test_json_carries_answerable_false(capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["answerable"] is False and data["answer"] == ABSTENTION
     assert data["sentences"] == [{"id": "1", "text": ABSTENTION, "citations": []}] and data["evidence"] == []
+
+
+def test_an_abstention_kept_in_a_run_directory_is_shown_by_the_viewer(tmp_path):
+    from ehrqa.view.html import write_view
+
+    name = "afib_metoprolol.txt"
+    result = ehrqa.answer(note(name), UNANSWERABLE[name], out=tmp_path / "run")
+    assert result.answerable is False and result.run_dir == str(tmp_path / "run")
+    page = write_view(tmp_path / "run", plots=False)
+    assert page.n_cases == 1 and ABSTENTION in page.path.read_text(encoding="utf-8")

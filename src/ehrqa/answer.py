@@ -119,6 +119,8 @@ class Answer:
             lines.append(f"  [{sid}] {' '.join(by_id[sid].text.split())}")
         methods = ", ".join(f"{k.upper()} {v}" for k, v in self.methods.items())
         lines.append("")
+        if self.evidence_score is not None:
+            lines.append(f"(evidence score {self.evidence_score:.3f}, bar {self.evidence_bar:.3f})")
         lines.append(f"({len(self.note)} note sentences; {methods}; {self.seconds:.1f} s)")
         return "\n".join(lines)
 
@@ -159,6 +161,10 @@ def answer(
 
         verdict = judge(case)
         if not verdict.answerable:
+            if runner.rundir is not None:  # the abstention is the ST3 record, so `ehrqa view` shows it
+                st3 = runner.context("st3")
+                st3.record(CASE_ID, ABSTENTION, answerable=False, evidence_score=verdict.score, answer_sentences=[])
+                st3.records.mark_done()
             return Answer(
                 question=case.clinician_question or question,
                 text=ABSTENTION,
