@@ -124,7 +124,7 @@ def test_out_keeps_a_run_directory_the_viewer_reads(tmp_path):
 
 
 def test_recipe_methods_are_used_and_default_falls_back_to_the_llm(monkeypatch):
-    import ehrqa.answer as answer_module
+    import ehrqa.answering as answer_module
     from ehrqa.runs.config import parse_recipe
 
     recipe = parse_recipe(

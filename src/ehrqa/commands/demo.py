@@ -20,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ehrqa.commands.run import format_summary, write_page
     from ehrqa.commands.validate import summarise
     from ehrqa.runs.config import load_recipe
-    from ehrqa.runs.pipeline import format_summary, write_page
     from ehrqa.runs.pipeline import run as run_pipeline
 
     subtasks = parse_subtasks(args.subtasks)

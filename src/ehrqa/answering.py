@@ -15,26 +15,21 @@ ST2 model, :mod:`ehrqa.retrieval.extractive`). An extractive answer sentence als
 sentence it was taken from. Steps that use the same aligner directory share one loaded model
 (:func:`ehrqa.tasks.base.shared_aligner`).
 
-Nothing is written anywhere unless ``out`` names a run directory; then every step's records, the
-reply cache and the case itself (``data/archehr-qa.xml``) go there, so a repeated call answers from
-the records and ``ehrqa view`` can show the result.
+The steps run through the pipeline's step runner (:func:`ehrqa.runs.pipeline.run_step`), in memory
+unless ``out`` names a run directory; then every step's records, the reply cache and the case itself
+(``data/archehr-qa.xml``) go there, so a repeated call answers from the records and ``ehrqa view``
+can show the result. ``ehrqa.answer`` is this module's :func:`answer`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ehrqa.data.case import AnswerSentence, Case, NoteSentence
-
-if TYPE_CHECKING:
-    from ehrqa.tasks.base import Context
 
 CASE_ID = "1"
 DEFAULT_BACKEND = "default"
@@ -123,6 +118,9 @@ def answer(
     """
     from ehrqa.data.plain import case_from_text
     from ehrqa.errors import DataError
+    from ehrqa.runs.config import RunRecipe
+    from ehrqa.runs.pipeline import open_run, run_step
+    from ehrqa.tasks.base import Records
 
     if not isinstance(question, str) or not question.strip():
         raise DataError("question: empty question")
@@ -136,29 +134,35 @@ def answer(
 
         backends[steps["st3"].config.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
     seed = recipe.seed if recipe is not None else 0
-    runner = _Runner(backends, seed, out, case, steps, force)
-    try:
-        evidence = runner.step("st2", [case.input_for(2)])
-        st3_kwargs = {"evidence": evidence} if steps["st3"].config.evidence else {}
-        answer_text = runner.step("st3", [case.input_for(3)], **st3_kwargs)[CASE_ID]
-        st3_record = runner.record("st3")
-        drafted = _answer_sentences(answer_text, st3_record)
-        st4_input = dataclasses.replace(case.input_for(4), answer_sentences=drafted)
-        links = runner.step("st4", [st4_input])[CASE_ID]
-    finally:
-        runner.close()
+    plan = RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps.values()))
+    rundir = open_run(plan, [case], out, data={"name": "answer"}, force=force) if out is not None else None
+    records = {name: rundir.step(name) if rundir is not None else Records() for name in steps}
+    outputs: dict[str, dict] = {}
+
+    def step(name: str, cases: list[Case]):
+        row = run_step(steps[name], cases, plan, outputs, rundir, records[name])
+        if row["status"] != "ok":
+            why = "; ".join(row.get("reasons") or ()) or row["status"]
+            raise DataError(f"ehrqa answer: ST{row['subtask']} ({row['method']}) failed: {why}")
+        return outputs[name][CASE_ID]
+
+    evidence = step("st2", [case])
+    answer_text = step("st3", [case])
+    st3_record = dict(records["st3"].by_case.get(CASE_ID, {}))
+    drafted = _answer_sentences(answer_text, st3_record)
+    links = step("st4", [dataclasses.replace(case, answer_sentences=drafted)])
     sentences = _cited(case, drafted, links, st3_record, steps["st3"].config.method == "extractive")
-    if runner.rundir is not None:
-        runner.save_cited(st3_record, sentences)
+    if rundir is not None:
+        _save_cited(records["st3"], st3_record, sentences)
     return Answer(
         question=case.clinician_question or question,
         text=answer_text,
         sentences=sentences,
-        evidence=tuple(evidence[CASE_ID]),
+        evidence=tuple(evidence),
         note=case.sentences,
         methods={name: steps[name].config.method for name in ("st2", "st3", "st4")},
         seconds=round(time.perf_counter() - started, 2),
-        run_dir=str(runner.rundir.path) if runner.rundir is not None else None,
+        run_dir=str(rundir.path) if rundir is not None else None,
     )
 
 
@@ -195,98 +199,6 @@ def _plan(recipe) -> dict:
     return steps
 
 
-# ---------------------------------------------------------------- running the steps
-
-
-class _Runner:
-    """Runs one step at a time in memory, or in a run directory when ``out`` is given."""
-
-    def __init__(self, backends: dict, seed: int, out, case: Case, steps: dict, force: bool) -> None:
-        self.backends, self.seed, self.steps = backends, seed, steps
-        self.contexts: dict[str, Context] = {}
-        self.rundir = None
-        if out is not None:
-            self.rundir = _open_rundir(Path(out), case, steps, backends, seed, force)
-
-    def context(self, name: str):
-        from ehrqa.tasks.base import Context
-
-        if name not in self.contexts:
-            if self.rundir is None:
-                self.contexts[name] = Context(backends=self.backends, seed=self.seed)
-            else:
-                records = self.rundir.step(name)
-                self.contexts[name] = Context(
-                    backends=self.backends, seed=self.seed, records=records, reply_cache=self.rundir.reply_cache
-                )
-        return self.contexts[name]
-
-    def step(self, name: str, inputs: Sequence[Case], **kwargs) -> dict:
-        from ehrqa.errors import DataError
-        from ehrqa.tasks import task_module
-
-        step = self.steps[name]
-        module = task_module(step.subtask)
-        ctx = self.context(name)
-        predictions = module.predict(list(inputs), step.config, ctx, **kwargs)
-        if CASE_ID not in predictions:
-            reason = self.record(name).get("reason") or "no prediction"
-            raise DataError(f"ehrqa answer: ST{step.subtask} ({step.config.method}) failed: {reason}")
-        if self.rundir is not None:
-            from ehrqa.data.submission import build_submission, write_submission
-
-            ctx.records.mark_done()
-            entries = build_submission(step.subtask, predictions, list(inputs))
-            write_submission(entries, self.rundir.path / f"subtask{step.subtask}" / "submission.json")
-        return predictions
-
-    def record(self, name: str) -> dict:
-        return dict(self.context(name).records.by_case.get(CASE_ID, {}))
-
-    def save_cited(self, st3_record: dict, sentences: Sequence[CitedSentence]) -> None:
-        """Rewrite the ST3 record with the cited answer, as the viewer reads it (last record wins)."""
-        records = self.rundir.step("st3")
-        try:
-            records.write(
-                {
-                    **st3_record,
-                    "answer_sentences": [
-                        {
-                            "id": s.id,
-                            "text": s.text,
-                            "citations": [c.id for c in s.citations],
-                            "supported": bool(s.citations),
-                        }
-                        for s in sentences
-                    ],
-                }
-            )
-        finally:
-            records.close()
-
-    def close(self) -> None:
-        for ctx in self.contexts.values():
-            ctx.close()
-            close = getattr(ctx.records, "close", None)
-            if close is not None:
-                close()
-
-
-def _open_rundir(out: Path, case: Case, steps: dict, backends: dict, seed: int, force: bool):
-    """A run directory holding the case as ``data/archehr-qa.xml`` (for ``ehrqa view``) and the records."""
-    from ehrqa.io import atomic_write_bytes
-    from ehrqa.runs.config import RunRecipe
-    from ehrqa.runs.pipeline import dataset_copy, run_meta
-    from ehrqa.runs.rundir import RunDir
-
-    recipe = RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps.values()))
-    data, files = dataset_copy([case], out, name="answer")
-    rundir = RunDir.open(out, run_meta(recipe, data), force=force)
-    for path, content in files.items():
-        atomic_write_bytes(path, content)
-    return rundir
-
-
 # ---------------------------------------------------------------- answer sentences and citations
 
 
@@ -321,12 +233,13 @@ def _cited(
     return tuple(out)
 
 
-class _CallableModule(types.ModuleType):
-    """This module, callable: ``ehrqa.answer(note, question)`` works although ``ehrqa.answer`` is the
-    module (see ``ehrqa.__getattr__``)."""
-
-    def __call__(self, *args, **kwargs) -> Answer:
-        return answer(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+def _save_cited(records, st3_record: dict, sentences: Sequence[CitedSentence]) -> None:
+    """Rewrite the ST3 record with the cited answer, as the viewer reads it (last record wins)."""
+    cited = [
+        {"id": s.id, "text": s.text, "citations": [c.id for c in s.citations], "supported": bool(s.citations)}
+        for s in sentences
+    ]
+    try:
+        records.write({**st3_record, "answer_sentences": cited})
+    finally:
+        records.close()
