@@ -134,10 +134,10 @@ def test_recipe_methods_are_used_and_default_falls_back_to_the_llm(monkeypatch):
         },
         "r",
     )
-    steps = answer_module._plan(recipe)
-    assert [steps[n].config.method for n in ("st2", "st3", "st4")] == ["llm", "llm", "aligner"]
-    assert steps["st3"].config.evidence == "st2"
-    assert answer_module._plan(None)["st3"].config.method == "extractive"
+    plan = answer_module._plan(recipe)
+    assert [plan.step(n).config.method for n in ("st2", "st3", "st4")] == ["llm", "llm", "aligner"]
+    assert plan.step("st3").config.evidence == "st2"
+    assert answer_module._plan(None).step("st3").config.method == "extractive"
 
 
 def test_a_written_answer_is_split_and_each_sentence_aligned_to_its_own_evidence(monkeypatch):

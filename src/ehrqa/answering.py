@@ -118,7 +118,7 @@ def answer(
     """
     from ehrqa.data.plain import case_from_text
     from ehrqa.errors import DataError
-    from ehrqa.runs.config import RunRecipe
+    from ehrqa.runs.config import RunRecipe, load_recipe
     from ehrqa.runs.pipeline import open_run, run_step
     from ehrqa.tasks.base import Records
 
@@ -126,21 +126,15 @@ def answer(
         raise DataError("question: empty question")
     started = time.perf_counter()
     case = case_from_text(CASE_ID, note_text, question, narrative, where="note")
-    recipe = _resolve_recipe(recipe)
-    steps = _plan(recipe)
-    backends = dict(recipe.backends) if recipe is not None else {}
-    if steps["st3"].config.method == "llm" and steps["st3"].config.backend not in backends:
-        from ehrqa.llm.backend import BackendSpec
-
-        backends[steps["st3"].config.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
-    seed = recipe.seed if recipe is not None else 0
-    plan = RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps.values()))
+    if recipe is not None and not isinstance(recipe, RunRecipe):
+        recipe = load_recipe(str(recipe))
+    plan = _plan(recipe)
     rundir = open_run(plan, [case], out, data={"name": "answer"}, force=force) if out is not None else None
-    records = {name: rundir.step(name) if rundir is not None else Records() for name in steps}
+    records = {s.name: rundir.step(s.name) if rundir is not None else Records() for s in plan.steps}
     outputs: dict[str, dict] = {}
 
     def step(name: str, cases: list[Case]):
-        row = run_step(steps[name], cases, plan, outputs, rundir, records[name])
+        row = run_step(plan.step(name), cases, plan, outputs, rundir, records[name])
         if row["status"] != "ok":
             why = "; ".join(row.get("reasons") or ()) or row["status"]
             raise DataError(f"ehrqa answer: ST{row['subtask']} ({row['method']}) failed: {why}")
@@ -151,7 +145,7 @@ def answer(
     st3_record = dict(records["st3"].by_case.get(CASE_ID, {}))
     drafted = _answer_sentences(answer_text, st3_record)
     links = step("st4", [dataclasses.replace(case, answer_sentences=drafted)])
-    sentences = _cited(case, drafted, links, st3_record, steps["st3"].config.method == "extractive")
+    sentences = _cited(case, drafted, links, st3_record, plan.step("st3").config.method == "extractive")
     if rundir is not None:
         _save_cited(records["st3"], st3_record, sentences)
     return Answer(
@@ -160,7 +154,7 @@ def answer(
         sentences=sentences,
         evidence=tuple(evidence),
         note=case.sentences,
-        methods={name: steps[name].config.method for name in ("st2", "st3", "st4")},
+        methods={s.name: s.config.method for s in plan.steps},
         seconds=round(time.perf_counter() - started, 2),
         run_dir=str(rundir.path) if rundir is not None else None,
     )
@@ -169,17 +163,11 @@ def answer(
 # ---------------------------------------------------------------- which methods
 
 
-def _resolve_recipe(recipe):
-    from ehrqa.runs.config import RunRecipe, load_recipe
-
-    if recipe is None or isinstance(recipe, RunRecipe):
-        return recipe
-    return load_recipe(str(recipe))
-
-
-def _plan(recipe) -> dict:
-    """The ST2, ST3 and ST4 steps: the recipe's first step of each subtask, else the CPU default."""
-    from ehrqa.runs.config import StepSpec
+def _plan(recipe):
+    """The run of one answer: the ST2, ST3 and ST4 steps the recipe submits (else the CPU default),
+    with the recipe's backends (plus the shipped SmolLM2 for an LLM answer without one) and seed."""
+    from ehrqa.llm.backend import BackendSpec
+    from ehrqa.runs.config import RunRecipe, StepSpec
     from ehrqa.tasks.align import AlignConfig
     from ehrqa.tasks.generate import GenerateConfig
     from ehrqa.tasks.identify import IdentifyConfig
@@ -189,14 +177,19 @@ def _plan(recipe) -> dict:
         3: GenerateConfig(method="extractive"),
         4: AlignConfig(method="aligner"),
     }
-    steps = {}
+    steps = []
     for subtask, config in defaults.items():
-        chosen = next((s for s in recipe.steps if s.subtask == subtask), None) if recipe is not None else None
-        config = chosen.config if chosen is not None else config
+        given = [s for s in recipe.steps if s.subtask == subtask and s.submit] if recipe is not None else []
+        config = given[0].config if given else config
         if subtask == 3 and config.evidence and config.evidence != "st2":
             config = dataclasses.replace(config, evidence="st2")  # the only ST2 step here is "st2"
-        steps[f"st{subtask}"] = StepSpec(subtask, f"st{subtask}", config)
-    return steps
+        steps.append(StepSpec(subtask, f"st{subtask}", config))
+    backends = dict(recipe.backends) if recipe is not None else {}
+    st3 = steps[1].config
+    if st3.method == "llm" and st3.backend not in backends:
+        backends[st3.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
+    seed = recipe.seed if recipe is not None else 0
+    return RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps))
 
 
 # ---------------------------------------------------------------- answer sentences and citations

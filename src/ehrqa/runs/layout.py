@@ -1,18 +1,7 @@
-"""Where a run keeps its files: the only place a run directory's paths are spelled.
-
-::
-
-    RUN_DIR/run.json                         resolved recipe, data, prompt ids + sha256, versions, seed
-    RUN_DIR/summary.json                     one row per step: method, headline scores, seconds, model calls
-    RUN_DIR/cache/replies.jsonl              every model reply (a resumed run calls no model twice)
-    RUN_DIR/data/                            a copy of cases given in code, not from a file
-    RUN_DIR/steps/<step>/records.jsonl       one record per case, appended as it finishes
-    RUN_DIR/steps/<step>/done                written when the step finished
-    RUN_DIR/steps/<step>/submission.json|zip the step's submission
-    RUN_DIR/steps/<step>/scores.json         its scores and per-case values, when the data has gold
-    RUN_DIR/subtask<N>/submission.json|zip   the official copy: the step submitted for subtask N
-    RUN_DIR/view/index.html, RUN_DIR/plots/  the viewer page (ehrqa view)
-"""
+"""Where a run keeps its files: the only place a run directory's paths are spelled (the picture,
+and the path of a case through a run, are in ``docs/architecture.md``). Each step keeps its own
+records, done marker, submission and scores under ``steps/<step>/``; ``subtask<N>/`` holds the
+official copy of the step submitted for subtask N."""
 
 from __future__ import annotations
 

@@ -157,11 +157,13 @@ class Run:
 
 def read_run(path: str | Path) -> Run:
     """A finished or partial run as written; a missing or broken ``run.json`` is a one-line DataError."""
+    from ehrqa.data.submission import read_submission
+
     layout = RunLayout(path)
     if not layout.path.is_dir():
         raise DataError(f"{layout.path}: not a run directory")
     if not layout.run_file.exists():
-        raise DataError(f"{layout.path}: no run.json (is this a run directory from ehrqa run?)")
+        raise DataError(f"{layout.path}: no {layout.run_file.name} (is this a run directory from ehrqa run?)")
     meta = read_json(layout.run_file, "run config")
     if not isinstance(meta, dict):
         raise DataError(f"{layout.run_file}: not an ehrqa run config")
@@ -180,15 +182,8 @@ def read_run(path: str | Path) -> Run:
             submit=spec.get("submit", True) is not False,
             records=read_records(layout.records(name)),
             done=layout.done(name).exists(),
-            submission=_entries(submission) if submission.exists() else None,
+            submission=read_submission(submission) if submission.exists() else None,
             scores=read_json(scores, "step scores") if scores.exists() else None,
         )
     summary = read_json(layout.summary, "run summary") if layout.summary.exists() else []
     return Run(layout.path, meta, steps, summary)
-
-
-def _entries(path: Path) -> list[dict]:
-    entries = read_json(path, "submission")
-    if not isinstance(entries, list):
-        raise DataError(f"{path}: expected a list of entries")
-    return [e for e in entries if isinstance(e, dict) and "case_id" in e]

@@ -136,19 +136,13 @@ def _attach_scores(view: SubtaskView, step: StepRun, cases: list[Case], compute:
 
 
 def _per_case_dict(raw) -> dict[str, dict[str, float]]:
-    """``{"<case id>": {metric: value}}`` from the contract's dict or ehrqa.score's list of records."""
-    out: dict[str, dict[str, float]] = {}
-    if isinstance(raw, dict):
-        items = raw.items()
-    elif isinstance(raw, list):
-        items = ((r.get("case_id"), r) for r in raw if isinstance(r, dict))
-    else:
-        return out
-    for cid, values in items:
-        if cid is None or not isinstance(values, dict):
-            continue
-        out[str(cid)] = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and k != "case_id"}
-    return out
+    """``{case id: {metric: value}}`` from a step's scores file or ehrqa.score's list of records."""
+    rows = raw.items() if isinstance(raw, dict) else ((r.get("case_id"), r) for r in raw or () if isinstance(r, dict))
+    return {
+        str(cid): {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and k != "case_id"}
+        for cid, values in rows
+        if cid is not None and isinstance(values, dict)
+    }
 
 
 def vote_threshold_points(
