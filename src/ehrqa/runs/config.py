@@ -58,7 +58,10 @@ class RunRecipe:
         return next((s for s in self.steps if s.name == name), None)
 
     def to_dict(self) -> dict:
-        steps = [{"subtask": s.subtask, "name": s.name, "submit": s.submit, **to_dict(s.config)} for s in self.steps]
+        steps = [
+            {"subtask": s.subtask, "name": s.name, **({} if s.submit else {"submit": False}), **to_dict(s.config)}
+            for s in self.steps
+        ]  # "submit" only when false, so a run made before the key existed still continues
         return {
             "name": self.name,
             "seed": self.seed,
