@@ -143,7 +143,6 @@ class Run:
     path: Path
     meta: dict  # run.json
     steps: dict[str, StepRun]
-    summary: list[dict]
 
     def submitted(self, subtask: int) -> StepRun | None:
         """The step whose submission is the official one for ``subtask`` (else its first step)."""
@@ -160,8 +159,6 @@ def read_run(path: str | Path) -> Run:
     from ehrqa.data.submission import read_submission
 
     layout = RunLayout(path)
-    if not layout.path.is_dir():
-        raise DataError(f"{layout.path}: not a run directory")
     if not layout.run_file.exists():
         raise DataError(f"{layout.path}: no {layout.run_file.name} (is this a run directory from ehrqa run?)")
     meta = read_json(layout.run_file, "run config")
@@ -185,5 +182,4 @@ def read_run(path: str | Path) -> Run:
             submission=read_submission(submission) if submission.exists() else None,
             scores=read_json(scores, "step scores") if scores.exists() else None,
         )
-    summary = read_json(layout.summary, "run summary") if layout.summary.exists() else []
-    return Run(layout.path, meta, steps, summary)
+    return Run(layout.path, meta, steps)
