@@ -119,7 +119,8 @@ def test_problem_list_lines_after_prose_are_sentences_of_their_own():
         "Assessment and Plan: 72M with CAP, improving.\n"
         "# HTN: Lisinopril 10 mg daily, continue.\n"
         "# OA: Knee pain, continue acetaminophen. Avoid NSAIDs.\n"
-        "#CAP - amoxicillin-clavulanate for 5 more days."
+        "#CAP - amoxicillin-clavulanate for 5 more days.\n"
+        "#4 AKI: resolved with fluids."
     )
     assert texts(note) == [
         "Assessment and Plan: 72M with CAP, improving.",
@@ -127,6 +128,7 @@ def test_problem_list_lines_after_prose_are_sentences_of_their_own():
         "# OA: Knee pain, continue acetaminophen.",
         "Avoid NSAIDs.",
         "#CAP - amoxicillin-clavulanate for 5 more days.",
+        "#4 AKI: resolved with fluids.",
     ]
 
 

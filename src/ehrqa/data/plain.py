@@ -129,8 +129,8 @@ DOSING_ABBREVIATIONS = {
     "po",
 }
 
-# A list item: bullet, "1." / "1)" / "(1)", "a)", or a problem-list hash ("# HTN:", "#CAP").
-_LIST_ITEM = re.compile(r"[ \t]*(?:(?:[-*•‣◦·]|\(?\d{1,3}[.)]|\(?[a-zA-Z][)])[ \t]+\S|#[ \t]*[A-Za-z])")
+# A list item: bullet, "1." / "1)" / "(1)", "a)", or a problem-list hash ("# HTN:", "#CAP", "#2 AKI").
+_LIST_ITEM = re.compile(r"[ \t]*(?:(?:[-*•‣◦·]|\(?\d{1,3}[.)]|\(?[a-zA-Z][)])[ \t]+\S|#[ \t]*[A-Za-z0-9])")
 # A label and its colon at the start of a line ("PMH:", "Admit Dx:"); not a time ("10:30").
 _LABEL = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9 /&()#'-]{0,48}?)[ \t]*:(?=[ \t]|$)")
 _BOUNDARY = re.compile(r"[.!?]+[\"')\]]*(?=\s+[\"'(\[A-Z0-9•*#-])")
