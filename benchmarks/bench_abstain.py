@@ -41,6 +41,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -51,8 +52,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from ehrqa.data.case import Case, QuestionPhrase  # noqa: E402
-from ehrqa.retrieval.answerable import STATISTICS, Decision, aligner_sha256, evidence_scores, fit_bar  # noqa: E402
+from ehrqa.data.case import Case  # noqa: E402
+from ehrqa.retrieval.answerable import (  # noqa: E402
+    STATISTICS,
+    Decision,
+    aligner_sha256,
+    evidence_scores,
+    fit_bar,
+    question_only,
+)
 
 # Words that say what kind of question it is, not what it is about.
 GENERIC = set(
@@ -79,16 +87,9 @@ def same_topic(a: Case, b: Case) -> bool:
 
 
 def as_asked(question_case: Case, note_case: Case, case_id: str) -> Case:
-    """The question of one case asked of the note of another, as ``ehrqa answer`` builds a case."""
-    q = " ".join((question_case.clinician_question or question_case.patient_question).split())
-    return Case(
-        id=case_id,
-        narrative=q,
-        sentences=note_case.sentences,
-        question_phrases=(QuestionPhrase("0", q, 0),),
-        clinician_question=q,
-        note_excerpt=note_case.note_excerpt,
-    )
+    """The question of one case asked of the note of another, as ``ehrqa answer`` judges it."""
+    question = question_case.clinician_question or question_case.patient_question
+    return question_only(replace(note_case, id=case_id, clinician_question=question))
 
 
 def pairs(cases: list[Case]) -> dict[str, list[tuple[int, int]]]:

@@ -115,6 +115,17 @@ def test_a_real_question_is_answered_only_from_sentences_that_clear_the_bar(name
     assert all(by_id[i] >= result.evidence_bar for i in sources)  # no padding with weaker sentences
 
 
+def test_the_patient_narrative_does_not_move_the_decision():
+    """The bar was fitted on questions alone; a narrative would shift the ST2 scores."""
+    name = "pneumonia_levofloxacin.txt"
+    narrative = (
+        "My father had a bad cough and fever for a week. Which antibiotic was he treated with for his pneumonia?"
+    )
+    alone = ehrqa.answer(note(name), ANSWERABLE[name])
+    told = ehrqa.answer(note(name), ANSWERABLE[name], narrative)
+    assert told.answerable and told.evidence_score == alone.evidence_score
+
+
 def test_the_command_prints_the_abstention_line_and_exits_0():
     proc = subprocess.run(
         [

@@ -11,6 +11,8 @@ e.g. the best sentence's score), and compares it with a *bar*:
   sentences whose own score clears the same bar (:attr:`Verdict.supported`), instead of filling
   up to 75 words with unrelated ones.
 
+The question is judged alone, without the patient's narrative, as the bar was fitted.
+
 The bar is not set by hand: ``benchmarks/bench_abstain.py --write`` learns it on held-out sources
 (answerable pairs: the real questions; unanswerable pairs: one case's question asked of another
 case's note from the same source, on another topic), and stores it in
@@ -24,12 +26,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from ehrqa.data.case import Case
+from ehrqa.data.case import Case, QuestionPhrase
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +143,22 @@ class Verdict:
     supported: tuple[str, ...] = ()
 
 
+def question_only(case: Case) -> Case:
+    """The case as the bar was fitted on it: the clinician question alone, no patient narrative (a
+    narrative shifts the ST2 scores: on aci_dev and the sample, real questions score lower with it)."""
+    question = " ".join((case.clinician_question or case.patient_question).split())
+    return replace(
+        case, narrative=question, question_phrases=(QuestionPhrase("0", question, 0),), clinician_question=question
+    )
+
+
 def judge(case: Case, aligner=None, decision: Decision | None = None, scores: np.ndarray | None = None) -> Verdict:
-    """The verdict on one case (its note and question; ``scores``: its :func:`evidence_scores`
-    when already computed). ``decision``: None for the shipped one, fitted for the shipped aligner."""
+    """The verdict on one case, judged on its note and question alone (:func:`question_only`);
+    ``scores``: those :func:`evidence_scores` when already computed. ``decision``: None for the
+    shipped one, fitted for the shipped aligner."""
     decision = decision or shipped_decision()
     if scores is None:
-        scores = evidence_scores([case], aligner)[0]
+        scores = evidence_scores([question_only(case)], aligner)[0]
     score = decision.evidence_score(scores)
     order = np.argsort(-scores, kind="stable")
     supported = tuple(case.sentences[j].id for j in order if scores[j] >= decision.bar)
