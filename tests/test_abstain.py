@@ -83,6 +83,18 @@ def test_the_shipped_decision_was_fitted_for_the_shipped_aligner(tmp_path):
     assert Decision.load(copy) == decision
 
 
+def test_an_unreadable_decision_file_is_one_line(tmp_path):
+    bad = tmp_path / "abstain.json"
+    bad.write_text('{"format": "something-else", "bar": 0.5}', encoding="utf-8")
+    with pytest.raises(ehrqa.DataError, match=r"abstain.json: not an ehrqa abstention decision"):
+        Decision.load(bad)
+    bad.write_text('{"format": "ehrqa-abstain/1", "statistic": "max"}', encoding="utf-8")
+    with pytest.raises(ehrqa.DataError, match=r"abstain.json: 'bar'"):
+        Decision.load(bad)
+    with pytest.raises(ehrqa.DataError, match=r"missing.json: "):
+        Decision.load(tmp_path / "missing.json")
+
+
 # ---------------------------------------------------------------- with the shipped aligner
 
 

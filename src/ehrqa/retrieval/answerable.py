@@ -95,13 +95,20 @@ class Decision:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Decision:
-        """The decision file at ``path`` (None: the shipped one)."""
-        data = json.loads(Path(path or DECISION_FILE).read_text(encoding="utf-8"))
-        if data.get("format") != FORMAT:
-            raise ValueError(
-                f"{path or DECISION_FILE}: not an ehrqa abstention decision (format {data.get('format')!r})"
-            )
-        return cls(str(data["statistic"]), float(data["bar"]), dict(data.get("record") or {}))
+        """The decision file at ``path`` (None: the shipped one); an unreadable one is a one-line
+        :class:`~ehrqa.errors.DataError`."""
+        from ehrqa.errors import DataError
+
+        path = Path(path or DECISION_FILE)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                found = data.get("format") if isinstance(data, dict) else None
+                raise ValueError(f"not an ehrqa abstention decision (format {found!r})")
+            return cls(str(data["statistic"]), float(data["bar"]), dict(data.get("record") or {}))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise DataError(f"{path}: {reason}") from None
 
     def save(self, path: str | Path | None = None) -> Path:
         path = Path(path or DECISION_FILE)
