@@ -16,9 +16,10 @@ One rule per layout:
 3. Header with content on the same line. A line that starts with a label and a colon followed by
    text ("HPI: 72 y.o. M ...", "PMH: COPD, HTN", "Admit Dx: pneumonia", "Allergies: penicillin")
    starts a new sentence, and the label stays in it, in any case: the content never loses its
-   label. (A label in the middle of a line, "... 21 mg/24 h. Discharge meds:", is ordinary text.)
+   label. A label is at most four words, a known section name, or at most six all-capital words;
+   a label in the middle of a line ("... 21 mg/24 h. Discharge meds:") is ordinary text.
 4. List items. A line starting with a bullet (``-``, ``*``, ``•``), a number (``1.``, ``1)``,
-   ``(1)``), a letter (``a)``) or a problem-list hash (``# HTN: ...``, ``#CAP - ...``) starts a
+   ``(1)``), a letter (``a)``) or a problem-list hash (``# HTN: ...``, ``#4 AKI``) starts a
    new sentence; the marker stays in it. The number of a numbered item is never a sentence of
    its own, whatever case the item starts with ("1. Amoxicillin ..."). Inline numbered lists
    after a label ("Discharge Dx: 1. Pneumonia 2. COPD") give one sentence per item.
