@@ -103,6 +103,7 @@ def abstained() -> dict:
     return {name: ehrqa.answer(note(name), question) for name, question in UNANSWERABLE.items()}
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("name", list(UNANSWERABLE))
 def test_a_question_the_note_does_not_answer_abstains_and_cites_nothing(abstained, name):
     result = abstained[name]
@@ -115,6 +116,7 @@ def test_a_question_the_note_does_not_answer_abstains_and_cites_nothing(abstaine
     assert result.format().splitlines()[:2] == ["Answer:", f"  {ABSTENTION}"]
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("name", list(ANSWERABLE))
 def test_a_real_question_is_answered_only_from_sentences_that_clear_the_bar(name):
     result = ehrqa.answer(note(name), ANSWERABLE[name])
@@ -127,6 +129,7 @@ def test_a_real_question_is_answered_only_from_sentences_that_clear_the_bar(name
     assert all(by_id[i] >= result.evidence_bar for i in sources)  # no padding with weaker sentences
 
 
+@pytest.mark.model
 def test_the_patient_narrative_does_not_move_the_decision():
     """The bar was fitted on questions alone; a narrative would shift the ST2 scores."""
     name = "pneumonia_levofloxacin.txt"
@@ -160,6 +163,7 @@ def test_the_command_prints_the_abstention_line_and_exits_0():
     assert "Cited note sentences" not in proc.stdout and "[" not in proc.stdout
 
 
+@pytest.mark.model
 def test_json_carries_answerable_false(capsys):
     from ehrqa.cli import main
 
@@ -170,6 +174,7 @@ def test_json_carries_answerable_false(capsys):
     assert data["sentences"] == [{"id": "1", "text": ABSTENTION, "citations": []}] and data["evidence"] == []
 
 
+@pytest.mark.model
 def test_an_abstention_kept_in_a_run_directory_is_shown_by_the_viewer(tmp_path):
     from ehrqa.view.html import write_view
 

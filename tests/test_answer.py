@@ -107,6 +107,7 @@ def test_json_output_is_the_same_answer_as_data(capsys, answers):
     assert all(c.keys() == {"id", "text"} for s in data["sentences"] for c in s["citations"])
 
 
+@pytest.mark.model
 def test_out_keeps_a_run_directory_the_viewer_reads(tmp_path):
     from ehrqa.view.html import write_view
 
@@ -159,6 +160,7 @@ def test_recipe_methods_are_used_and_default_falls_back_to_the_llm(monkeypatch):
     assert answer_module._plan(None).step("st3").config.method == "extractive"
 
 
+@pytest.mark.model
 def test_a_written_answer_is_split_and_each_sentence_aligned_to_its_own_evidence(monkeypatch):
     """A recipe whose ST3 is a chat model: its paraphrase, cited by the ST4 aligner."""
     from ehrqa.runs.config import parse_recipe

@@ -66,6 +66,7 @@ def test_two_steps_of_one_subtask_without_a_choice_are_refused_at_load():
         parse_recipe(both, "two.yaml")
 
 
+@pytest.mark.model
 def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch):
     """Both steps' submissions and scores stay under steps/<step>/; subtask2/ is the chosen step's."""
 
