@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR")
     parser.add_argument("--subtask", type=int, choices=[2, 4], required=True)
     parser.add_argument("--step", help="the step name in the runs (default: stN)")
-    parser.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="vote rules to try, as --vote")
+    parser.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="rules as ensemble --vote")
     parser.add_argument("--folds", type=int, default=5)
 
 
