@@ -33,6 +33,7 @@ test: $(STAMP)
 # The inner loop: every test that loads no model (tests marked `model` are left out); `make test` runs all.
 test-fast: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q -m "not model"
 
 lint: $(STAMP)
