@@ -13,6 +13,7 @@ SIGPIPE would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -41,6 +42,18 @@ def _command_modules() -> list:
     return [importlib.import_module(f"ehrqa.commands.{n}") for n in names]
 
 
+# Commands whose result is what they print (a case, an answer, scores, a tuning table): ``-q`` keeps
+# their stdout. Every other command writes its results to files, and ``-q`` leaves errors only.
+PRINTS_RESULT = {"show", "answer", "score", "tune"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the one ``ehrqa: error:`` line instead of the usage block (sub-parsers inherit it)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise DataError(f"{message} (see {self.prog} --help)")
+
+
 def _add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
     """``-v``/``-q``; on sub-commands with a SUPPRESS default so that ``ehrqa -v show`` is not undone."""
     parser.add_argument(
@@ -50,7 +63,7 @@ def _add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ehrqa",
         description="Grounded question answering over clinical notes (ArchEHR-QA 2026).",
     )
@@ -80,10 +93,6 @@ def _with_nested(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParse
 def _configure_output(verbose: bool, quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="ehrqa: %(levelname)s: %(message)s")
-    if not verbose:
-        # bitsandbytes warns on every CPU import that an optional Hub kernel is missing; its
-        # built-in CPU code is used instead, so the warning only alarms users.
-        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     if quiet:
         os.environ["EHRQA_NO_PROGRESS"] = "1"  # ehrqa's own bars (ehrqa.progress)
         os.environ["TQDM_DISABLE"] = "1"  # any other tqdm bar, e.g. "Loading checkpoint shards"
@@ -98,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return EXIT_ERROR
         _configure_output(args.verbose, args.quiet)
-        status = int(args._run(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        with _quiet_stdout(args.quiet and args.command not in PRINTS_RESULT):
+            status = int(args._run(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
         return status
     except DataError as e:
         return _error(str(e))
@@ -117,6 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ehrqa: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _quiet_stdout(quiet: bool):
+    """``-q``: what a command prints (tables, notices, "wrote ...") goes nowhere; errors still do."""
+    if not quiet:
+        yield
+        return
+    with open(os.devnull, "w", encoding="utf-8") as devnull, contextlib.redirect_stdout(devnull):
+        yield
 
 
 def _error(message: str) -> int:

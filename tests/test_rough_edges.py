@@ -1,0 +1,77 @@
+"""Rough edges a new user hit: each test reproduces one and checks the fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from ehrqa.cli import main
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    return env
+
+
+# ---------------------------------------------------------------- output
+
+
+def test_flag_errors_caught_by_argparse_are_one_line(capsys):
+    assert main(["tune", "--runs", "a", "--subtask", "9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ehrqa: error: ") and "\n" not in err, err
+    assert "invalid choice: 9" in err and "ehrqa tune --help" in err
+    assert main(["view"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ehrqa: error: ") and "RUN_DIR" in err and "\n" not in err, err
+    assert main(["nonsense-command"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ehrqa: error: ") and "\n" not in err and "usage" not in err, err
+
+
+def test_quiet_prints_only_errors_and_still_writes_results(tmp_path, capsys):
+    from ehrqa import sample_dir
+
+    out = tmp_path / "mydata"
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"case_id": "1", "note": "He had a fever. It resolved.", "question": "Why the fever?"}\n')
+    assert main(["-q", "convert", "--notes", str(notes), "--out", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    assert (out / "archehr-qa.xml").exists()
+    assert main(["validate", "-q", "--data", str(sample_dir())]) == 0
+    assert capsys.readouterr().out == ""
+    # a command whose result is what it prints keeps printing it
+    assert main(["-q", "show", "--data", str(sample_dir())]) == 0
+    assert "101" in capsys.readouterr().out
+
+
+def test_the_bitsandbytes_kernels_notice_is_filtered_precisely():
+    # bitsandbytes logs this on import on CPUs with AVX512-BF16 when the optional `kernels`
+    # package is absent: its own CPU code is used, so ehrqa drops exactly that record.
+    code = (
+        "import logging, ehrqa\n"
+        "log = logging.getLogger('bitsandbytes.backends.cpu.ops')\n"
+        "log.warning('Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure', 'x')\n"
+        "log.warning('another bitsandbytes warning')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert "kernels-community" not in done.stderr
+    assert "another bitsandbytes warning" in done.stderr
+
+
+def test_loading_the_aligner_encoder_draws_no_loading_bar():
+    code = (
+        "from ehrqa.retrieval.dense import _load_encoder, resolve_model\n"
+        "from transformers.utils import logging as hf_logging\n"
+        "_load_encoder(resolve_model(None))\n"
+        "print('bars still on:', hf_logging.is_progress_bar_enabled())\n"
+    )
+    env = {k: v for k, v in _env().items() if k not in ("EHRQA_NO_PROGRESS", "TQDM_DISABLE")}
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Loading weights" not in done.stderr
+    assert "bars still on: True" in done.stdout  # the setting is restored for the user's own loads
