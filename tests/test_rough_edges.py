@@ -75,3 +75,64 @@ def test_loading_the_aligner_encoder_draws_no_loading_bar():
     assert done.returncode == 0, done.stderr
     assert "Loading weights" not in done.stderr
     assert "bars still on: True" in done.stdout  # the setting is restored for the user's own loads
+
+
+# ---------------------------------------------------------------- ensemble and tune
+
+
+def _dataset(directory, narrative_suffix: str = ""):
+    from dataclasses import replace
+
+    from ehrqa import write_key, write_xml
+    from helpers import make_cases
+
+    cases = [replace(c, narrative=c.narrative + narrative_suffix) for c in make_cases()]
+    write_xml(cases, directory / "archehr-qa.xml")
+    write_key(cases, directory / "archehr-qa_key.json")
+    return directory
+
+
+def _st1_run(tmp_path, data, name: str) -> str:
+    run_dir = tmp_path / name
+    out = tmp_path / f"{name}.json"
+    argv = ["-q", "interpret", "--data", str(data), "--out", str(out), "--run-dir", str(run_dir)]
+    assert main(argv) == 0
+    return str(run_dir)
+
+
+def test_ensemble_refuses_runs_made_on_different_datasets_sharing_case_ids(tmp_path, capsys):
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    d1, d2 = _dataset(tmp_path / "d1"), _dataset(tmp_path / "d2", " It was my brother, not my mother.")
+    a, b, c = _st1_run(tmp_path, d1, "a"), _st1_run(tmp_path, d1, "b"), _st1_run(tmp_path, d2, "c")
+    capsys.readouterr()
+    out = str(tmp_path / "voted.json")
+    assert main(["ensemble", "--subtask", "1", "--runs", a, b, "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["ensemble", "--subtask", "1", "--runs", a, c, "--out", str(tmp_path / "mixed.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ehrqa: error: ") and "\n" not in err
+    assert "different datasets" in err and c in err and a in err
+    assert not (tmp_path / "mixed.json").exists()
+
+
+def test_wording_another_dataset_and_one_case(tmp_path, capsys):
+    import pytest
+
+    from ehrqa.errors import DataError
+    from ehrqa.runs.rundir import RunDir
+
+    RunDir.open(tmp_path / "run", {"recipe": {"name": "r"}, "data": {"xml_sha256": "a"}})
+    with pytest.raises(DataError) as raised:
+        RunDir.open(tmp_path / "run", {"recipe": {"name": "r"}, "data": {"xml_sha256": "b"}})
+    assert "made with another dataset;" in str(raised.value)
+    with pytest.raises(DataError) as raised:
+        RunDir.open(tmp_path / "run", {"recipe": {"name": "s"}, "data": {"xml_sha256": "b"}})
+    assert "made with another recipe and another dataset;" in str(raised.value)
+
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"case_id": "1", "note": "He had a fever.", "question": "Why the fever?"}\n')
+    assert main(["convert", "--notes", str(notes), "--out", str(tmp_path / "one")]) == 0
+    assert "wrote 1 case (1 note sentence) to" in capsys.readouterr().out
+    assert main(["validate", "--data", str(tmp_path / "one")]) == 0
+    assert capsys.readouterr().out.startswith("ok: 1 case, 1 note sentence, no key")

@@ -26,10 +26,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ehrqa.data.archehr import read_dataset
     from ehrqa.errors import DataError
-    from ehrqa.runs.ensemble import tune_threshold
+    from ehrqa.runs.ensemble import check_same_dataset, tune_threshold
     from ehrqa.runs.rundir import load_run
 
     step = args.step or f"st{args.subtask}"
+    check_same_dataset(args.runs)
     runs, data = {}, None
     for path in args.runs:
         loaded = load_run(path)

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from ehrqa.commands._common import add_data_arguments, load_cases
+from ehrqa.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +56,14 @@ def run(args: argparse.Namespace) -> int:
             len(entries),
             limit,
         )
-    print(f"ok: {args.submission}: valid subtask {args.subtask} submission for {len(cases)} cases")
+    print(f"ok: {args.submission}: valid subtask {args.subtask} submission for {plural(len(cases), 'case')}")
     return 0
 
 
 def summarise(cases) -> str:
     n_sentences = sum(len(c.known_sentence_ids) for c in cases)
     keyed = [c for c in cases if c.has_key]
-    parts = [f"{len(cases)} cases", f"{n_sentences} note sentences"]
+    parts = [plural(len(cases), "case"), plural(n_sentences, "note sentence")]
     if keyed:
         gold = []
         if any(c.relevance is not None for c in keyed):
@@ -71,7 +72,7 @@ def summarise(cases) -> str:
             gold.append("answers")
         if any(a.citations is not None for c in keyed for a in c.answer_sentences or ()):
             gold.append("citations")
-        parts.append(f"key for {len(keyed)} cases ({', '.join(gold)})")
+        parts.append(f"key for {plural(len(keyed), 'case')} ({', '.join(gold)})")
     else:
         parts.append("no key")
     return ", ".join(parts)

@@ -22,12 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ehrqa.text import plural
     from ehrqa.view.html import write_view
 
     result = write_view(args.run_dir, args.run_b, args.out, plots=not args.no_plots)
     print(
-        f"ehrqa view: wrote {result.path} ({result.n_cases} cases, {result.n_bytes / 1024:.0f} KiB, "
-        f"{len(result.plots)} plots, {result.seconds:.1f} s)"
+        f"ehrqa view: wrote {result.path} ({plural(result.n_cases, 'case')}, {result.n_bytes / 1024:.0f} KiB, "
+        f"{plural(len(result.plots), 'plot')}, {result.seconds:.1f} s)"
     )
     print("ehrqa view: the page contains clinical note text (PHI); keep it where the data may be kept")
     return 0

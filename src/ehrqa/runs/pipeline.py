@@ -284,6 +284,7 @@ def write_page(run_dir: str | Path) -> list[str]:
     return the lines to print: that it holds note text, and its path (last). A page that cannot be
     written is a warning line; the run itself stands."""
     from ehrqa.errors import DataError
+    from ehrqa.text import plural
     from ehrqa.view.html import write_view
 
     try:
@@ -292,6 +293,6 @@ def write_page(run_dir: str | Path) -> list[str]:
         return [f"viewer page not written: {e}"]
     return [
         "the viewer page contains clinical note text (PHI); keep it where the data may be kept",
-        f"viewer page: {result.path} ({result.n_cases} cases, {result.n_bytes / 1024:.0f} KiB, "
-        f"{len(result.plots)} plots, {result.seconds:.1f} s)",
+        f"viewer page: {result.path} ({plural(result.n_cases, 'case')}, {result.n_bytes / 1024:.0f} KiB, "
+        f"{plural(len(result.plots), 'plot')}, {result.seconds:.1f} s)",
     ]

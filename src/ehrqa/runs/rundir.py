@@ -27,6 +27,7 @@ from ehrqa.tasks.base import Records
 RUN_FILE = "run.json"
 FORMAT = "ehrqa-run/1"
 IDENTITY_KEYS = ("recipe", "prompts", "data")  # what must match for a run to be continued
+IDENTITY_WORDS = {"recipe": "another recipe", "prompts": "other prompts", "data": "another dataset"}
 # Backend settings that change how replies are fetched, never what they say: a rerun with a longer
 # timeout or more retries (the fix for the cases that failed), or against the same model served at
 # another address, continues the run instead of being refused.
@@ -81,9 +82,8 @@ class RunDir:
                 raise DataError(f"{run_file}: not an ehrqa run config; use another --out or --force")
             changed = [k for k in IDENTITY_KEYS if _identity(previous, k) != _identity(meta, k)]
             if changed and not force:
-                raise DataError(
-                    f"{path}: made with a different {' and '.join(changed)}; use a new --out, or --force to start over"
-                )
+                what = " and ".join(IDENTITY_WORDS[k] for k in changed)
+                raise DataError(f"{path}: made with {what}; use a new --out, or --force to start over")
             if changed:
                 shutil.rmtree(path)
         elif (path / "steps").exists() and any((path / "steps").iterdir()):

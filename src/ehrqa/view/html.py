@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ehrqa.data.case import AnswerSentence, Case
+from ehrqa.text import plural
 from ehrqa.view.runview import HEADLINE_LABEL, RunView, SubtaskView, load_run_view
 
 EPS = 1e-9
@@ -154,7 +155,7 @@ def _header(runs: list[RunView]) -> str:
         name = recipe.get("name") if isinstance(recipe, dict) else None
         rows.append(
             f'<tr><th class="run-{label}">{label}</th><td>{e(run.name)}</td><td>{e(name or "")}</td>'
-            f"<td>{e(run.data_name)} ({len(run.cases)} cases{', gold' if run.has_gold else ', no gold'})</td>"
+            f"<td>{e(run.data_name)} ({plural(len(run.cases), 'case')}{', gold' if run.has_gold else ', no gold'})</td>"
             + "".join(cells)
             + "</tr>"
         )
