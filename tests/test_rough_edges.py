@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -136,3 +138,74 @@ def test_wording_another_dataset_and_one_case(tmp_path, capsys):
     assert "wrote 1 case (1 note sentence) to" in capsys.readouterr().out
     assert main(["validate", "--data", str(tmp_path / "one")]) == 0
     assert capsys.readouterr().out.startswith("ok: 1 case, 1 note sentence, no key")
+
+
+# ---------------------------------------------------------------- ehrqa view
+
+
+def _view_runs(tmp_path):
+    from test_view import make_run
+
+    return make_run(tmp_path / "a"), make_run(tmp_path / "b", perfect_st2=frozenset({"101"}))
+
+
+def test_view_out_existing_directory_leaves_nothing_and_names_out(tmp_path, capsys):
+    a, _ = _view_runs(tmp_path)
+    existing = tmp_path / "pages"
+    existing.mkdir()
+    assert main(["view", str(a), "--out", str(existing), "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ehrqa: error: --out {existing}: is a directory") and "\n" not in err, err
+    assert ".tmp" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "pages"]
+    assert list(existing.iterdir()) == []
+    # the Python API says the same without naming a flag, and leaves nothing either
+    import pytest
+
+    from ehrqa.errors import DataError
+    from ehrqa.view.html import write_view
+
+    with pytest.raises(DataError) as raised:
+        write_view(a, out=existing, plots=False)
+    assert "--out" not in str(raised.value) and str(existing) in str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "pages"]
+
+
+def test_view_of_two_runs_keeps_a_own_page_and_plots_both(tmp_path, capsys):
+    a, b = _view_runs(tmp_path)
+    assert main(["view", str(a)]) == 0
+    own = (a / "view" / "index.html").read_bytes()
+    capsys.readouterr()
+    assert main(["view", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert (a / "view" / "index.html").read_bytes() == own  # A's own page untouched
+    compared = a / "view-vs-b" / "index.html"
+    assert str(compared) in out
+    page = compared.read_text(encoding="utf-8")
+    assert 'data-run="B"' in page
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert any(c.startswith("A ") for c in captions) and any(c.startswith("B ") for c in captions), captions
+    assert (b / "plots" / "st2_threshold.png").exists()
+
+
+def test_view_of_two_runs_without_a_common_case_is_one_line_error(tmp_path, capsys):
+    from dataclasses import replace
+
+    from ehrqa.data.archehr import read_dataset, write_xml
+    from test_view import make_run
+
+    a = make_run(tmp_path / "a")
+    cases = [replace(c, id=str(int(c.id) + 1000)) for c in read_dataset()]
+    write_xml(cases, tmp_path / "other.xml")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "run.json").write_text(
+        json.dumps({"format": "ehrqa-run/1", "data": {"xml": str(tmp_path / "other.xml"), "name": "other"}})
+    )
+    (other / "subtask1").mkdir()
+    entries = [{"case_id": c.id, "prediction": "Why?"} for c in cases]
+    (other / "subtask1" / "submission.json").write_text(json.dumps(entries))
+    assert main(["view", str(a), str(other), "--no-plots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no case in common" in err and "\n" not in err, err
+    assert not (a / "view-vs-other").exists()

@@ -1,7 +1,7 @@
 """The case viewer: one static, self-contained HTML page for a run directory (or two, side by side).
 
-``write_view(run_dir, run_b=None, out=None)`` writes ``RUN_DIR/view/index.html`` (and the plots to
-``RUN_DIR/plots/*.png``). The page makes no external request: styles, script and images are inline,
+``write_view(run_dir, run_b=None, out=None)`` writes ``RUN_DIR/view/index.html``, or with ``run_b``
+``RUN_DIR/view-vs-<B>/index.html`` (and the plots of each run to its ``plots/*.png``). The page makes no external request: styles, script and images are inline,
 and every piece of note, narrative and answer text is HTML-escaped. It holds note text (PHI).
 
 What a case shows, per run: the note as numbered sentences coloured by ST2 (hit, miss, false alarm;
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ehrqa.data.case import AnswerSentence, Case
+from ehrqa.errors import DataError
+from ehrqa.io import atomic_write_text
 from ehrqa.text import plural
 from ehrqa.view.runview import HEADLINE_LABEL, RunView, SubtaskView, load_run_view
 
@@ -42,27 +44,44 @@ def e(value: object) -> str:
 def write_view(
     run_dir: str | Path, run_b: str | Path | None = None, out: str | Path | None = None, *, plots: bool = True
 ) -> ViewResult:
-    """Render the viewer page for ``run_dir`` (compared with ``run_b`` when given) and write it."""
+    """Render the viewer page for ``run_dir`` (compared with ``run_b`` when given) and write it to
+    ``out``, by default :func:`page_path`. Nothing is written when the runs cannot be shown."""
     start = time.perf_counter()
+    path = Path(out) if out is not None else page_path(run_dir, run_b)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give a file name such as {path / 'index.html'}")
     a = load_run_view(run_dir)
     b = load_run_view(run_b) if run_b is not None else None
+    if b is not None and not {c.id for c in a.cases} & {c.id for c in b.cases}:
+        raise DataError(
+            f"{a.path} and {b.path} have no case in common (cases {_id_range(a)} vs {_id_range(b)}); nothing to compare"
+        )
     images: list[tuple[str, Path]] = []
     if plots:
-        images = make_plots(a)
-    page = render(a, b, images)
-    path = Path(out) if out is not None else a.path / "view" / "index.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+        images = make_plots(a, "A" if b is not None else "") + (make_plots(b, "B") if b is not None else [])
+    atomic_write_text(path, render(a, b, images))
     return ViewResult(path, path.stat().st_size, len(a.cases), time.perf_counter() - start, [p for _, p in images])
+
+
+def page_path(run_dir: str | Path, run_b: str | Path | None = None) -> Path:
+    """Where the page goes by default: ``RUN_DIR/view/index.html``, or for a comparison
+    ``RUN_DIR/view-vs-<name of RUN_DIR_B>/index.html`` (the run's own page stays as it is)."""
+    if run_b is None:
+        return Path(run_dir) / "view" / "index.html"
+    return Path(run_dir) / f"view-vs-{Path(run_b).resolve().name}" / "index.html"
+
+
+def _id_range(run: RunView) -> str:
+    ids = [c.id for c in run.cases]
+    return ids[0] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}" if ids else "none"
 
 
 # ---------------------------------------------------------------- plots
 
 
-def make_plots(run: RunView) -> list[tuple[str, Path]]:
-    """The run's plots as (title, PNG path) in ``RUN_DIR/plots``; none when matplotlib is missing."""
+def make_plots(run: RunView, run_label: str = "") -> list[tuple[str, Path]]:
+    """The run's plots as (title, PNG path) in ``RUN_DIR/plots``; none when matplotlib is missing.
+    ``run_label`` ("A", "B") starts each title on a page comparing two runs."""
     import logging
 
     from ehrqa.view.runview import vote_threshold_points
@@ -97,7 +116,7 @@ def make_plots(run: RunView) -> list[tuple[str, Path]]:
                 )
     except ImportError as err:  # matplotlib not installed: the page says so
         logging.getLogger(__name__).warning("%s", err)
-    return made
+    return [(f"{run_label} {title}" if run_label else title, path) for title, path in made]
 
 
 # ---------------------------------------------------------------- page
