@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         metavar="FILE",
-        help="HTML file to write (default: RUN_DIR/view/index.html; with RUN_DIR_B: RUN_DIR/view-vs-<its name>/index.html)",
+        help="HTML file to write (default: RUN_DIR/view/index.html; with RUN_DIR_B: "
+        "RUN_DIR/view-vs-<its name>/index.html)",
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
 

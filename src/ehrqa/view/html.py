@@ -1,8 +1,9 @@
 """The case viewer: one static, self-contained HTML page for a run directory (or two, side by side).
 
 ``write_view(run_dir, run_b=None, out=None)`` writes ``RUN_DIR/view/index.html``, or with ``run_b``
-``RUN_DIR/view-vs-<B>/index.html`` (and the plots of each run to its ``plots/*.png``). The page makes no external request: styles, script and images are inline,
-and every piece of note, narrative and answer text is HTML-escaped. It holds note text (PHI).
+``RUN_DIR/view-vs-<B>/index.html`` (and the plots of each run to its ``plots/*.png``). The page makes
+no external request: styles, script and images are inline, and every piece of note, narrative and
+answer text is HTML-escaped. It holds note text (PHI).
 
 What a case shows, per run: the note as numbered sentences coloured by ST2 (hit, miss, false alarm;
 predicted only when there is no gold), the ST1 question, the generated ST3 answer whose sentences
