@@ -209,3 +209,35 @@ def test_view_of_two_runs_without_a_common_case_is_one_line_error(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert "no case in common" in err and "\n" not in err, err
     assert not (a / "view-vs-other").exists()
+
+
+# ---------------------------------------------------------------- ehrqa tune
+
+
+def _st2_run_without_votes(path):
+    from ehrqa import read_dataset, sample_dir
+
+    cases = read_dataset()
+    path.mkdir()
+    files = {"xml": str(sample_dir() / "archehr-qa.xml"), "key": str(sample_dir() / "archehr-qa_key.json")}
+    (path / "run.json").write_text(json.dumps({"format": "ehrqa-run/1", "data_files": files}))
+    (path / "steps" / "st2").mkdir(parents=True)
+    records = [{"case_id": c.id, "status": "ok", "prediction": list(c.essential_ids[:1])} for c in cases]
+    (path / "steps" / "st2" / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+def test_tune_says_no_votes_were_recorded_instead_of_a_best_threshold(tmp_path, capsys):
+    run = _st2_run_without_votes(tmp_path / "run")
+    assert main(["tune", "--runs", run, "--subtask", "2", "--folds", "2"]) == 2
+    captured = capsys.readouterr()
+    assert "best" not in captured.out
+    err = captured.err.strip()
+    assert err.startswith("ehrqa: error: ") and "no votes recorded" in err and "\n" not in err, err
+
+
+def test_tune_refuses_one_fold(tmp_path, capsys):
+    run = _st2_run_without_votes(tmp_path / "run")
+    assert main(["tune", "--runs", run, "--subtask", "2", "--folds", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "ehrqa: error: --folds 1: cross-validation needs at least 2 folds", err

@@ -139,6 +139,13 @@ def tune_threshold(
     (run, threshold) with the best micro-F1 on the other folds is scored on the held-out fold;
     the result holds the CV F1 (pooled over held-out folds) and the setting best on all cases.
     """
+    if folds < 2:
+        raise DataError(f"folds={folds}: cross-validation needs at least 2 folds")
+    if not any(isinstance(r.get("votes"), dict) for records in runs.values() for r in records.values()):
+        raise DataError(
+            f"{', '.join(runs)}: no votes recorded (one sample per case): every threshold keeps the same "
+            "sentences, so there is no threshold to tune; run the LLM step with several samples"
+        )
     cases = [c for c in cases if all(c.id in records for records in runs.values())]
     if len(cases) < folds:
         raise DataError(f"{plural(len(cases), 'case')} with records in every run: too few for {folds} folds")
