@@ -241,3 +241,42 @@ def test_tune_refuses_one_fold(tmp_path, capsys):
     assert main(["tune", "--runs", run, "--subtask", "2", "--folds", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "ehrqa: error: --folds 1: cross-validation needs at least 2 folds", err
+
+
+# ---------------------------------------------------------------- failed LLM commands
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_bad_server_settings_are_refused_before_anything_is_made(tmp_path):
+    env = {k: v for k, v in _env().items() if k not in ("EHRQA_NO_PROGRESS", "TQDM_DISABLE")}
+    base = ["generate", "--backend", "openai", "--model", "m", "--cases", "101"]
+    for flags in (["--base-url", "ftp://example.org/v1"], ["--base-url", "http://127.0.0.1:9/v1", "--timeout", "0"]):
+        out = tmp_path / "out" / "st3.json"
+        code = "import sys; from ehrqa.cli import main; sys.exit(main(sys.argv[1:]))"
+        done = subprocess.run(
+            [sys.executable, "-c", code, *base, *flags, "--out", str(out)], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("ehrqa: error: ") and done.stderr.count("\n") == 1, done.stderr  # no bar
+        assert list(tmp_path.iterdir()) == [], flags
+
+
+def test_a_failed_llm_command_leaves_no_empty_run_directory(tmp_path, capsys):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    out = tmp_path / "out" / "st3.json"
+    argv = ["generate", "--backend", "openai", "--base-url", url, "--model", "m", "--retries", "0"]
+    assert main([*argv, "--cases", "101", "--out", str(out)]) == 2
+    assert "cannot connect" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    # the folder the user already had is kept; only what the command made goes
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    assert main([*argv, "--cases", "101", "--out", str(out), "--run-dir", str(kept / "run")]) == 2
+    assert kept.is_dir() and not (kept / "run").exists()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from ehrqa.commands._common import add_cases_argument, add_data_arguments, dataset_info, parse_subtasks, selected_cases
+from ehrqa.commands._common import (
+    add_cases_argument,
+    add_data_arguments,
+    dataset_info,
+    parse_subtasks,
+    removed_if_left_empty,
+    selected_cases,
+)
 
 HELP = "run a recipe (every subtask it lists) into a resumable run directory; score what the data's gold allows"
 DESCRIPTION = (
@@ -75,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = parse_recipe(apply_overrides(load_yaml(path, "run recipe"), args.set), str(path))
     subtasks = parse_subtasks(args.subtasks) if args.subtasks is not None else None  # "" is refused
     cases = selected_cases(args)
-    rows = run_pipeline(recipe, cases, args.out, data=dataset_info(args), subtasks=subtasks, force=args.force)
+    with removed_if_left_empty(args.out):
+        rows = run_pipeline(recipe, cases, args.out, data=dataset_info(args), subtasks=subtasks, force=args.force)
     print(format_summary(rows))
     print(f"run directory: {args.out}")
     print("\n".join(write_page(args.out)))
