@@ -42,8 +42,9 @@ def test_quiet_prints_only_errors_and_still_writes_results(tmp_path, capsys):
     assert main(["-q", "convert", "--notes", str(notes), "--out", str(out)]) == 0
     assert capsys.readouterr().out == ""
     assert (out / "archehr-qa.xml").exists()
-    assert main(["validate", "-q", "--data", str(sample_dir())]) == 0
-    assert capsys.readouterr().out == ""
+    assert main(["-q", "view", str(_view_runs(tmp_path)[0]), "--no-plots"]) == 0
+    assert capsys.readouterr().out == ""  # no "wrote ..." and no notice
+    assert (tmp_path / "a" / "view" / "index.html").exists()
     # a command whose result is what it prints keeps printing it
     assert main(["-q", "show", "--data", str(sample_dir())]) == 0
     assert "101" in capsys.readouterr().out
@@ -280,3 +281,55 @@ def test_a_failed_llm_command_leaves_no_empty_run_directory(tmp_path, capsys):
     kept.mkdir()
     assert main([*argv, "--cases", "101", "--out", str(out), "--run-dir", str(kept / "run")]) == 2
     assert kept.is_dir() and not (kept / "run").exists()
+
+
+# ---------------------------------------------------------------- the user's question is input, not gold
+
+
+def test_a_converted_question_is_input_never_st1_gold(tmp_path, capsys):
+    from ehrqa import read_dataset
+    from ehrqa.data.plain import case_from_text
+    from ehrqa.runs.pipeline import dataset_copy
+
+    notes = tmp_path / "notes.jsonl"
+    rows = [
+        {
+            "case_id": "1",
+            "note": "He had a fever. Blood cultures grew E. coli.",
+            "question": "Why was he on antibiotics?",
+        },
+        {"case_id": "2", "note": "She fell at home. An X-ray showed a hip fracture.", "question": "Why the surgery?"},
+    ]
+    notes.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data = tmp_path / "mydata"
+    assert main(["convert", "--notes", str(notes), "--out", str(data)]) == 0
+    assert '<clinician_question source="user">' in (data / "archehr-qa.xml").read_text()
+    cases = read_dataset(data)
+    assert all(c.question_is_input and c.gold_question is None for c in cases)
+    assert cases[0].clinician_question == "Why was he on antibiotics?"  # still the input of ST2-ST4
+    # ehrqa answer --out keeps its case the same way
+    copy, files = dataset_copy([case_from_text("1", "He had a fever.", "Why?")], tmp_path / "answer-run")
+    assert b'source="user"' in next(b for p, b in files.items() if p.name == "archehr-qa.xml")
+
+    capsys.readouterr()
+    assert main(["show", "--data", str(data), "1"]) == 0
+    shown = capsys.readouterr().out
+    assert "Question (input): Why was he on antibiotics?" in shown and "Clinician question" not in shown
+
+    submission = tmp_path / "st1.json"
+    submission.write_text(json.dumps([{"case_id": c.id, "prediction": c.clinician_question} for c in cases]))
+    assert main(["score", "--subtask", "1", "--submission", str(submission), "--data", str(data)]) == 2
+    assert "user's input" in capsys.readouterr().err
+
+    run = tmp_path / "run"
+    assert main(["-q", "run", "--recipe", "default", "--subtasks", "1", "--data", str(data), "--out", str(run)]) == 0
+    assert not (run / "scores" / "subtask1.json").exists()  # nothing to score ST1 against
+    page = (run / "view" / "index.html").read_text(encoding="utf-8")
+    assert "question (input)" in page and "clinician (gold)" not in page
+
+
+def test_the_official_clinician_question_stays_gold():
+    from ehrqa import read_dataset
+
+    case = read_dataset()[0]
+    assert not case.question_is_input and case.gold_question == case.clinician_question

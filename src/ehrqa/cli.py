@@ -42,9 +42,10 @@ def _command_modules() -> list:
     return [importlib.import_module(f"ehrqa.commands.{n}") for n in names]
 
 
-# Commands whose result is what they print (a case, an answer, scores, a tuning table): ``-q`` keeps
-# their stdout. Every other command writes its results to files, and ``-q`` leaves errors only.
-PRINTS_RESULT = {"show", "answer", "score", "tune"}
+# Commands whose result is what they print (a case, an answer, scores, a tuning table, a verdict):
+# ``-q`` keeps their stdout. Every other command writes its results to files, and ``-q`` leaves
+# errors only (no tables, no notices).
+PRINTS_RESULT = {"show", "answer", "score", "tune", "validate"}
 
 
 class Parser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ from ehrqa.io import atomic_write_text
 
 XML_NAME = "archehr-qa.xml"
 KEY_NAME = "archehr-qa_key.json"
+QUESTION_FROM_USER = "user"  # <clinician_question source="user">: written by ehrqa convert / ehrqa answer
 
 
 def sample_dir() -> Path:
@@ -153,7 +154,17 @@ def _parse_case(elem: ET.Element, case_id: str, fname: str) -> Case:
         question_phrases=tuple(phrases),
         clinician_question=_text(elem.find("clinician_question")),
         note_excerpt=_text(elem.find("note_excerpt")),
+        question_is_input=_question_source(elem, where) == QUESTION_FROM_USER,
     )
+
+
+def _question_source(elem: ET.Element, where: str) -> str | None:
+    """``<clinician_question source="user">``: the user's own question (input), not the ST1 gold."""
+    question = elem.find("clinician_question")
+    source = question.get("source") if question is not None else None
+    if source not in (None, QUESTION_FROM_USER):
+        raise DataError(f"{where}: clinician_question source={source!r}: the only source ehrqa knows is 'user'")
+    return source
 
 
 def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
@@ -168,7 +179,8 @@ def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
             for p in case.question_phrases:
                 attrs = {"id": p.id} | ({} if p.start is None else {"start_char_index": str(p.start)})
                 _leaf(q, "phrase", p.text, 3, attrs)
-        _leaf(c, "clinician_question", case.clinician_question, 2)
+        source = {"source": QUESTION_FROM_USER} if case.question_is_input else None
+        _leaf(c, "clinician_question", case.clinician_question, 2, source)
         _leaf(c, "note_excerpt", case.note_excerpt, 2)
         if case.sentences:
             ss = ET.SubElement(c, "note_excerpt_sentences")

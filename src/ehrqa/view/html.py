@@ -325,7 +325,8 @@ def _narrative(case: Case) -> str:
 def _questions(case: Case, runs: list[RunView]) -> str:
     rows = []
     if case.clinician_question:
-        rows.append(f"<tr><th>clinician (gold)</th><td>{e(case.clinician_question)}</td><td></td></tr>")
+        label = "question (input)" if case.question_is_input else "clinician (gold)"
+        rows.append(f"<tr><th>{label}</th><td>{e(case.clinician_question)}</td><td></td></tr>")
     for label, run in zip("AB", runs, strict=False):
         view = run.subtasks.get(1)
         if view is None or case.id not in view.predictions:
