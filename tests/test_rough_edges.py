@@ -333,3 +333,25 @@ def test_the_official_clinician_question_stays_gold():
 
     case = read_dataset()[0]
     assert not case.question_is_input and case.gold_question == case.clinician_question
+
+
+# ---------------------------------------------------------------- ehrqa validate
+
+
+def test_validate_warns_about_a_78_word_reference_answer(tmp_path):
+    from dataclasses import replace
+
+    from ehrqa import write_key, write_xml
+    from helpers import make_cases
+
+    cases = make_cases()
+    cases[1] = replace(cases[1], answer=" ".join(["word"] * 78))
+    write_xml(cases, tmp_path / "archehr-qa.xml")
+    write_key(cases, tmp_path / "archehr-qa_key.json")
+    code = "import sys; from ehrqa.cli import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "validate", "--data", str(tmp_path)], capture_output=True, text=True, env=_env()
+    )
+    assert done.returncode == 0 and done.stdout.startswith("ok: "), done.stderr
+    assert "WARNING: archehr-qa_key.json: 1 of 2 reference answers are longer than the 75 words" in done.stderr
+    assert "case 12 (78 words)" in done.stderr

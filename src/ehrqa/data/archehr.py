@@ -167,6 +167,40 @@ def _question_source(elem: ET.Element, where: str) -> str | None:
     return source
 
 
+def check_note_sentences(cases: Iterable[Case], fname: str = XML_NAME) -> None:
+    """Check each numbered sentence against its case's ``<note_excerpt>``: the text occurs there, and
+    ``start_char_index`` / ``length`` point at it within its paragraph. Used by ``ehrqa validate``.
+
+    Paragraphs are the excerpt's blocks between blank lines; when the case has as many paragraph ids
+    as paragraphs, the ids name them in order (the official files count from 0 or from 1), otherwise
+    any paragraph may hold the sentence. Runs of whitespace compare equal. Cases without an excerpt
+    (test releases may omit it) are skipped."""
+    import re
+
+    for case in cases:
+        if not case.note_excerpt or not case.sentences:
+            continue
+        paragraphs = re.split(r"\n[ \t]*\n", case.note_excerpt)
+        paragraph_ids = list(dict.fromkeys(s.paragraph_id for s in case.sentences))
+        excerpt = _squash(case.note_excerpt)
+        for s in case.sentences:
+            where = f"{fname}: case {case.id}: sentence {s.id}"
+            if _squash(s.text) not in excerpt:
+                raise DataError(f"{where}: its text is not in <note_excerpt>")
+            if s.length is not None and s.length != len(s.text):
+                raise DataError(f"{where}: length is {s.length} but the text has {len(s.text)} characters")
+            if s.start is None:
+                continue
+            candidates = paragraphs
+            if len(paragraph_ids) == len(paragraphs):
+                candidates = [paragraphs[paragraph_ids.index(s.paragraph_id)]]
+            if not _phrase_is_at(s.text, s.start, candidates):
+                raise DataError(
+                    f"{where}: start_char_index {s.start} does not point at the sentence's text in its paragraph "
+                    "of <note_excerpt>"
+                )
+
+
 def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
     """Write cases as ``archehr-qa.xml``, pretty-printed like the official release."""
     root = ET.Element("annotations")
