@@ -355,3 +355,21 @@ def test_validate_warns_about_a_78_word_reference_answer(tmp_path):
     assert done.returncode == 0 and done.stdout.startswith("ok: "), done.stderr
     assert "WARNING: archehr-qa_key.json: 1 of 2 reference answers are longer than the 75 words" in done.stderr
     assert "case 12 (78 words)" in done.stderr
+
+
+# ---------------------------------------------------------------- ehrqa run --set
+
+
+def test_a_bad_set_value_is_blamed_on_set_not_on_the_shipped_recipe(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    for setting, fragment in (("seed=abc", "recipe.seed: expected a whole number"), ("st2.top_k=3", "unknown key")):
+        assert main(["run", "--recipe", "default", "--set", setting, "--out", out]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"ehrqa: error: --set {setting}: ") and fragment in err, err
+        assert "default.yaml" not in err
+    assert not (tmp_path / "run").exists()
+    # a broken recipe file is still named as such
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nseed: x\nsteps:\n  - {subtask: 1, method: rule}\n")
+    assert main(["run", "--recipe", str(bad), "--set", "seed=1", "--out", out]) == 2
+    assert f"ehrqa: error: {bad}: recipe.seed" in capsys.readouterr().err

@@ -72,14 +72,32 @@ def apply_overrides(data: dict, settings: list[str]) -> dict:
     return data
 
 
-def run(args: argparse.Namespace) -> int:
+def recipe_with_settings(path, settings: list[str]):
+    """The recipe at ``path`` with ``--set`` applied. A problem of the file itself names the file; one
+    that only the ``--set`` values cause names ``--set``, never the (shipped) file."""
     from ehrqa.config import load_yaml
-    from ehrqa.runs.config import find_recipe, parse_recipe
+    from ehrqa.errors import DataError
+    from ehrqa.runs.config import parse_recipe
+
+    recipe = parse_recipe(load_yaml(path, "run recipe"), str(path))
+    if not settings:
+        return recipe
+    try:
+        return parse_recipe(apply_overrides(load_yaml(path, "run recipe"), settings), str(path))
+    except DataError as e:
+        message = str(e).removeprefix(f"{path}: ")
+        if message.startswith("--set "):
+            raise
+        raise DataError(f"--set {' '.join(settings)}: {message}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ehrqa.runs.config import find_recipe
     from ehrqa.runs.pipeline import format_summary, write_page
     from ehrqa.runs.pipeline import run as run_pipeline
 
     path = find_recipe(args.recipe)
-    recipe = parse_recipe(apply_overrides(load_yaml(path, "run recipe"), args.set), str(path))
+    recipe = recipe_with_settings(path, args.set)
     subtasks = parse_subtasks(args.subtasks) if args.subtasks is not None else None  # "" is refused
     cases = selected_cases(args)
     with removed_if_left_empty(args.out):
