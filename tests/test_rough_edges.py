@@ -128,10 +128,10 @@ def test_wording_another_dataset_and_one_case(tmp_path, capsys):
     RunDir.open(tmp_path / "run", {"recipe": {"name": "r"}, "data": {"xml_sha256": "a"}})
     with pytest.raises(DataError) as raised:
         RunDir.open(tmp_path / "run", {"recipe": {"name": "r"}, "data": {"xml_sha256": "b"}})
-    assert "made with another dataset;" in str(raised.value)
+    assert "made with a different dataset;" in str(raised.value)
     with pytest.raises(DataError) as raised:
         RunDir.open(tmp_path / "run", {"recipe": {"name": "s"}, "data": {"xml_sha256": "b"}})
-    assert "made with another recipe and another dataset;" in str(raised.value)
+    assert "made with a different recipe and a different dataset;" in str(raised.value)
 
     notes = tmp_path / "notes.jsonl"
     notes.write_text('{"case_id": "1", "note": "He had a fever.", "question": "Why the fever?"}\n')
@@ -373,3 +373,51 @@ def test_a_bad_set_value_is_blamed_on_set_not_on_the_shipped_recipe(tmp_path, ca
     bad.write_text("name: bad\nseed: x\nsteps:\n  - {subtask: 1, method: rule}\n")
     assert main(["run", "--recipe", str(bad), "--set", "seed=1", "--out", out]) == 2
     assert f"ehrqa: error: {bad}: recipe.seed" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- API messages name parameters, the CLI flags
+
+
+def test_api_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys):
+    import pytest
+
+    from ehrqa import read_dataset, sample_dir
+    from ehrqa.errors import DataError
+    from ehrqa.runs.config import load_recipe
+    from ehrqa.runs.rundir import RunDir
+
+    RunDir.open(tmp_path / "run", {"recipe": {"name": "r"}})
+    with pytest.raises(DataError) as raised:
+        RunDir.open(tmp_path / "run", {"recipe": {"name": "s"}})
+    assert "force=True" in str(raised.value) and "--" not in str(raised.value)
+    with pytest.raises(DataError) as raised:
+        load_recipe("no-such-recipe")
+    assert str(raised.value).startswith("recipe=no-such-recipe: ")
+    with pytest.raises(DataError) as raised:
+        read_dataset(key=sample_dir() / "archehr-qa_key.json")
+    assert "(xml=FILE)" in str(raised.value)
+
+    assert main(["run", "--recipe", "no-such-recipe", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.startswith("ehrqa: error: --recipe no-such-recipe: no such file")
+    assert main(["show", "--key", str(sample_dir() / "archehr-qa_key.json")]) == 2
+    assert "(--xml FILE)" in capsys.readouterr().err
+    assert main(["-q", "run", "--recipe", "default", "--subtasks", "1", "--out", str(tmp_path / "r")]) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "archehr-qa.xml").write_text((sample_dir() / "archehr-qa.xml").read_text().replace("My dad", "My son"))
+    assert (
+        main(["run", "--recipe", "default", "--subtasks", "1", "--data", str(other), "--out", str(tmp_path / "r")]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "made with a different dataset; use --out ANOTHER_DIR, or --force to start over" in err, err
+
+
+def test_as_flags_rewrites_only_known_parameters():
+    from ehrqa.cli import as_flags
+
+    assert as_flags("use out=DIR or force=True") == "use --out DIR or --force"
+    assert as_flags("folds=1: too few") == "--folds 1: too few"
+    assert (
+        as_flags('<clinician_question source="x"> timeout=3 layout=2')
+        == '<clinician_question source="x"> timeout=3 layout=2'
+    )

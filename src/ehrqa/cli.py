@@ -140,8 +140,27 @@ def _quiet_stdout(quiet: bool):
         yield
 
 
+# The Python API's messages name its parameters as Python spells them (``force=True``,
+# ``recipe=NAME``); on the command line the same message names the flag (``--force``, ``--recipe NAME``).
+# Only these parameter names are rewritten, so that ``key=value`` text of a file is left alone.
+API_PARAMETERS = ("out", "force", "recipe", "xml", "folds")
+_API_PARAMETER = re.compile(r"(?<![\w.=-])(" + "|".join(API_PARAMETERS) + r")=(True\b)?")
+
+
+def as_flags(message: str) -> str:
+    """``use out=DIR or force=True`` -> ``use --out DIR or --force``."""
+
+    def flag(m: re.Match) -> str:
+        name = "--" + m.group(1).replace("_", "-")
+        if m.group(2) or m.end() == len(message) or message[m.end()].isspace():
+            return name
+        return name + " "
+
+    return _API_PARAMETER.sub(flag, message)
+
+
 def _error(message: str) -> int:
-    line = " ".join(message.split("\n")).strip()
+    line = " ".join(as_flags(message).split("\n")).strip()
     try:
         print(f"ehrqa: error: {line}", file=sys.stderr)
     except OSError:  # stderr closed as well: the exit status is all that is left

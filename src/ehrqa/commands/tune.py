@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from ehrqa.runs.ensemble import check_same_dataset, tune_threshold
     from ehrqa.runs.rundir import load_run
 
-    if args.folds < 2:
-        raise DataError(f"--folds {args.folds}: cross-validation needs at least 2 folds")
+    if args.folds < 2:  # before any run is read
+        raise DataError(f"folds={args.folds}: cross-validation needs at least 2 folds")
     step = args.step or f"st{args.subtask}"
     check_same_dataset(args.runs)
     runs, data = {}, None

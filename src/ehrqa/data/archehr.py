@@ -416,7 +416,7 @@ def read_dataset(
         if require_xml and data is not None:
             raise DataError(f"{data}: no {XML_NAME} (only the key is there; this needs the XML as well)")
         if require_xml:
-            raise DataError(f"{key_path}: the key alone is not enough here: {XML_NAME} is needed too (--xml FILE)")
+            raise DataError(f"{key_path}: the key alone is not enough here: {XML_NAME} is needed too (xml=FILE)")
         return read_key(key_path)
     cases = read_xml(xml_path)
     if key_path is None:
