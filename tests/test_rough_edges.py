@@ -193,6 +193,7 @@ def test_view_of_two_runs_without_a_common_case_is_one_line_error(tmp_path, caps
     from dataclasses import replace
 
     from ehrqa.data.archehr import read_dataset, write_xml
+    from ehrqa.runs.layout import RunLayout
     from test_view import make_run
 
     a = make_run(tmp_path / "a")
@@ -203,9 +204,10 @@ def test_view_of_two_runs_without_a_common_case_is_one_line_error(tmp_path, caps
     (other / "run.json").write_text(
         json.dumps({"format": "ehrqa-run/1", "data": {"xml": str(tmp_path / "other.xml"), "name": "other"}})
     )
-    (other / "subtask1").mkdir()
-    entries = [{"case_id": c.id, "prediction": "Why?"} for c in cases]
-    (other / "subtask1" / "submission.json").write_text(json.dumps(entries))
+    layout = RunLayout(other)
+    layout.step("st1").mkdir(parents=True)
+    records = [{"case_id": c.id, "status": "ok", "prediction": "Why?"} for c in cases]
+    layout.records("st1").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert main(["view", str(a), str(other), "--no-plots"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no case in common" in err and "\n" not in err, err
@@ -289,6 +291,7 @@ def test_a_failed_llm_command_leaves_no_empty_run_directory(tmp_path, capsys):
 def test_a_converted_question_is_input_never_st1_gold(tmp_path, capsys):
     from ehrqa import read_dataset
     from ehrqa.data.plain import case_from_text
+    from ehrqa.runs.layout import RunLayout
     from ehrqa.runs.pipeline import dataset_copy
 
     notes = tmp_path / "notes.jsonl"
@@ -323,7 +326,7 @@ def test_a_converted_question_is_input_never_st1_gold(tmp_path, capsys):
 
     run = tmp_path / "run"
     assert main(["-q", "run", "--recipe", "default", "--subtasks", "1", "--data", str(data), "--out", str(run)]) == 0
-    assert not (run / "scores" / "subtask1.json").exists()  # nothing to score ST1 against
+    assert not RunLayout(run).scores("st1").exists()  # nothing to score ST1 against
     page = (run / "view" / "index.html").read_text(encoding="utf-8")
     assert "question (input)" in page and "clinician (gold)" not in page
 

@@ -160,7 +160,7 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE", help="submission.json to write (a .zip is written too)")
     add_cases_argument(parser)
     parser.add_argument(
-        "--run-dir", metavar="DIR", help="per-case records for resuming (default: OUT's folder/run-stN)"
+        "--run-dir", metavar="DIR", help="per-case records for resuming (default: OUT with .run for its suffix)"
     )
     parser.add_argument("--force", action="store_true", help="start the run directory over if its settings changed")
     parser.add_argument("--seed", type=int, default=0, help="run seed; each sample's seed derives from it (default: 0)")
@@ -170,6 +170,7 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
     """A one-step run (the same pipeline as ``ehrqa run``) whose submission is also written to ``--out``."""
     from ehrqa.data.submission import read_submission, write_submission
     from ehrqa.runs.config import RunRecipe, StepSpec
+    from ehrqa.runs.layout import RunLayout
     from ehrqa.runs.pipeline import run
 
     out = Path(args.out)
@@ -181,7 +182,7 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
         backends={"default": backend} if backend is not None else {},
         steps=(StepSpec(subtask, f"st{subtask}", config),),
     )
-    run_dir = Path(args.run_dir) if args.run_dir else out.parent / f"run-st{subtask}"
+    run_dir = Path(args.run_dir) if args.run_dir else RunLayout.for_output(out).path
     with removed_if_left_empty(run_dir):
         rows = run(recipe, cases, run_dir, data=dataset_info(args), force=args.force)
         row = rows[0]
@@ -221,12 +222,14 @@ def _holds_results(run_dir: Path) -> bool:
     """Whether a run directory holds anything a rerun would use: a finished case's record, a
     submission, a model reply (records of failed cases alone are redone anyway)."""
     from ehrqa.io import read_jsonl
+    from ehrqa.runs.layout import RunLayout
 
-    files = [*run_dir.glob("subtask*/*"), run_dir / "cache" / "replies.jsonl"]
+    layout = RunLayout(run_dir)
+    steps = layout.step_names()
+    files = [layout.reply_cache, *(layout.submission(s) for s in steps), *(layout.official(n) for n in (1, 2, 3, 4))]
     if any(f.is_file() and f.stat().st_size > 0 for f in files):
         return True
-    records = run_dir.glob("steps/*/records.jsonl")
-    return any(r.get("status") != "failed" for path in records for r in read_jsonl(path))
+    return any(r.get("status") != "failed" for s in steps for r in read_jsonl(layout.records(s)))
 
 
 def failure_line(row: dict, run_dir: str | Path) -> str:

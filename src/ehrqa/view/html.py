@@ -22,6 +22,7 @@ from pathlib import Path
 from ehrqa.data.case import AnswerSentence, Case
 from ehrqa.errors import DataError
 from ehrqa.io import atomic_write_text
+from ehrqa.runs.layout import RunLayout
 from ehrqa.text import plural
 from ehrqa.view.runview import HEADLINE_LABEL, RunView, SubtaskView, load_run_view
 
@@ -67,9 +68,8 @@ def write_view(
 def page_path(run_dir: str | Path, run_b: str | Path | None = None) -> Path:
     """Where the page goes by default: ``RUN_DIR/view/index.html``, or for a comparison
     ``RUN_DIR/view-vs-<name of RUN_DIR_B>/index.html`` (the run's own page stays as it is)."""
-    if run_b is None:
-        return Path(run_dir) / "view" / "index.html"
-    return Path(run_dir) / f"view-vs-{Path(run_b).resolve().name}" / "index.html"
+    layout = RunLayout(run_dir)
+    return layout.page if run_b is None else layout.comparison_page(run_b)
 
 
 def _id_range(run: RunView) -> str:
@@ -91,7 +91,7 @@ def make_plots(run: RunView, run_label: str = "") -> list[tuple[str, Path]]:
         from ehrqa.view import plots
     except ImportError:
         return []
-    out_dir = run.path / "plots"
+    out_dir = RunLayout(run.path).plots
     made: list[tuple[str, Path]] = []
     try:
         for n, view in run.subtasks.items():
