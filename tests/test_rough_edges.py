@@ -421,6 +421,10 @@ def test_as_flags_rewrites_only_known_parameters():
     assert as_flags("use out=DIR or force=True") == "use --out DIR or --force"
     assert as_flags("folds=1: too few") == "--folds 1: too few"
     assert (
+        as_flags("pass resume=True to continue, or a new output=DIR")
+        == "pass --resume to continue, or a new --output DIR"
+    )
+    assert (
         as_flags('<clinician_question source="x"> timeout=3 layout=2')
         == '<clinician_question source="x"> timeout=3 layout=2'
     )

@@ -143,7 +143,7 @@ def _quiet_stdout(quiet: bool):
 # The Python API's messages name its parameters as Python spells them (``force=True``,
 # ``recipe=NAME``); on the command line the same message names the flag (``--force``, ``--recipe NAME``).
 # Only these parameter names are rewritten, so that ``key=value`` text of a file is left alone.
-API_PARAMETERS = ("out", "force", "recipe", "xml", "folds")
+API_PARAMETERS = ("out", "force", "recipe", "xml", "folds", "output", "resume")
 _API_PARAMETER = re.compile(r"(?<![\w.=-])(" + "|".join(API_PARAMETERS) + r")=(True\b)?")
 
 
