@@ -331,6 +331,21 @@ def test_a_converted_question_is_input_never_st1_gold(tmp_path, capsys):
     assert "question (input)" in page and "clinician (gold)" not in page
 
 
+def test_a_converted_dataset_gives_no_st1_examples(tmp_path):
+    import pytest
+
+    from ehrqa import sample_dir
+    from ehrqa.errors import DataError
+    from ehrqa.retrieval.examples import question_pool
+
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"case_id": "1", "note": "He had a fever.", "question": "Why the fever?"}\n')
+    assert main(["-q", "convert", "--notes", str(notes), "--out", str(tmp_path / "mydata")]) == 0
+    with pytest.raises(DataError, match="no clinician questions to draw ST1 examples from"):
+        question_pool(str(tmp_path / "mydata"))
+    assert len(question_pool(str(sample_dir())).cases) == 14
+
+
 def test_the_official_clinician_question_stays_gold():
     from ehrqa import read_dataset
 
