@@ -443,3 +443,19 @@ def test_as_flags_rewrites_only_known_parameters():
         as_flags('<clinician_question source="x"> timeout=3 layout=2')
         == '<clinician_question source="x"> timeout=3 layout=2'
     )
+
+
+def test_a_page_comparing_runs_of_different_datasets_says_so(tmp_path):
+    from ehrqa import sample_dir
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "archehr-qa.xml").write_text((sample_dir() / "archehr-qa.xml").read_text().replace("My dad", "My son"))
+    base = ["-q", "run", "--recipe", "default", "--subtasks", "1"]
+    for name, data in (("a", sample_dir()), ("b", sample_dir()), ("c", other)):
+        assert main([*base, "--data", str(data), "--out", str(tmp_path / name)]) == 0
+    warning = "The two runs read different dataset files"
+    assert main(["-q", "view", str(tmp_path / "a"), str(tmp_path / "b"), "--no-plots"]) == 0
+    assert warning not in (tmp_path / "a" / "view-vs-b" / "index.html").read_text(encoding="utf-8")
+    assert main(["-q", "view", str(tmp_path / "a"), str(tmp_path / "c"), "--no-plots"]) == 0
+    assert warning in (tmp_path / "a" / "view-vs-c" / "index.html").read_text(encoding="utf-8")

@@ -180,7 +180,7 @@ def _header(runs: list[RunView]) -> str:
             + "</tr>"
         )
     warn = ""
-    if len(runs) == 2 and runs[0].meta.get("data", {}).get("xml") != runs[1].meta.get("data", {}).get("xml"):
+    if len(runs) == 2 and _dataset_identity(runs[0].meta) != _dataset_identity(runs[1].meta):
         warn = '<p class="warn">The two runs read different dataset files; cases are matched by id.</p>'
     return (
         "<header><h1>ehrqa case viewer</h1>"
@@ -190,6 +190,12 @@ def _header(runs: list[RunView]) -> str:
         + "".join(rows)
         + f"</tbody></table>{warn}{LEGEND}</header>"
     )
+
+
+def _dataset_identity(meta: dict):
+    """What a run's ``run.json`` says its dataset was: the XML's sha256, else its path."""
+    data = meta.get("data") or {}
+    return data.get("xml_sha256") or (meta.get("data_files") or {}).get("xml") or data.get("xml")
 
 
 LEGEND = (
