@@ -143,7 +143,8 @@ def _check_gold(cases: list, subtask: int, case_ids: list[str] | None, args: arg
         where = f"{args.data} holds no {KEY_NAME}" if args.data else f"pass --key FILE ({KEY_NAME})"
         raise DataError(f"scoring subtask {subtask} needs the gold key: {where}")
     message = {
-        1: f"{XML_NAME}: case {{}}: no <clinician_question> (the ST1 gold)",
+        1: f"{XML_NAME}: case {{}}: no gold <clinician_question> (the ST1 gold; a question from ehrqa convert "
+        "is the user's input)",
         2: f'{KEY_NAME}: case {{}}: no relevance labels ("answers")',
         3: f"{KEY_NAME}: case {{}}: no clinician_answer_without_citations (the ST3 gold)",
         4: f"{KEY_NAME}: case {{}}: no citations in clinician_answer_sentences (the ST4 gold)",

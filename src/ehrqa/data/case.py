@@ -47,6 +47,14 @@ class Case:
     relevance: tuple[tuple[str, str], ...] | None = None  # (sentence id, label) in file order
     answer: str | None = None  # clinician_answer_without_citations
     answer_sentences: tuple[AnswerSentence, ...] | None = None
+    # True when clinician_question is the user's own question (ehrqa convert, ehrqa answer): input to
+    # ST2-ST4, never the ST1 gold. In the XML: <clinician_question source="user">.
+    question_is_input: bool = False
+
+    @property
+    def gold_question(self) -> str | None:
+        """The ST1 reference: the clinician question, unless it is the user's own input."""
+        return None if self.question_is_input else self.clinician_question
 
     @property
     def sentence_ids(self) -> tuple[str, ...]:
@@ -98,10 +106,11 @@ class Case:
         return self.relevance is not None or self.answer is not None or self.answer_sentences is not None
 
     def has_gold(self, subtask: int) -> bool:
-        """Whether the case holds what ``subtask`` is scored against: ST1 the clinician question,
-        ST2 relevance labels, ST3 the answer, ST4 answer sentences that all carry citations."""
+        """Whether the case holds what ``subtask`` is scored against: ST1 the gold clinician question
+        (not a user's own), ST2 relevance labels, ST3 the answer, ST4 answer sentences that all carry
+        citations."""
         if subtask == 1:
-            return bool(self.clinician_question)
+            return bool(self.gold_question)
         if subtask == 2:
             return self.relevance is not None
         if subtask == 3:

@@ -13,6 +13,7 @@ from a :class:`BackendSpec`, the form recipes and command-line flags take.
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -167,5 +168,33 @@ class BackendSpec:
                 raise DataError("the openai backend needs a model name as the server knows it (--model)")
             if self.adapter or self.load_in_4bit:
                 raise DataError("--adapter and --load-in-4bit are for the hf backend; the server loads its own model")
+            check_openai_transport(self)
         elif self.base_url:
             raise DataError("--base-url is for the openai backend; add --backend openai")
+
+
+def check_openai_transport(spec: BackendSpec) -> None:
+    """The server settings OpenAIChat would refuse, refused before a run directory or a progress bar
+    exists: an address that is not http(s)://HOST..., a timeout of 0 or less, retries below 0,
+    concurrency below 1."""
+    parts = urllib.parse.urlsplit(spec.base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DataError(f"--base-url {safe_url(spec.base_url)!r}: expected http(s)://HOST[:PORT]/v1")
+    if spec.timeout <= 0 or spec.retries < 0 or spec.concurrency < 1:
+        raise DataError(
+            f"openai backend: timeout must be > 0, retries >= 0, concurrency >= 1 "
+            f"(got {spec.timeout}, {spec.retries}, {spec.concurrency})"
+        )
+
+
+def safe_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part, query or fragment, for messages and records."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))

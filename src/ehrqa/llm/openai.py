@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, as_completed
 
 from ehrqa.errors import DataError
-from ehrqa.llm.backend import BackendFatal, ChatBackend, ChatRequest, OnReply, Reply
+from ehrqa.llm.backend import BackendFatal, ChatBackend, ChatRequest, OnReply, Reply, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,10 @@ class OpenAIChat(ChatBackend):
     ) -> None:
         parts = urllib.parse.urlsplit(base_url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DataError(f"--base-url {_safe_url(base_url)!r}: expected http(s)://HOST[:PORT]/v1")
+            raise DataError(f"--base-url {safe_url(base_url)!r}: expected http(s)://HOST[:PORT]/v1")
         self.base_url = base_url.strip().rstrip("/")
         self.url = self.base_url + "/chat/completions"
-        self.shown_url = _safe_url(self.url)  # what messages and logs name: no user:password, no query
+        self.shown_url = safe_url(self.url)  # what messages and logs name: no user:password, no query
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = timeout
@@ -109,7 +109,7 @@ class OpenAIChat(ChatBackend):
         # vLLM and llama.cpp pass chat_template_kwargs to the template; strict APIs may reject it,
         # so it is sent only for Qwen3 models unless asked for explicitly.
         self.disable_thinking = "qwen3" in model.lower() if disable_thinking is None else disable_thinking
-        self.description = {"backend": "openai", "model": model, "base_url": _safe_url(self.base_url)}
+        self.description = {"backend": "openai", "model": model, "base_url": safe_url(self.base_url)}
 
     # -- the batch -------------------------------------------------------------------------------
 
@@ -314,16 +314,3 @@ def _retry_after(value: str | None) -> float:
         return min(max(0.0, float(value)), MAX_RETRY_AFTER) if value else 0.0
     except ValueError:
         return 0.0
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without a ``user:password@`` part, query or fragment, for messages and records."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return urllib.parse.urlunsplit((parts.scheme, host + port, parts.path, "", ""))
