@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from ehrqa.cli import main
 
 
@@ -103,6 +105,7 @@ def _st1_run(tmp_path, data, name: str) -> str:
     return str(run_dir)
 
 
+@pytest.mark.model
 def test_ensemble_refuses_runs_made_on_different_datasets_sharing_case_ids(tmp_path, capsys):
     (tmp_path / "d1").mkdir()
     (tmp_path / "d2").mkdir()
@@ -396,6 +399,7 @@ def test_a_bad_set_value_is_blamed_on_set_not_on_the_shipped_recipe(tmp_path, ca
 # ---------------------------------------------------------------- API messages name parameters, the CLI flags
 
 
+@pytest.mark.model
 def test_api_errors_name_parameters_and_the_cli_names_flags(tmp_path, capsys):
     import pytest
 
@@ -445,6 +449,7 @@ def test_as_flags_rewrites_only_known_parameters():
     )
 
 
+@pytest.mark.model
 def test_a_page_comparing_runs_of_different_datasets_says_so(tmp_path):
     from ehrqa import sample_dir
 
