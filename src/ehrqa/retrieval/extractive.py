@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ehrqa.data.case import Case
 from ehrqa.retrieval.features import is_fragment
@@ -36,6 +37,16 @@ _FRAMES = [
     re.compile(rf"^{_SUBJECT} {_VERB} (?:that )?", re.IGNORECASE),
     re.compile(r"^(?:it (?:is|was) (?:noted|reported) that|of note,|per (?:the )?patient,|per report,)\s*", re.I),
 ]
+
+
+@dataclass(frozen=True)
+class ExtractiveSettings:
+    """The ``extractive`` section of ``aligner.json``: fill the answer with the next best sentences,
+    and rank by the ST2 score blended with relative BM25 (its weight; None: the ST2 score alone)."""
+
+    fill: bool = True
+    bm25_blend: float | None = None
+    chosen_on: list[str] = field(default_factory=list)  # the sources the two were chosen on
 
 
 def trim_frame(text: str) -> str:
