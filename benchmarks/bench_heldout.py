@@ -17,6 +17,7 @@ source, a reference for how far these features go, never a candidate.
     python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default: fp32 and bf16
                                                        # with 1 thread, the automatic dtype with 2
     python benchmarks/bench_heldout.py --timing --encoder int8   # the same with int8 MiniLM (or static)
+    python benchmarks/bench_heldout.py --calibration   # only the calibration protocol (also part of the tables)
     python benchmarks/bench_heldout.py --write-default # `ehrqa train aligner --learned` into models/aligner-default
 
 Dense encodings are cached in ``$EHRQA_CACHE_DIR/bench-encodings`` (delete to recompute).
@@ -213,6 +214,115 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
     return results
 
 
+CALIBRATION_CASES = 20  # the annotated dev cases every ArchEHR-QA user holds
+CALIBRATION_SPLITS = 5
+
+
+def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> dict:
+    """Print the calibration protocol: for each held-out source, 5 random splits into 20 cases
+    to calibrate on (fewer where the source is small: all but 4) and the rest to score. Every method
+    is calibrated on the same 20; the default's features and weights come from the other sources
+    (``train.aligner.calibrated_section``, what ``ehrqa train aligner --calibrate`` runs). Returns,
+    per held-out source, each method's mean F1."""
+    from ehrqa.retrieval.features import FEATURES, ROBUST_FEATURES, feature_tensors
+    from ehrqa.retrieval.relevance import LearnedRelevance, Rows, fit_relevance
+    from ehrqa.train.aligner import DEFAULT_FIT, calibrated_section, gold_indices, has_gold
+
+    pools = {**data, **extra}
+    cases = {n: [c for c in cs if has_gold(subtask, c)] for n, cs in pools.items()}
+    cases = {n: cs for n, cs in cases.items() if cs}
+    tensors = {n: feature_tensors(subtask, [c.input_for(subtask) for c in cs], enc) for n, cs in cases.items()}
+    gold = {n: [gold_indices(subtask, c) for c in cs] for n, cs in cases.items()}
+    col = {f: i for i, f in enumerate(FEATURES)}
+    idx = [col[f] for f in ROBUST_FEATURES]
+    baselines = [("bm25", "relative"), ("tfidf", "relative"), ("dense", "relative")]
+    if subtask == 2:
+        baselines += [("bm25", "top-k"), ("tfidf", "top-k"), ("dense", "top-k")]
+    results = {}
+    for held in held_names:
+        train = [n for n in cases if n != held]
+        rule_sources = [n for n in train if n not in extra] or train
+        model = fit_relevance(
+            [t[:, :, idx] for n in train for t in tensors[n]],
+            [g for n in train for g in gold[n]],
+            [n for n in train for _ in tensors[n]],
+            list(ROBUST_FEATURES),
+            rule_sources=rule_sources,
+            **DEFAULT_FIT[subtask],
+        )
+        plain = [n for n in train if n not in extra]  # simple rules choose on the non-augmentation sources
+        train_rows = Rows.build(
+            [t for n in plain for t in tensors[n]],
+            [g for n in plain for g in gold[n]],
+            [n for n in plain for _ in tensors[n]],
+        )
+        uncalibrated = {f"{f} {r}": tune_rule(train_rows, col[f], rule_params(r)) for f, r in baselines}
+        n = len(cases[held])
+        n_cal = min(CALIBRATION_CASES, n - 4)
+        scores: dict[str, list[float]] = {}
+        for split in range(CALIBRATION_SPLITS):
+            order = np.random.default_rng(split).permutation(n)
+            cal, test = sorted(order[:n_cal]), sorted(order[n_cal:])
+            test_cases, test_tensors = [cases[held][i] for i in test], [tensors[held][i] for i in test]
+            cal_rows = Rows.build([tensors[held][i] for i in cal], [gold[held][i] for i in cal], ["held"] * len(cal))
+
+            def f1(picked, test_cases=test_cases) -> float:
+                return prf(subtask, test_cases, picked)[2]
+
+            every = [[list(range(t.shape[1]))] * t.shape[0] for t in test_tensors]
+            scores.setdefault("predict every sentence", []).append(f1(every))
+            for (feature, rule_name), rule in zip(baselines, uncalibrated.values(), strict=True):
+                name = f"{feature} {rule_name}"
+                scores.setdefault(name, []).append(f1(apply_rule(test_tensors, col[feature], rule)))
+                calibrated = tune_rule(cal_rows, col[feature], rule_params(rule_name))
+                scores.setdefault(name + ", calibrated", []).append(
+                    f1(apply_rule(test_tensors, col[feature], calibrated))
+                )
+            picked = [model.select(model.scores(t[:, :, idx])) for t in test_tensors]
+            scores.setdefault("default (uncalibrated)", []).append(f1(picked))
+            section = calibrated_section(model.to_dict(), subtask, [cases[held][i] for i in cal], enc)
+            tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
+            picked = [tuned.select(tuned.scores(t[:, :, idx])) for t in test_tensors]
+            scores.setdefault("default, calibrated", []).append(f1(picked))
+        print(
+            f"\n  held out: {held} ({n} cases): calibrate on {n_cal}, score {n - n_cal}; "
+            f"{CALIBRATION_SPLITS} random splits; features and weights from {' + '.join(train)}"
+        )
+        print(f"    {'method':44s} {'F1 mean':>8s} {'sd':>6s}  per split")
+        for name, values in scores.items():
+            per = " ".join(f"{v:5.1f}" for v in values)
+            print(f"    {name:44s} {np.mean(values):8.2f} {np.std(values):6.2f}  {per}")
+        results[held] = {name: float(np.mean(values)) for name, values in scores.items()}
+    return results
+
+
+def calibration(data: dict, covid: dict, enc) -> None:
+    """The calibration protocol's tables and its must-beat checks."""
+    print("\nCalibrated on 20 cases of the held-out source (ehrqa train aligner --calibrate), micro F1 on the rest")
+    print("ST2 (strict):", end="")
+    st2 = calibrated_table(2, data, list(data), {}, enc)
+    print("\nST4:", end="")
+    st4 = calibrated_table(4, data, ["aci_dev", "sample", "check_covid"], covid, enc)
+    print("\ncalibration check (the default calibrated vs each simple method calibrated on the same cases):")
+    calibration_verdicts(2, st2)
+    calibration_verdicts(4, st4)
+
+
+def calibration_verdicts(subtask: int, table: dict) -> None:
+    """The calibrated default against every simple method calibrated on the same cases, and against
+    the uncalibrated default."""
+    for held, row in table.items():
+        ours = row["default, calibrated"]
+        rivals = {k: v for k, v in row.items() if k.endswith(", calibrated") and not k.startswith("default")}
+        rivals["predict every sentence"] = row["predict every sentence"]
+        best = max(rivals, key=rivals.get)
+        verdict = "holds" if ours > rivals[best] else "DOES NOT HOLD"
+        rival = f"best simple method {rivals[best]:.2f} ({best})"
+        print(f"  ST{subtask} {held}: calibrated default {ours:.2f} vs {rival}: {verdict}")
+    gain = np.mean([row["default, calibrated"] - row["default (uncalibrated)"] for row in table.values()])
+    print(f"  ST{subtask}: calibrated minus uncalibrated default, mean over held-out sources: {gain:+.2f} F1")
+
+
 def in_domain_ceiling(subtask: int, cases, tensors, gold, links, folds: int = 5) -> tuple[float, float, float]:
     """P/R/F1 of the shipped model's recipe (robust features) fitted and thresholded by k-fold
     inside one source: how far these features go when the source's own labels are available."""
@@ -346,11 +456,15 @@ def quality(args) -> None:
         "(all features)": (list(FEATURES), {"rules": RULES}),
         "(lexical only)": (list(LEXICAL_FEATURES), {"rules": RULES}),
     }
+    if args.calibration:
+        calibration(data, covid, enc)
+        return
     print("ST2: strict micro P/R/F1 (essential only), ehrqa.score")
     st2 = subtask_table(2, data, list(data), {}, enc, feature_sets)
     print("\nST4: micro P/R/F1 of (answer sentence, note sentence) links, ehrqa.score")
     st4 = subtask_table(4, data, ["aci_dev", "sample"], covid, enc, feature_sets)
     st3 = st3_table(data, enc, robust, DEFAULT_FIT[2])
+    calibration(data, covid, enc)
     print(
         f"\nmust-beat check (F1 of the learned model {DEFAULT_SET} vs the best of predict-all (ST2) and the baselines):"
     )
@@ -518,6 +632,9 @@ def main() -> None:
         choices=("minilm", "int8", "static"),
         default="minilm",
         help="dense features from MiniLM (the shipped default), MiniLM with int8 weights, or static word-piece vectors",
+    )
+    parser.add_argument(
+        "--calibration", action="store_true", help="print only the calibration protocol (20 cases of each source)"
     )
     parser.add_argument("--timing", action="store_true", help="time the shipped default, torch 1 vs 2 threads")
     parser.add_argument(

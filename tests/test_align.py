@@ -417,3 +417,33 @@ def test_calibrate_refuses_training_flags_and_needs_cases(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "d")]) == 2
     assert "is not learned" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def _assert_same(got, want, where: str) -> None:
+    """Equal data, numbers to 1e-3 (the encoder's last bits differ between CPUs)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for key in want:
+            _assert_same(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(got, bool):
+        assert got == pytest.approx(want, abs=1e-3), where
+    else:
+        assert got == want, where
+
+
+@pytest.mark.slow
+def test_train_aligner_learned_writes_exactly_what_ships(tmp_path, monkeypatch, capsys):
+    shipped = AlignerModel.load(None).config
+    monkeypatch.setenv("EHRQA_ENCODER_DTYPE", shipped["training"]["encoder_dtype"])
+    out = tmp_path / "retrained"
+    assert main(["train", "aligner", "--learned", "--out", str(out)]) == 0, capsys.readouterr().err
+    got = AlignerModel.load(out).config
+    assert got.keys() == shipped.keys()
+    for section in ("format", "components", "subtasks", "extractive"):
+        _assert_same(got[section], shipped[section], section)
+    del got["training"]["seconds"], shipped["training"]["seconds"]
+    assert got["training"] == shipped["training"]

@@ -39,7 +39,7 @@ from ehrqa.errors import DataError
 from ehrqa.io import atomic_write_json
 from ehrqa.retrieval.base import Request
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME
-from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores, decide
+from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "aligner-default"
 FORMAT = "ehrqa-aligner/2"
@@ -176,6 +176,11 @@ class AlignerModel:
 
         return LearnedRelevance.from_dict(self.section(subtask))
 
+    def combiner(self, subtask: int):
+        """The section's combiner (an :class:`EnsembleConfig` or a ``LearnedRelevance``); both carry
+        the section's ``decision_rule``."""
+        return self.ensemble(subtask) if self.kind(subtask) == "ensemble" else self.learned(subtask)
+
     def query_mode(self, subtask: int) -> str:
         return self.section(subtask).get("query", QUERY_MODES[subtask][0])
 
@@ -205,11 +210,8 @@ class AlignerModel:
         """Per case, per query, the selected note sentence ids (in note order); ``scores``: the
         :meth:`sentence_scores` of these cases when already computed."""
         scores = self.sentence_scores(subtask, cases) if scores is None else scores
-        if self.kind(subtask) == "ensemble":
-            picked = decide(scores, self.ensemble(subtask))
-        else:
-            model = self.learned(subtask)
-            picked = [model.select(m) for m in scores]
+        rule = self.combiner(subtask).decision_rule
+        picked = [rule.select(m) for m in scores]
         return [
             [[case.sentences[j].id for j in sorted(row)] for row in per_query]
             for case, per_query in zip(cases, picked, strict=True)

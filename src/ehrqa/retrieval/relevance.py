@@ -31,6 +31,21 @@ import numpy as np
 RULES = ("threshold", "relative", "fraction")
 
 
+@dataclass(frozen=True)
+class DecisionRule:
+    """How many sentences each query keeps from its row of combined scores (see the module
+    docstring): the last stage of every aligner, whichever combiner made the scores."""
+
+    rule: str = "threshold"
+    threshold: float = 0.5
+    min_links: int = 1
+    max_links: int | None = None
+
+    def select(self, scores: np.ndarray) -> list[list[int]]:
+        """Per query row, the kept sentence indices (best first)."""
+        return [decide_row(row, self.rule, self.threshold, self.min_links, self.max_links) for row in scores]
+
+
 @dataclass
 class LearnedRelevance:
     """A fitted combiner and its decision rule (the ``learned`` section of ``aligner.json``)."""
@@ -86,9 +101,13 @@ class LearnedRelevance:
             return p
         return blend_scores(p, tensor[..., self.features.index("bm25")], self.blend)
 
+    @property
+    def decision_rule(self) -> DecisionRule:
+        return DecisionRule(self.rule, self.threshold, self.min_links, self.max_links)
+
     def select(self, scores: np.ndarray) -> list[list[int]]:
         """Per query row, the kept sentence indices (best first)."""
-        return [decide_row(row, self.rule, self.threshold, self.min_links, self.max_links) for row in scores]
+        return self.decision_rule.select(scores)
 
 
 def blend_scores(p: np.ndarray, bm25: np.ndarray, weight: float, row: np.ndarray | None = None) -> np.ndarray:
