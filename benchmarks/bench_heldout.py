@@ -216,6 +216,7 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
 
 CALIBRATION_CASES = 20  # the annotated dev cases every ArchEHR-QA user holds
 CALIBRATION_SPLITS = 5
+CALIBRATED = "default, calibrated (threshold)"  # what `ehrqa train aligner --calibrate` does
 
 
 def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> dict:
@@ -226,7 +227,7 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
     per held-out source, each method's mean F1."""
     from ehrqa.retrieval.features import FEATURES, ROBUST_FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import LearnedRelevance, Rows, fit_relevance
-    from ehrqa.train.aligner import DEFAULT_FIT, calibrated_section, gold_indices, has_gold
+    from ehrqa.train.aligner import CALIBRATE_SEARCHES, DEFAULT_FIT, calibrated_section, gold_indices, has_gold
 
     pools = {**data, **extra}
     cases = {n: [c for c in cs if has_gold(subtask, c)] for n, cs in pools.items()}
@@ -280,10 +281,11 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
                 )
             picked = [model.select(model.scores(t[:, :, idx])) for t in test_tensors]
             scores.setdefault("default (uncalibrated)", []).append(f1(picked))
-            section = calibrated_section(model.to_dict(), subtask, [cases[held][i] for i in cal], enc)
-            tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
-            picked = [tuned.select(tuned.scores(t[:, :, idx])) for t in test_tensors]
-            scores.setdefault("default, calibrated", []).append(f1(picked))
+            for search in CALIBRATE_SEARCHES:
+                section = calibrated_section(model.to_dict(), subtask, [cases[held][i] for i in cal], enc, search)
+                tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
+                picked = [tuned.select(tuned.scores(t[:, :, idx])) for t in test_tensors]
+                scores.setdefault(f"default, calibrated ({search})", []).append(f1(picked))
         print(
             f"\n  held out: {held} ({n} cases): calibrate on {n_cal}, score {n - n_cal}; "
             f"{CALIBRATION_SPLITS} random splits; features and weights from {' + '.join(train)}"
@@ -312,14 +314,14 @@ def calibration_verdicts(subtask: int, table: dict) -> None:
     """The calibrated default against every simple method calibrated on the same cases, and against
     the uncalibrated default."""
     for held, row in table.items():
-        ours = row["default, calibrated"]
+        ours = row[CALIBRATED]
         rivals = {k: v for k, v in row.items() if k.endswith(", calibrated") and not k.startswith("default")}
         rivals["predict every sentence"] = row["predict every sentence"]
         best = max(rivals, key=rivals.get)
         verdict = "holds" if ours > rivals[best] else "DOES NOT HOLD"
         rival = f"best simple method {rivals[best]:.2f} ({best})"
-        print(f"  ST{subtask} {held}: calibrated default {ours:.2f} vs {rival}: {verdict}")
-    gain = np.mean([row["default, calibrated"] - row["default (uncalibrated)"] for row in table.values()])
+        print(f"  ST{subtask} {held}: {CALIBRATED} {ours:.2f} vs {rival}: {verdict}")
+    gain = np.mean([row[CALIBRATED] - row["default (uncalibrated)"] for row in table.values()])
     print(f"  ST{subtask}: calibrated minus uncalibrated default, mean over held-out sources: {gain:+.2f} F1")
 
 
@@ -597,7 +599,10 @@ def timing(args) -> None:
     load = os.getloadavg()[0]
     print(f"shipped default: {args.model or DEFAULT_DIR}; {os.cpu_count()} CPUs, 1-min load average {load:.1f}")
     print(f"dense features from: {args.encoder}; hardware bf16 (AMX / AVX-512 BF16): {fast_bf16_cpu()}")
-    runs = [(1, dtype) for dtype in args.dtypes.split(",")] + [(2, encoder_dtype())]
+    dtypes = args.dtypes.split(",") if args.dtypes else ["fp32", "bf16"] if fast_bf16_cpu() else ["fp32"]
+    if "bf16" not in dtypes:
+        print("  encoder dtype bf16: not timed, this CPU emulates bf16 (--dtypes fp32,bf16 times it anyway)")
+    runs = [(1, dtype) for dtype in dtypes] + [(2, encoder_dtype())]
     for threads, dtype in runs:
         print(f"  encoder dtype {dtype}:", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), DTYPE_VARIABLE: dtype}
@@ -639,8 +644,8 @@ def main() -> None:
     parser.add_argument("--timing", action="store_true", help="time the shipped default, torch 1 vs 2 threads")
     parser.add_argument(
         "--dtypes",
-        default="fp32,bf16",
-        help="with --timing: the encoder dtypes timed with 1 thread (2 threads: the automatic choice)",
+        help="with --timing: the encoder dtypes timed with 1 thread, e.g. fp32,bf16 (default: both where the CPU "
+        "has hardware bf16, else fp32); 2 threads: the automatic choice",
     )
     parser.add_argument("--timing-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="aligner model directory to time (default: the shipped one)")

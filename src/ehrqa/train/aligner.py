@@ -551,32 +551,43 @@ def train_default_kind(
 # ---------------------------------------------------------------------------------------------
 # Calibration on the user's own annotated cases
 
-# The decision rules a calibration chooses among, per subtask (keyword arguments of
-# relevance.choose_rule): any rule (threshold, relative, a fraction of the note) and, for ST4, the
-# number of links and the BM25 blend.
-CALIBRATE_RULES: dict[int, dict] = {
-    2: {"rules": RULES, "max_links": (None,)},
-    4: {"rules": RULES, "max_links": (None, 1, 2, 3, 4, 5), "blends": BLEND_WEIGHTS},
-}
+# What a calibration re-chooses (keyword arguments of relevance.choose_rule beside the thresholds):
+# ``threshold``: the threshold alone, the section's rule, max links and blend kept; ``rule``: any
+# rule (threshold, relative, a fraction of the note) and, for ST4, the max links and BM25 blend.
+CALIBRATE_SEARCHES = ("threshold", "rule")
 
 
-def calibrated_section(section: dict, subtask: int, cases: Sequence[Case], encoder=None) -> dict:
+def calibration_candidates(model, subtask: int, search: str) -> dict:
+    if search == "threshold":
+        return {"rules": (model.rule,), "max_links": (model.max_links,), "blends": (model.blend,)}
+    if search == "rule":
+        if subtask == 2:
+            return {"rules": RULES, "max_links": (None,)}
+        return {"rules": RULES, "max_links": (None, 1, 2, 3, 4, 5), "blends": BLEND_WEIGHTS}
+    raise ValueError(f"calibration search {search!r}: expected one of {', '.join(CALIBRATE_SEARCHES)}")
+
+
+def calibrated_section(
+    section: dict, subtask: int, cases: Sequence[Case], encoder=None, search: str = "threshold"
+) -> dict:
     """A learned ``section`` with the same features and combiner weights and the decision rule
-    (rule, threshold, max links, BM25 blend) that scores best on ``cases`` (with gold) alone."""
+    (``search``: its threshold, or any rule, max links and BM25 blend) that scores best on
+    ``cases`` (with gold) alone."""
     from ehrqa.retrieval.features import feature_tensors
     from ehrqa.retrieval.relevance import LearnedRelevance, Rows, choose_rule
 
     model = LearnedRelevance.from_dict({k: v for k, v in section.items() if k not in ("kind", "query")})
+    candidates = calibration_candidates(model, subtask, search)
     cases = [c for c in cases if has_gold(subtask, c)]
     if not cases:
         raise DataError(f"calibration: no case with gold for subtask {subtask} (ST2 relevance, ST4 citations)")
     tensors = feature_tensors(subtask, [c.input_for(subtask) for c in cases], encoder, model.features)
     rows = Rows.build(tensors, [gold_indices(subtask, c) for c in cases], ["yours"] * len(cases))
     p = model.probabilities(rows.x)
-    choice = choose_rule(rows, p, model.features, min_links=model.min_links, **CALIBRATE_RULES[subtask])
+    choice = choose_rule(rows, p, model.features, min_links=model.min_links, **candidates)
     record = {
         **model.record,
-        "rule_chosen_on": f"calibration on {len(cases)} cases of yours",
+        "rule_chosen_on": f"calibration ({search}) on {len(cases)} cases of yours",
         "rule_mean_source_f1": round(choice.f1, 4),
     }
     return {**section, **choice.settings(), "record": record}
