@@ -1,7 +1,7 @@
 """``ehrqa train aligner``: fine-tune the cross-encoder and tune the ST2/ST4 ensembles of a recipe, or
 (``--learned``) fit the learned combiner the shipped default is, on your cases and the bundled sources
 (without your cases: exactly ``models/aligner-default``), or (``--calibrate``) re-choose a learned
-model's decision rule on your annotated cases."""
+model's decision threshold on your annotated cases."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ DESCRIPTION = (
     "With --learned: fit the learned combiner the shipped default is (MiniLM and lexical features, logistic "
     "regression, a decision rule per subtask) on your cases plus the bundled sources it was trained on "
     "(--no-bundled: your cases alone); without your cases it writes exactly the shipped default. With --calibrate: "
-    "keep a learned model's features and weights and choose its decision rule on your annotated cases."
+    "keep a learned model's features, weights and rule and choose its threshold on your annotated cases."
 )
 
 
@@ -39,13 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     learned = parser.add_argument_group("learned combiner (the shipped default's kind)")
     learned.add_argument(
-        "--learned", action="store_true", help="fit the learned combiner instead of tuning an ensemble"
+        "--learned",
+        action="store_true",
+        help="fit the learned combiner instead of tuning an ensemble (without --data: exactly the shipped default)",
     )
     learned.add_argument(
         "--calibrate",
         action="store_true",
-        help="keep the features and weights of --aligner (default: the shipped model) and choose only its decision "
-        "rule (threshold, k or relative threshold, the ST4 BM25 blend) on your annotated cases (--data)",
+        help="keep the features, weights and rule of --aligner (default: the shipped model) and choose only its "
+        "threshold (ST2: on the probability, ST4: the ratio to the best link) on your annotated cases (--data)",
     )
     learned.add_argument("--aligner", metavar="DIR", help="with --calibrate: the model to calibrate (default: shipped)")
     learned.add_argument(

@@ -596,7 +596,7 @@ def calibrated_section(
 def calibrate_aligner(
     base: AlignerModel, cases: Sequence[Case], out: str | Path, subtasks: Sequence[int] = (2, 4), encoder=None
 ) -> AlignerModel:
-    """``base`` with the decision rule of each learned subtask section re-chosen on ``cases`` (the
+    """``base`` with the threshold of each learned subtask section re-chosen on ``cases`` (the
     user's annotated cases) and saved to ``out``; features, weights and the rest are kept."""
     import copy
 
