@@ -44,7 +44,7 @@ def read_text_file(path: str, flag: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ehrqa.answer import answer
+    from ehrqa.answering import answer
     from ehrqa.errors import DataError
 
     if not args.question.strip():
