@@ -85,7 +85,10 @@ def autocast(dtype: str | None = None):
 def _load_encoder(path: str):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(path, device="cpu")
+    from ehrqa.progress import model_loading
+
+    with model_loading():
+        return SentenceTransformer(path, device="cpu")
 
 
 def encode(
