@@ -13,7 +13,7 @@ sentence boundary), and writes the kept sentences in note order, each citing the
 it came from. :func:`extractive_predict` ranks every case's sentences with the aligner's ST2 model
 (:mod:`ehrqa.retrieval.aligner`): the selected sentences first, then the rest by score, so a
 sparse selection is filled up to the word limit with the next best evidence. The model's
-optional ``extractive`` section (:class:`ExtractiveSettings`, chosen on the training sources by
+optional ``extractive`` section (:class:`~ehrqa.retrieval.aligner.ExtractiveSettings`, chosen on the training sources by
 :func:`ehrqa.train.aligner.choose_extractive` in ``ehrqa train aligner --learned``) can switch the
 filling off and rank by the ST2 score blended with relative BM25. Only the official ST3 input is
 read (question, narrative, note).
