@@ -388,6 +388,7 @@ def test_a_damaged_aligner_file_is_one_line_naming_the_key(tmp_path, capsys, dam
     assert not out.exists()
 
 
+@pytest.mark.model
 def test_calibrate_keeps_the_weights_and_chooses_the_rule_on_your_cases(tmp_path, capsys):
     from ehrqa.score import score_predictions
 
