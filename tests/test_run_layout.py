@@ -66,7 +66,7 @@ def test_two_steps_of_one_subtask_without_a_choice_are_refused_at_load():
         parse_recipe(both, "two.yaml")
 
 
-def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch):
+def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch, capsys):
     """Both steps' submissions and scores stay under steps/<step>/; subtask2/ is the chosen step's."""
 
     def first_sentence(request):
@@ -95,3 +95,11 @@ def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch):
     assert view.subtasks[2].step == "first"
     assert view.subtasks[2].records == first.records and sorted(first.records) == sorted(c.id for c in CASES)
     assert view.subtasks[2].scores_source == "run"
+
+    # ehrqa tune reads a named step's recorded votes through the same reader
+    tune = ["tune", "--runs", str(layout.path), "--subtask", "2", "--folds", "3", "--thresholds", "0.5,1.0"]
+    assert main([*tune, "--step", "first"]) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    assert tuned["n_cases"] == len(CASES) and tuned["best"]["run"] == str(layout.path)
+    assert main(tune) == 2  # no step named st2 in this run
+    assert "no step 'st2' (steps: first, lex)" in capsys.readouterr().err
