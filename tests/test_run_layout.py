@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ehrqa.cli import main
+from ehrqa.commands.run import format_summary
 from ehrqa.data.archehr import read_dataset, sample_dir
 from ehrqa.errors import DataError
 from ehrqa.runs.config import parse_recipe
@@ -81,6 +82,9 @@ def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch, 
     assert [(r["step"], r["status"]) for r in rows] == [("lex", "ok"), ("first", "ok")]
     assert rows[0]["submission"] == str(layout.submission("lex").with_suffix(".zip"))
     assert rows[1]["submission"] == str(layout.official(2).with_suffix(".zip"))
+    printed = format_summary(rows).splitlines()
+    assert f"ST2 (lex) submission: {rows[0]['submission']}" in printed
+    assert f"ST2 (first) submission: {rows[1]['submission']}" in printed
 
     written = read_run(layout.path)
     lex, first = written.steps["lex"], written.steps["first"]

@@ -106,16 +106,15 @@ def format_summary(rows: list[dict]) -> str:
     table = [("subtask", "method", "seconds", "model calls", "tokens in/out", "headline metrics")]
     written = []
     for row in rows:
-        label = f"ST{row['subtask']} {row['title']}"
-        if row.get("step") and row["step"] != f"st{row['subtask']}":
-            label += f" ({row['step']})"
+        named = f" ({row['step']})" if row.get("step") and row["step"] != f"st{row['subtask']}" else ""
+        label = f"ST{row['subtask']} {row['title']}{named}"
         ran = "seconds" in row
         seconds = f"{row['seconds']:.1f}" if ran else "-"
         calls = str(int(row.get("calls") or 0)) if ran else "-"
         tokens = f"{int(row.get('prompt_tokens') or 0)}/{int(row.get('completion_tokens') or 0)}" if ran else "-"
         table.append((label, str(row.get("method", "")), seconds, calls, tokens, _outcome(row)))
         if row.get("submission"):
-            written.append(f"ST{row['subtask']} submission: {row['submission']}")
+            written.append(f"ST{row['subtask']}{named} submission: {row['submission']}")
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     lines = []
     for r in table:
