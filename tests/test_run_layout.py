@@ -105,5 +105,6 @@ def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch, 
     assert main([*tune, "--step", "first"]) == 0
     tuned = json.loads(capsys.readouterr().out)
     assert tuned["n_cases"] == len(CASES) and tuned["best"]["run"] == str(layout.path)
-    assert main(tune) == 2  # no step named st2 in this run
+    assert main(tune) == 0 and json.loads(capsys.readouterr().out) == tuned  # the submitted step by default
+    assert main([*tune, "--step", "st2"]) == 2
     assert "no step 'st2' (steps: first, lex)" in capsys.readouterr().err
