@@ -8,8 +8,8 @@ whole system for a user who has a note rather than an ArchEHR-QA dataset:
 3. ST3 writes the answer;
 4. ST4 links each answer sentence to the note sentences that support it (its ``citations``).
 
-Each step uses the recipe's method for its subtask (the first step of that subtask in the
-recipe). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
+Each step uses the recipe's method for its subtask (the step the recipe submits for that
+subtask). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
 ST4 by the shipped aligner, ST3 by the grounded extractive answer (note sentences ranked by the
 ST2 model, :mod:`ehrqa.retrieval.extractive`). An extractive answer sentence also cites the note
 sentence it was taken from. Steps that use the same aligner directory share one loaded model
