@@ -177,19 +177,19 @@ def _plan(recipe):
         3: GenerateConfig(method="extractive"),
         4: AlignConfig(method="aligner"),
     }
+    recipe = recipe if recipe is not None else RunRecipe()
     steps = []
     for subtask, config in defaults.items():
-        given = [s for s in recipe.steps if s.subtask == subtask and s.submit] if recipe is not None else []
+        given = [s for s in recipe.steps if s.subtask == subtask and s.submit]
         config = given[0].config if given else config
         if subtask == 3 and config.evidence and config.evidence != "st2":
             config = dataclasses.replace(config, evidence="st2")  # the only ST2 step here is "st2"
         steps.append(StepSpec(subtask, f"st{subtask}", config))
-    backends = dict(recipe.backends) if recipe is not None else {}
+    backends = dict(recipe.backends)
     st3 = steps[1].config
     if st3.method == "llm" and st3.backend not in backends:
         backends[st3.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
-    seed = recipe.seed if recipe is not None else 0
-    return RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps))
+    return RunRecipe(name="answer", seed=recipe.seed, backends=backends, steps=tuple(steps))
 
 
 # ---------------------------------------------------------------- answer sentences and citations
