@@ -4,6 +4,8 @@
 whole system for a user who has a note rather than an ArchEHR-QA dataset:
 
 1. the note is split into numbered sentences (:func:`ehrqa.data.plain.case_from_text`);
+   when its evidence scores say the note does not answer the question at all, the answer is one
+   plain sentence saying so, citing nothing (:mod:`ehrqa.retrieval.answerable`), and no step runs;
 2. ST2 picks the note sentences that matter for the question (``evidence``);
 3. ST3 writes the answer;
 4. ST4 links each answer sentence to the note sentences that support it (its ``citations``).
@@ -11,7 +13,8 @@ whole system for a user who has a note rather than an ArchEHR-QA dataset:
 Each step uses the recipe's method for its subtask (the step the recipe submits for that
 subtask). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
 ST4 by the shipped aligner, ST3 by the grounded extractive answer (note sentences ranked by the
-ST2 model, :mod:`ehrqa.retrieval.extractive`). An extractive answer sentence also cites the note
+ST2 model, :mod:`ehrqa.retrieval.extractive`), here only those whose evidence score clears the
+abstention bar, never padded to 75 words. An extractive answer sentence also cites the note
 sentence it was taken from. Steps that use the same aligner directory share one loaded model
 (:func:`ehrqa.tasks.base.shared_aligner`).
 
@@ -62,6 +65,11 @@ class Answer:
     methods: dict[str, str] = field(default_factory=dict)  # {"st2": "aligner", "st3": ..., "st4": ...}
     seconds: float = 0.0
     run_dir: str | None = None
+    # abstention (ehrqa.retrieval.answerable): False when the note does not answer the question;
+    # the evidence score that decided it and the bar it was compared with
+    answerable: bool = True
+    evidence_score: float | None = None
+    evidence_bar: float | None = None
 
     @property
     def cited_ids(self) -> list[str]:
@@ -80,6 +88,9 @@ class Answer:
             "evidence": list(self.evidence),
             "note": [{"id": s.id, "text": s.text} for s in self.note],
             "methods": dict(self.methods),
+            "answerable": self.answerable,
+            "evidence_score": self.evidence_score,
+            "evidence_bar": self.evidence_bar,
             "seconds": self.seconds,
             **({"run_dir": self.run_dir} if self.run_dir else {}),
         }
@@ -87,6 +98,11 @@ class Answer:
     def format(self) -> str:
         """The answer with ``[3, 5]`` after each sentence, then the cited note sentences."""
         lines = ["Answer:"]
+        if not self.answerable:  # abstention: one plain sentence, nothing cited
+            lines += [f"  {self.text}", ""]
+            lines.append(f"(evidence score {self.evidence_score:.3f} is below the bar {self.evidence_bar:.3f})")
+            lines.append(f"({len(self.note)} note sentences; {self.seconds:.1f} s)")
+            return "\n".join(lines)
         for s in self.sentences:
             mark = f"[{', '.join(c.id for c in s.citations)}]" if s.citations else "[no supporting note sentence]"
             lines.append(f"  {s.text} {mark}")
@@ -98,6 +114,8 @@ class Answer:
             lines.append(f"  [{sid}] {' '.join(by_id[sid].text.split())}")
         methods = ", ".join(f"{k.upper()} {v}" for k, v in self.methods.items())
         lines.append("")
+        if self.evidence_score is not None:
+            lines.append(f"(evidence score {self.evidence_score:.3f}, bar {self.evidence_bar:.3f})")
         lines.append(f"({len(self.note)} note sentences; {methods}; {self.seconds:.1f} s)")
         return "\n".join(lines)
 
@@ -140,7 +158,32 @@ def answer(
             raise DataError(f"ehrqa answer: ST{row['subtask']} ({row['method']}) failed: {why}")
         return outputs[name][CASE_ID]
 
+    # -- abstention hook (ehrqa.retrieval.answerable) --
+    from ehrqa.retrieval.answerable import ABSTENTION, judge
+
+    verdict = judge(case)
+    if not verdict.answerable:
+        if rundir is not None:  # the abstention is the ST3 record, so `ehrqa view` shows it
+            st3 = {"case_id": CASE_ID, "prediction": ABSTENTION, "status": "ok", "answerable": False}
+            records["st3"].write({**st3, "evidence_score": verdict.score, "answer_sentences": []})
+            records["st3"].mark_done()
+            records["st3"].close()
+        return Answer(
+            question=case.clinician_question or question,
+            text=ABSTENTION,
+            sentences=(CitedSentence("1", ABSTENTION),),
+            evidence=(),
+            note=case.sentences,
+            seconds=round(time.perf_counter() - started, 2),
+            run_dir=str(rundir.path) if rundir is not None else None,
+            answerable=False,
+            evidence_score=verdict.score,
+            evidence_bar=verdict.bar,
+        )
+    # -- end of the abstention hook --
     evidence = step("st2", [case])
+    if plan.step("st3").config.method == "extractive":  # abstention hook: only sentences that clear the bar
+        outputs["st2"] = {CASE_ID: list(verdict.supported)}  # what the extractive answer reads (_plan)
     answer_text = step("st3", [case])
     st3_record = dict(records["st3"].by_case.get(CASE_ID, {}))
     drafted = _answer_sentences(answer_text, st3_record)
@@ -157,6 +200,8 @@ def answer(
         methods={s.name: s.config.method for s in plan.steps},
         seconds=round(time.perf_counter() - started, 2),
         run_dir=str(rundir.path) if rundir is not None else None,
+        evidence_score=verdict.score,
+        evidence_bar=verdict.bar,
     )
 
 
@@ -184,6 +229,8 @@ def _plan(recipe):
         config = given[0].config if given else config
         if subtask == 3 and config.evidence and config.evidence != "st2":
             config = dataclasses.replace(config, evidence="st2")  # the only ST2 step here is "st2"
+        if subtask == 3 and config.method == "extractive":  # abstention hook: it reads the sentences over the bar
+            config = dataclasses.replace(config, evidence="st2")
         steps.append(StepSpec(subtask, f"st{subtask}", config))
     backends = dict(recipe.backends)
     st3 = steps[1].config
