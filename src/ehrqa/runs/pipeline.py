@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ehrqa.data.case import Case
 from ehrqa.data.submission import build_submission, write_submission
 from ehrqa.io import atomic_write_bytes
+from ehrqa.llm.backend import ChatBackend
 from ehrqa.runs.config import RunRecipe, StepSpec
 from ehrqa.runs.rundir import RunDir
 from ehrqa.tasks import task_module
@@ -132,8 +133,11 @@ def run(
     data: dict | None = None,
     subtasks: Sequence[int] | None = None,
     force: bool = False,
+    backends: Mapping[str, ChatBackend] | None = None,
 ) -> list[dict]:
-    """Run the recipe's steps (those of ``subtasks``, plus the steps they read) on ``cases``."""
+    """Run the recipe's steps (those of ``subtasks``, plus the steps they read) on ``cases``.
+    ``backends``: ready backends used instead of building the recipe's of those names (the batch
+    export's stand-ins); the run's identity is still the recipe's."""
     from ehrqa.threads import set_torch_threads
 
     set_torch_threads(recipe.threads)
@@ -149,7 +153,7 @@ def run(
     try:
         for step in recipe.steps:
             if step.name in wanted:
-                rows.append(run_step(step, cases, rundir, recipe, outputs))
+                rows.append(run_step(step, cases, rundir, recipe, outputs, backends))
     finally:
         rundir.write_json("summary.json", rows)
     return rows
@@ -166,7 +170,14 @@ def _selected_steps(recipe: RunRecipe, subtasks: Sequence[int] | None) -> dict[s
     return {s.name: True for s in recipe.steps if s.name in names}
 
 
-def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunRecipe, outputs: dict) -> dict:
+def run_step(
+    step: StepSpec,
+    cases: Sequence[Case],
+    rundir: RunDir,
+    recipe: RunRecipe,
+    outputs: dict,
+    backends: Mapping[str, ChatBackend] | None = None,
+) -> dict:
     """One step: predict what is missing, then write the submission and scores."""
     subtask = step.subtask
     row: dict = {"subtask": subtask, "step": step.name, "title": TITLES[subtask], "method": step.config.method}
@@ -179,7 +190,12 @@ def run_step(step: StepSpec, cases: Sequence[Case], rundir: RunDir, recipe: RunR
         return row
     task = task_module(subtask)
     records = rundir.step(step.name)
-    ctx = Context(backends=recipe.backends, seed=recipe.seed, records=records, reply_cache=rundir.reply_cache)
+    ctx = Context(
+        backends={**recipe.backends, **(backends or {})},
+        seed=recipe.seed,
+        records=records,
+        reply_cache=rundir.reply_cache,
+    )
     inputs = [c.input_for(subtask) for c in cases]
     started = time.perf_counter()
     try:
