@@ -127,7 +127,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str
         "--extra-body",
         type=_json_object,
         metavar="JSON",
-        help='openai: a JSON object merged into every request body, e.g. \'{"top_k": 20}\'',
+        help="openai: a JSON object merged into every request body, e.g. '{\"top_k\": 20}'",
     )
     m.add_argument(
         "--proxy",
