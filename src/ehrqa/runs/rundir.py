@@ -30,7 +30,7 @@ IDENTITY_KEYS = ("recipe", "prompts", "data")  # what must match for a run to be
 # Backend settings that change how replies are fetched, never what they say: a rerun with a longer
 # timeout or more retries (the fix for the cases that failed), or against the same model served at
 # another address, continues the run instead of being refused.
-TRANSPORT_KEYS = ("timeout", "retries", "concurrency", "api_key_env", "base_url")
+TRANSPORT_KEYS = ("timeout", "retries", "concurrency", "api_key_env", "base_url", "proxy")
 
 
 class Step(Records):

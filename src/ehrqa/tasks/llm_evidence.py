@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from ehrqa.data.case import Case
 from ehrqa.llm.backend import ChatRequest
 from ehrqa.llm.jsonout import Parsed, correction_message, parse_alignment, parse_evidence
-from ehrqa.llm.prompt import case_slots, load_prompt
+from ehrqa.llm.prompt import case_slots, load_prompt, reply_schema
 from ehrqa.tasks.base import Context, Voter
 
 _LABEL_AT_LINE_START = re.compile(r"^\s*\[\s*\d+\s*\]", re.M)
@@ -87,7 +87,8 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
     by_id = {c.id: c for c in cases}
     requests: list[ChatRequest] = []
     for case in cases:
-        requests += ctx.requests(case, messages_for(case, voter, ctx, shots, subtask), generation, prompt.ref)
+        messages = messages_for(case, voter, ctx, shots, subtask)
+        requests += ctx.requests(case, messages, generation, prompt.ref, reply_schema(prompt, case))
     replies = ctx.complete(voter.backend, requests)
     samples = 1 if generation.greedy else generation.n
     results: dict[str, list] = {c.id: [None] * samples for c in cases}
@@ -121,7 +122,14 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
             retry.append(
                 (
                     request.sample,
-                    ChatRequest(turn, request.config, request.case_id, request.sample, prompt.ref + ":correction"),
+                    ChatRequest(
+                        turn,
+                        request.config,
+                        request.case_id,
+                        request.sample,
+                        prompt.ref + ":correction",
+                        request.schema,
+                    ),
                 )
             )
     if retry:
