@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ehrqa.errors import DataError
-from ehrqa.llm.backend import BackendSpec, ChatBackend, ChatRequest, GenerationConfig, OnReply, Reply, make_backend
+from ehrqa.llm.backend import BackendSpec, ChatBackend, ChatRequest, GenerationConfig, OnReply, Reply
 from ehrqa.llm.cache import ReplyCache, request_key
 
 ENDPOINT = "/v1/chat/completions"
@@ -40,13 +40,16 @@ class DeferredBackend(ChatBackend):
     reply (``error`` :data:`AWAITING`)."""
 
     def __init__(self, name: str, spec: BackendSpec, lines: dict[str, dict]) -> None:
+        from ehrqa.llm.openai import describe_server
+
         self.name, self.spec, self.lines = name, spec, lines
-        self.client = make_backend(spec) if spec.kind == "openai" else None  # builds bodies; sends nothing
-        self.description = self.client.description if self.client else {"backend": spec.kind}
+        self.description = describe_server(spec) if spec.kind == "openai" else {"backend": spec.kind}
         self.prompts: Counter[str] = Counter()  # prompt id (without its hash) -> requests noted
 
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
-        if self.client is None:
+        from ehrqa.llm.openai import request_body
+
+        if self.spec.kind != "openai":
             raise DataError(
                 f"backend {self.name!r} is kind {self.spec.kind!r}: batch files hold requests for "
                 "OpenAI-compatible servers (kind openai)"
@@ -59,7 +62,7 @@ class DeferredBackend(ChatBackend):
                     "custom_id": key,
                     "method": "POST",
                     "url": ENDPOINT,
-                    "body": self.client.payload(request),
+                    "body": request_body(self.spec, request),
                 }
                 self.prompts[request.prompt.split(":")[0]] += 1
             replies.append(Reply(None, error=AWAITING))
