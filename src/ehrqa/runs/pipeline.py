@@ -22,7 +22,7 @@ from ehrqa.io import atomic_write_bytes
 from ehrqa.llm.backend import ChatBackend
 from ehrqa.runs.config import RunRecipe, StepSpec
 from ehrqa.runs.rundir import RunDir
-from ehrqa.tasks import task_module
+from ehrqa.tasks import aligner_use, task_module
 from ehrqa.tasks.base import Context
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ def run_step(
     """One step: predict what is missing, then write the submission and scores."""
     subtask = step.subtask
     row: dict = {"subtask": subtask, "step": step.name, "title": TITLES[subtask], "method": step.config.method}
+    if aligner_use(step.config):
+        row["citations_by_aligner"] = aligner_use(step.config)  # an LLM ST3 step's hidden ST4 aligner
     if not has_input(subtask, cases):
         row["status"] = "input missing from this dataset"
         return row
@@ -209,6 +211,9 @@ def run_step(
         ctx.close()
         records.close()
     row.update({k: int(v) for k, v in ctx.counts.items()}, seconds=round(time.perf_counter() - started, 1))
+    fallbacks = [c.id for c in cases if records.by_case.get(c.id, {}).get("status") == "fallback"]
+    if fallbacks:  # predictions that are not the method's own (e.g. an unparsable reply, the aligner's)
+        row.update(fallbacks=len(fallbacks), fallback_cases=fallbacks)
     failed = [c.id for c in cases if c.id not in predictions]
     if failed:
         reasons = {records.by_case.get(cid, {}).get("reason") for cid in failed} - {None}
@@ -265,7 +270,8 @@ def format_summary(rows: list[dict]) -> str:
         seconds = f"{row['seconds']:.1f}" if ran else "-"
         calls = str(int(row.get("calls") or 0)) if ran else "-"
         tokens = f"{int(row.get('prompt_tokens') or 0)}/{int(row.get('completion_tokens') or 0)}" if ran else "-"
-        table.append((label, str(row.get("method", "")), seconds, calls, tokens, _outcome(row)))
+        method = str(row.get("method", "")) + (" + aligner citations" if row.get("citations_by_aligner") else "")
+        table.append((label, method, seconds, calls, tokens, _outcome(row)))
         if row.get("submission"):
             written.append(f"ST{row['subtask']} submission: {row['submission']}")
     widths = [max(len(r[i]) for r in table) for i in range(5)]
@@ -286,13 +292,16 @@ def _outcome(row: dict) -> str:
         return f"FAILED for {len(row['failed'])} case(s): {shown}{why}; rerun to retry them"
     if row["status"] != "ok":
         return str(row["status"])
+    fallbacks = (
+        f"  ({row['fallbacks']} fallback(s): {', '.join(row['fallback_cases'][:8])})" if row.get("fallbacks") else ""
+    )
     scores = row.get("scores")
     if scores is None:
-        return "not scored (no gold)"
+        return "not scored (no gold)" + fallbacks
     keys = [k for k in HEADLINE_KEYS[row["subtask"]] if isinstance(scores.get(k), (int, float))]
     if isinstance(scores.get("overall_partial"), (int, float)):
         keys.append("overall_partial")
-    return "  ".join(f"{k} {scores[k]:.2f}" for k in keys)
+    return "  ".join(f"{k} {scores[k]:.2f}" for k in keys) + fallbacks
 
 
 def write_page(run_dir: str | Path) -> list[str]:

@@ -5,8 +5,11 @@ voter too), each sample's reply is parsed by :mod:`ehrqa.llm.jsonout` (or, for a
 prompts, by the citation markers of a drafted answer). A reply that cannot be used gets one
 correction turn naming its problems; if that fails too the sample is left out of the vote. The
 kept sentences (ST2) or links (ST4) are those at least ``vote_threshold`` of the voting weight
-names (:mod:`ehrqa.llm.vote`). A case without a single usable sample falls back to the retrieval
-aligner, and its record says so. No prediction ever names an id the case does not have.
+names (:mod:`ehrqa.llm.vote`). A case without a single usable (parsable) sample falls back to the
+retrieval aligner, and its record says so (``status: fallback``). A request that got no reply at
+all (a connection failure, an HTTP error after retries) fails the case instead: it is recorded as
+failed, named at the end of the run and retried by the next one, never replaced by the aligner.
+No prediction ever names an id the case does not have.
 """
 
 from __future__ import annotations
@@ -136,7 +139,9 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
         second = ctx.complete(voter.backend, [r for _, r in retry])
         for (sample, request), reply in zip(retry, second, strict=True):
             count(request, reply)
-            if reply.ok:
+            if not reply.ok:
+                failed.append((request.case_id, reply.error or "no reply"))
+            else:
                 parsed = parse(by_id[request.case_id], reply.text)
                 if parsed.ok:
                     results[request.case_id][sample] = parsed
@@ -197,18 +202,20 @@ def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context) -> 
         return value if subtask == 2 else as_submission(case, value)
 
     samples, weights, failures, costs, aligner = _collect(cases, config, ctx, subtask, aligner_output)
-    fallback = [c for c in cases if all(s is None for s in samples[c.id])]
+    fallback = [c for c in cases if not failures[c.id] and all(s is None for s in samples[c.id])]
     if fallback and aligner is None:
         aligner = aligner_output(fallback)
     for case in cases:
+        if failures[case.id]:  # a request that never got a reply: the case fails, the next run retries it
+            ctx.record(case.id, None, status="failed", reason=failures[case.id][0], **costs[case.id])
+            continue
         usable = sum(s is not None for s in samples[case.id])
         if not usable:
-            reason = failures[case.id][0] if failures[case.id] else "no usable reply after a correction turn"
             ctx.record(
                 case.id,
                 prediction(case, aligner[case.id]),
                 status="fallback",
-                reason=reason,
+                reason="no usable reply after a correction turn",
                 n_votes=0,
                 **costs[case.id],
             )
