@@ -17,18 +17,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import play_run_batch  # noqa: E402
 
-CASES = ["--cases", "101", "102"]
+# The sample's notes without its key: nothing to score, so only the model calls are exercised.
+SAMPLE_XML = ROOT / "src" / "ehrqa" / "data" / "sample" / "archehr-qa.xml"
+CASES = ["--xml", str(SAMPLE_XML), "--cases", "101", "102"]
 
 
 def write_recipe(path: Path, base_url: str) -> Path:
     """ST2 labels from a server, then evidence-first ST3 answers that read ST2's output."""
+    st2 = {"subtask": 2, "method": "llm", "backend": "srv", "prompt": "st2-classify@1", "max_new_tokens": 60}
+    st3 = {"subtask": 3, "method": "llm", "backend": "srv", "prompt": "st3-evidence@1", "evidence": "st2"}
     recipe = {
         "name": "batch-test",
         "backends": {"srv": {"kind": "openai", "model": "fake-model", "base_url": base_url, "retries": 0}},
-        "steps": [
-            {"subtask": 2, "method": "llm", "backend": "srv", "prompt": "st2-classify@1", "max_new_tokens": 60},
-            {"subtask": 3, "method": "llm", "backend": "srv", "prompt": "st3-evidence@1", "evidence": "st2"},
-        ],
+        "steps": [st2, {**st3, "cite": False}],  # cite: False keeps the aligner out of this test
     }
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return path
@@ -131,7 +132,7 @@ def test_a_local_model_backend_is_refused_with_one_line(tmp_path, capsys):
         yaml.safe_dump(
             {
                 "backends": {"local": {"kind": "hf"}},
-                "steps": [{"subtask": 1, "method": "llm", "backend": "local", "prompt": "st1-question@1"}],
+                "steps": [{"subtask": 1, "method": "llm", "backend": "local", "prompt": "st1-question@1", "shots": 0}],
             }
         )
     )

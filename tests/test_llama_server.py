@@ -49,6 +49,10 @@ def proxy(llama):
         yield counting
 
 
+def llm_step(subtask: int, prompt: str, **settings) -> dict:
+    return {"subtask": subtask, "method": "llm", "backend": "srv", "prompt": prompt, **settings}
+
+
 def recipe_file(path: Path, base_url: str, steps: list[dict], **backend) -> str:
     spec = {"kind": "openai", "model": "smollm2", "base_url": base_url, "retries": 0, "timeout": 600, **backend}
     path.write_text(yaml.safe_dump({"name": "llama", "backends": {"srv": spec}, "steps": steps}), encoding="utf-8")
@@ -57,11 +61,10 @@ def recipe_file(path: Path, base_url: str, steps: list[dict], **backend) -> str:
 
 def test_every_subtask_end_to_end_with_schema_constrained_json(proxy, tmp_path, capsys):
     steps = [
-        {"subtask": 1, "method": "llm", "backend": "srv", "prompt": "st1-question@1", "max_new_tokens": 24},
-        {"subtask": 2, "method": "llm", "backend": "srv", "prompt": "st2-classify@1", "max_new_tokens": 256},
-        {"subtask": 3, "method": "llm", "backend": "srv", "prompt": "st3-evidence@1", "evidence": "st2"}
-        | {"max_new_tokens": 48},
-        {"subtask": 4, "method": "llm", "backend": "srv", "prompt": "st4-align@1", "max_new_tokens": 96},
+        llm_step(1, "st1-question@1", max_new_tokens=24, shots=0),
+        llm_step(2, "st2-classify@1", max_new_tokens=256),
+        llm_step(3, "st3-evidence@1", max_new_tokens=48, evidence="st2"),
+        llm_step(4, "st4-align@1", max_new_tokens=96),
     ]
     recipe = recipe_file(tmp_path / "r.yaml", proxy.base_url, steps, response_format="json_object+schema")
     status = main(["run", "--recipe", recipe, "--cases", *CASES, "--out", str(tmp_path / "run")])
@@ -118,7 +121,9 @@ def test_concurrent_requests_are_all_answered_as_sequential_ones_are(proxy):
 
 
 def test_a_killed_and_resumed_run_sends_no_request_twice(proxy, tmp_path):
-    steps = [{"subtask": 1, "method": "llm", "backend": "srv", "prompt": "st1-question@1", "max_new_tokens": 16}]
+    steps = [
+        {"subtask": 1, "method": "llm", "backend": "srv", "prompt": "st1-question@1", "max_new_tokens": 16, "shots": 0}
+    ]
     recipe = recipe_file(tmp_path / "r.yaml", proxy.base_url, steps, concurrency=1)
     run_dir = tmp_path / "run"
     cache = run_dir / "cache" / "replies.jsonl"
