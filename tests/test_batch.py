@@ -91,6 +91,17 @@ def test_export_play_import_then_the_run_calls_no_model(tmp_path, openai_server,
     exported = sorted(canonical(line["body"]) for lines in rounds for line in lines)
     assert sorted(canonical(body) for body in openai_server.bodies) == exported
 
+    # A run directory made with other settings is refused, naming that directory.
+    capsys.readouterr()
+    changed = ["--set", "st2.max_new_tokens=61"]
+    assert (
+        main(
+            ["batch", "export", str(run_dir), "--out", str(tmp_path / "x.jsonl"), "--recipe", recipe, *CASES, *changed]
+        )
+        == 2
+    )
+    assert f"{run_dir}: made with a different recipe" in capsys.readouterr().err
+
 
 def test_import_counts_failed_lines_and_stores_only_replies(tmp_path, openai_server, capsys):
     recipe = str(write_recipe(tmp_path / "recipe.yaml", openai_server.base_url))
