@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -114,9 +115,10 @@ def test_the_same_seed_gives_the_same_reply_and_other_seeds_differ(proxy):
 def test_concurrent_requests_are_all_answered_as_sequential_ones_are(proxy):
     spec = BackendSpec(kind="openai", model="smollm2", base_url=proxy.base_url, concurrency=1)
     sequential = ask(make_backend(spec), [21, 22, 23])
-    proxy.max_in_flight = 0
+    all_open = threading.Barrier(3, timeout=120)  # the proxy forwards nothing until all three are open
+    proxy.before_forward = lambda n, body: all_open.wait() >= 0
     concurrent = ask(make_backend(spec, concurrency=3), [21, 22, 23])
-    assert proxy.max_in_flight == 3  # all three were open at the server at once
+    assert proxy.max_in_flight == 3
     assert all(sequential) and concurrent == sequential
 
 
