@@ -217,3 +217,23 @@ def test_a_proxy_the_user_names_is_used_even_for_a_local_server(openai_server):
         with pytest.raises(BackendFatal):  # the fake proxy answers 404 to the absolute URL it is asked for
             _chat(openai_server, proxy=proxy.base_url.removesuffix("/v1")).complete([_request()])
         assert proxy.count == 1 and openai_server.count == 0
+
+
+# -- training logs ---------------------------------------------------------------------------------
+
+
+def test_training_logs_go_nowhere_unless_a_recipe_names_an_installed_tracker():
+    import importlib.util
+
+    from ehrqa.config import from_dict
+    from ehrqa.train.sft import REPORTERS, Training
+
+    assert Training().report_to == ()
+    with pytest.raises(DataError, match="'neptune' is not one of tensorboard, wandb, mlflow"):
+        from_dict(Training, {"report_to": ["neptune"]}, "training")
+    for name, modules in REPORTERS.items():
+        if any(importlib.util.find_spec(m) for m in modules):
+            assert from_dict(Training, {"report_to": [name]}, "training").report_to == (name,)
+        else:
+            with pytest.raises(DataError, match=f"report_to: {name} is not installed"):
+                from_dict(Training, {"report_to": [name]}, "training")
