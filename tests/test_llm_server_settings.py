@@ -237,3 +237,19 @@ def test_training_logs_go_nowhere_unless_a_recipe_names_an_installed_tracker():
         else:
             with pytest.raises(DataError, match=f"report_to: {name} is not installed"):
                 from_dict(Training, {"report_to": [name]}, "training")
+
+
+def test_a_run_made_before_these_settings_existed_continues_and_a_changed_one_is_refused(tmp_path):
+    from ehrqa.config import to_dict
+    from ehrqa.runs.rundir import RunDir
+
+    def meta(backend: dict) -> dict:
+        return {"recipe": {"name": "r", "backends": {"srv": backend}}, "prompts": {}, "data": {}}
+
+    spec = BackendSpec(kind="openai", model="m", base_url="http://127.0.0.1:1/v1")
+    legacy = {k: v for k, v in to_dict(spec).items() if k in ("kind", "model", "base_url", "timeout", "retries")}
+    RunDir.open(tmp_path / "run", meta({**legacy, "response_format": False}))  # as an older ehrqa wrote it
+    RunDir.open(tmp_path / "run", meta(to_dict(spec)))
+    RunDir.open(tmp_path / "run", meta(to_dict(replace(spec, timeout=9.0, proxy="none"))))  # transport only
+    with pytest.raises(DataError, match="made with a different recipe"):
+        RunDir.open(tmp_path / "run", meta(to_dict(replace(spec, thinking=True))))
