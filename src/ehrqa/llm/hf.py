@@ -1,5 +1,10 @@
 """Local chat models through transformers: base model, optional LoRA adapter, optional 4-bit.
 
+JSON replies are not constrained to a request's schema here: of the libraries that do it for
+transformers (outlines, lm-format-enforcer, xgrammar, llguidance) none is in the pinned stack, each
+brings a native wheel and its own pins, and the small local models this backend serves are the
+test and laptop path; their replies go through the repair module (:mod:`ehrqa.llm.jsonout`).
+
 The loader is shared with training (:mod:`ehrqa.train.sft`), so a model is quantised and placed
 the same way whether it is being trained or asked questions.
 """
