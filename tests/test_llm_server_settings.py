@@ -174,6 +174,18 @@ def test_the_schema_is_sent_in_the_backends_dialect(openai_server, dialect, expe
     assert "response_format" not in text_body  # a text prompt is never constrained
 
 
+def test_a_json_prompt_without_a_schema_is_left_free_by_a_schema_dialect():
+    request = _request(prompt="st4-reason@1:abc")  # reasoning lines first, then JSON: no schema declared
+    assert load_prompt("st4-reason@1").schema is None
+    for dialect, sent in (
+        ("json_schema", None),
+        ("json_object+schema", None),
+        ("json_object", {"type": "json_object"}),
+    ):
+        body = request_body(BackendSpec(kind="openai", model="m", response_format=dialect), request)
+        assert body.get("response_format") == sent
+
+
 def test_the_schema_is_in_the_cache_key_only_where_it_is_sent():
     schema = reply_schema(load_prompt("st4-align@1"), _case())
     other = reply_schema(load_prompt("st4-align@1"), replace(_case(), id="8"))
