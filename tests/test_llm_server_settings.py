@@ -174,6 +174,18 @@ def test_the_schema_is_sent_in_the_backends_dialect(openai_server, dialect, expe
     assert "response_format" not in text_body  # a text prompt is never constrained
 
 
+def test_a_json_prompt_without_a_schema_is_left_free_by_a_schema_dialect():
+    request = _request(prompt="st4-reason@1:abc")  # reasoning lines first, then JSON: no schema declared
+    assert load_prompt("st4-reason@1").schema is None
+    for dialect, sent in (
+        ("json_schema", None),
+        ("json_object+schema", None),
+        ("json_object", {"type": "json_object"}),
+    ):
+        body = request_body(BackendSpec(kind="openai", model="m", response_format=dialect), request)
+        assert body.get("response_format") == sent
+
+
 def test_the_schema_is_in_the_cache_key_only_where_it_is_sent():
     schema = reply_schema(load_prompt("st4-align@1"), _case())
     other = reply_schema(load_prompt("st4-align@1"), replace(_case(), id="8"))
@@ -217,3 +229,39 @@ def test_a_proxy_the_user_names_is_used_even_for_a_local_server(openai_server):
         with pytest.raises(BackendFatal):  # the fake proxy answers 404 to the absolute URL it is asked for
             _chat(openai_server, proxy=proxy.base_url.removesuffix("/v1")).complete([_request()])
         assert proxy.count == 1 and openai_server.count == 0
+
+
+# -- training logs ---------------------------------------------------------------------------------
+
+
+def test_training_logs_go_nowhere_unless_a_recipe_names_an_installed_tracker():
+    import importlib.util
+
+    from ehrqa.config import from_dict
+    from ehrqa.train.sft import REPORTERS, Training
+
+    assert Training().report_to == ()
+    with pytest.raises(DataError, match="'neptune' is not one of tensorboard, wandb, mlflow"):
+        from_dict(Training, {"report_to": ["neptune"]}, "training")
+    for name, modules in REPORTERS.items():
+        if any(importlib.util.find_spec(m) for m in modules):
+            assert from_dict(Training, {"report_to": [name]}, "training").report_to == (name,)
+        else:
+            with pytest.raises(DataError, match=f"report_to: {name} is not installed"):
+                from_dict(Training, {"report_to": [name]}, "training")
+
+
+def test_a_run_made_before_these_settings_existed_continues_and_a_changed_one_is_refused(tmp_path):
+    from ehrqa.config import to_dict
+    from ehrqa.runs.rundir import RunDir
+
+    def meta(backend: dict) -> dict:
+        return {"recipe": {"name": "r", "backends": {"srv": backend}}, "prompts": {}, "data": {}}
+
+    spec = BackendSpec(kind="openai", model="m", base_url="http://127.0.0.1:1/v1")
+    legacy = {k: v for k, v in to_dict(spec).items() if k in ("kind", "model", "base_url", "timeout", "retries")}
+    RunDir.open(tmp_path / "run", meta({**legacy, "response_format": False}))  # as an older ehrqa wrote it
+    RunDir.open(tmp_path / "run", meta(to_dict(spec)))
+    RunDir.open(tmp_path / "run", meta(to_dict(replace(spec, timeout=9.0, proxy="none"))))  # transport only
+    with pytest.raises(DataError, match="made with a different recipe"):
+        RunDir.open(tmp_path / "run", meta(to_dict(replace(spec, thinking=True))))

@@ -252,6 +252,9 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
         raise DataError(failure_line(row, run_dir))
     if row["status"] != "ok":
         raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
+    if row.get("fallbacks"):  # said next to the result, not in a warning that scrolls away
+        shown = ", ".join(row["fallback_cases"][:8]) + (" ..." if row["fallbacks"] > 8 else "")
+        print(f"ST{subtask}: {row['fallbacks']} case(s) got no usable reply and fell back: {shown}")
     entries = read_submission(row["submission"])  # the run's own submission, for exactly these cases
     path = write_submission(entries, out)
     row["out"] = str(path)

@@ -16,7 +16,7 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ehrqa.errors import DataError
@@ -267,6 +267,22 @@ class BackendSpec:
             "extra_body": self.extra_body,
             "proxy": self.proxy,
         }
+
+
+def backend_identity(settings: dict, transport: Sequence[str] = ()) -> dict:
+    """A backend's recipe entry as a run's identity compares it: without the ``transport`` keys and
+    without settings at their defaults, so a setting added to ehrqa later (at a default that keeps
+    the old requests) does not make earlier run directories look like another configuration."""
+    defaults = {f.name: f.default for f in fields(BackendSpec) if f.default is not MISSING}
+    defaults["extra_body"] = {}
+    legacy = {"response_format": {False: "none", True: "json_object"}}  # the old yes/no spelling
+    out = {}
+    for key, value in settings.items():
+        if isinstance(value, bool) and key in legacy:
+            value = legacy[key][value]
+        if key not in transport and (key not in defaults or value != defaults[key]):
+            out[key] = value
+    return out
 
 
 def make_backend(spec: BackendSpec | None = None, **overrides) -> ChatBackend:

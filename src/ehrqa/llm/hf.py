@@ -1,5 +1,12 @@
 """Local chat models through transformers: base model, optional LoRA adapter, optional 4-bit.
 
+JSON replies are not constrained to a request's schema here; they go through the repair module
+(:mod:`ehrqa.llm.jsonout`). Of the libraries that constrain transformers' generation, the pure-Python
+one (lm-format-enforcer 0.11.3) fails to import its transformers integration under the pinned
+transformers 5 (``transformers.tokenization_utils.PreTrainedTokenizerBase`` is gone), and outlines,
+xgrammar and llguidance each bring a native wheel and pins of their own. For schema-constrained
+JSON from a local model, serve it (llama.cpp, vLLM) and use the openai backend.
+
 The loader is shared with training (:mod:`ehrqa.train.sft`), so a model is quantised and placed
 the same way whether it is being trained or asked questions.
 """

@@ -63,7 +63,7 @@ from concurrent.futures import Future, as_completed
 from dataclasses import fields
 
 from ehrqa.errors import DataError
-from ehrqa.llm.backend import BackendFatal, BackendSpec, ChatBackend, ChatRequest, OnReply, Reply
+from ehrqa.llm.backend import SCHEMA_FORMATS, BackendFatal, BackendSpec, ChatBackend, ChatRequest, OnReply, Reply
 
 log = logging.getLogger(__name__)
 
@@ -344,11 +344,12 @@ def request_body(spec: BackendSpec, request: ChatRequest) -> dict:
 
 
 def response_format_field(dialect: str, schema: Mapping | None, prompt: str = "") -> dict | None:
-    """``response_format`` in a server's dialect (see :data:`~ehrqa.llm.backend.RESPONSE_FORMATS`);
-    a schema dialect without a schema asks for any JSON object."""
-    if dialect == "none":
+    """``response_format`` in a server's dialect (see :data:`~ehrqa.llm.backend.RESPONSE_FORMATS`).
+    A schema dialect constrains only requests whose prompt declares a schema: a JSON prompt without
+    one (``st4-reason``: reasoning lines, then JSON) is left free."""
+    if dialect == "none" or (dialect in SCHEMA_FORMATS and schema is None):
         return None
-    if dialect == "json_object" or schema is None:
+    if dialect == "json_object":
         return {"type": "json_object"}
     if dialect == "json_object+schema":
         return {"type": "json_object", "schema": dict(schema)}

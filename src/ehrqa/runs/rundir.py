@@ -110,12 +110,15 @@ class RunDir:
 
 
 def _identity(meta: dict, key: str):
-    """``meta[key]`` as compared between runs: a recipe without its backends' transport settings."""
+    """``meta[key]`` as compared between runs: a recipe without its backends' transport settings
+    (nor settings at their defaults, see :func:`ehrqa.llm.backend.backend_identity`)."""
     value = meta.get(key)
     if key != "recipe" or not isinstance(value, dict) or not isinstance(value.get("backends"), dict):
         return value
+    from ehrqa.llm.backend import backend_identity
+
     backends = {
-        name: {k: v for k, v in spec.items() if k not in TRANSPORT_KEYS} if isinstance(spec, dict) else spec
+        name: backend_identity(spec, TRANSPORT_KEYS) if isinstance(spec, dict) else spec
         for name, spec in value["backends"].items()
     }
     return {**value, "backends": backends}

@@ -22,27 +22,16 @@ from ehrqa.data.case import Case
 from ehrqa.llm.backend import ChatRequest
 from ehrqa.llm.jsonout import Parsed, correction_message, parse_alignment, parse_evidence
 from ehrqa.llm.prompt import case_slots, load_prompt, reply_schema
+from ehrqa.llm.reply import cited_ids, strip_thinking
 from ehrqa.tasks.base import Context, Voter
 
 _LABEL_AT_LINE_START = re.compile(r"^\s*\[\s*\d+\s*\]", re.M)
-_CITED = re.compile(r"\[\s*(?:S|sentences?\s*)?(\d+(?:\s*(?:,|-|–|and)\s*(?:S)?\d+)*)\s*\]", re.I)
 
 
-def cited_ids(reply: str | None, note_ids: Sequence[str]) -> Parsed:
+def answer_citations(reply: str | None, note_ids: Sequence[str]) -> Parsed:
     """The note ids cited as ``[3]`` / ``[3, 5]`` / ``[3-5]`` in a drafted answer (answer-first ST2)."""
-    from ehrqa.tasks.postprocess import strip_thinking
-
-    found: list[str] = []
     # "[3] ..." at the start of a line is a note sentence's label copied from the prompt, not a citation
-    text = _LABEL_AT_LINE_START.sub("", strip_thinking(reply or ""))
-    for group in _CITED.findall(text):
-        for part in re.split(r"\s*(?:,|and)\s*", group):
-            digits = [p.lstrip("Ss") for p in re.split(r"\s*[-–]\s*", part.strip())]
-            digits = [d for d in digits if d.isdigit()]
-            if len(digits) == 2 and int(digits[0]) <= int(digits[1]):
-                found += [str(i) for i in range(int(digits[0]), int(digits[1]) + 1)]
-            else:
-                found += digits
+    found = cited_ids(_LABEL_AT_LINE_START.sub("", strip_thinking(reply or "")))
     valid = set(note_ids)
     kept = [sid for sid in note_ids if sid in set(found)]
     dropped = len({f for f in found if f not in valid})
@@ -156,7 +145,7 @@ def _parser(subtask: int, prompt_id: str) -> Parser:
             reply, [a.id for a in case.answer_sentences or ()], [s.id for s in case.sentences]
         )
     if "answer-first" in prompt_id:
-        return lambda case, reply: cited_ids(reply, [s.id for s in case.sentences])
+        return lambda case, reply: answer_citations(reply, [s.id for s in case.sentences])
     return lambda case, reply: parse_evidence(reply, [s.id for s in case.sentences])
 
 
