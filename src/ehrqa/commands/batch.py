@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     export.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (need not exist yet)")
     export.add_argument("--out", required=True, metavar="FILE", help="the batch input file to write (JSONL)")
-    export.add_argument("--recipe", default="default", metavar="FILE", help="as for ehrqa run (default: default)")
+    export.add_argument(
+        "--recipe", required=True, metavar="FILE", help="the run recipe (as for ehrqa run), one with an openai backend"
+    )
     add_data_arguments(export)
     add_cases_argument(export)
     export.add_argument("--subtasks", metavar="LIST", help="as for ehrqa run: only these subtasks' steps")
