@@ -89,21 +89,48 @@ def test_a_recipe_run_never_labels_a_step_without_replies_ok(tmp_path, openai_se
     assert openai_server.count == 4
 
 
-def test_unusable_replies_fall_back_and_are_counted_in_the_table_and_summary(tmp_path, openai_server):
+def test_unusable_replies_fall_back_and_are_counted_in_the_summary_and_next_to_the_result(tmp_path, openai_server):
     openai_server.responder = lambda body: "I cannot tell." if case_of(body) == "102" else good_reply(body)
     run_dir = tmp_path / "run"
     proc = ehrqa(
-        *("-q", "run", "--recipe", "open-llm", "--subtasks", "4", "--data", sample_dir(), "--cases", "101-103"),
-        *("--set", f"backends.llm.base_url={openai_server.base_url}", "--set", "backends.llm.model=m"),
-        *("--set", "backends.llm.response_format=none", "--set", "st4.samples=1", "--set", "st4.temperature=0"),
-        *("--out", run_dir),
+        *("-q", "align", "--data", sample_dir(), "--cases", "101-103", *SERVER_FLAGS),
+        *("--base-url", openai_server.base_url, "--run-dir", run_dir, "--out", tmp_path / "s.json"),
     )
     assert proc.returncode == 0, proc.stderr
+    assert "ST4: 1 case(s) got no usable reply and fell back: 102" in proc.stdout
     (row,) = json.loads((run_dir / "summary.json").read_text())
     assert (row["status"], row["fallbacks"], row["fallback_cases"]) == ("ok", 1, ["102"])
-    assert "1 fallback(s): 102" in proc.stdout
     assert records(run_dir, "st4")["102"]["status"] == "fallback"
     assert records(run_dir, "st4")["101"]["status"] == "ok"
+
+
+def test_the_run_table_counts_fallbacks_and_names_the_citing_aligner():
+    from ehrqa.commands.run import format_summary
+
+    rows = [
+        {
+            "subtask": 3,
+            "step": "st3",
+            "title": "answer generation",
+            "method": "llm",
+            "status": "ok",
+            "seconds": 1.0,
+            "citations_by_aligner": "shipped",
+        },
+        {
+            "subtask": 4,
+            "step": "st4",
+            "title": "evidence alignment",
+            "method": "llm",
+            "status": "ok",
+            "seconds": 1.0,
+            "fallbacks": 2,
+            "fallback_cases": ["7", "9"],
+        },
+    ]
+    table = format_summary(rows).splitlines()
+    assert "llm + aligner citations" in table[2] and "fallback" not in table[2]
+    assert table[3].endswith("not scored (no gold)  (2 fallback(s): 7, 9)")
 
 
 def test_a_reasoning_model_works_as_typed_and_a_refused_setting_is_one_line(tmp_path, openai_server):
