@@ -123,8 +123,21 @@ def test_out_keeps_a_run_directory_the_viewer_reads(tmp_path):
         ehrqa.answer("Aspirin 81 mg daily was continued.", question, out=tmp_path / "run")
 
 
+def test_answer_is_a_plain_function_even_after_its_module_is_imported():
+    import inspect
+    from unittest import mock
+
+    import ehrqa.answering
+
+    assert inspect.isfunction(ehrqa.answer) and ehrqa.answer is ehrqa.answering.answer
+    assert list(inspect.signature(ehrqa.answer).parameters)[:2] == ["note_text", "question"]
+    with mock.patch("ehrqa.answer") as patched:  # what a user's test does: the function is replaced
+        ehrqa.answer("note", "question?")
+    patched.assert_called_once_with("note", "question?")
+
+
 def test_recipe_methods_are_used_and_default_falls_back_to_the_llm(monkeypatch):
-    import ehrqa.answer as answer_module
+    import ehrqa.answering as answer_module
     from ehrqa.runs.config import parse_recipe
 
     recipe = parse_recipe(
@@ -134,10 +147,10 @@ def test_recipe_methods_are_used_and_default_falls_back_to_the_llm(monkeypatch):
         },
         "r",
     )
-    steps = answer_module._plan(recipe)
-    assert [steps[n].config.method for n in ("st2", "st3", "st4")] == ["llm", "llm", "aligner"]
-    assert steps["st3"].config.evidence == "st2"
-    assert answer_module._plan(None)["st3"].config.method == "extractive"
+    plan = answer_module._plan(recipe)
+    assert [plan.step(n).config.method for n in ("st2", "st3", "st4")] == ["llm", "llm", "aligner"]
+    assert plan.step("st3").config.evidence == "st2"
+    assert answer_module._plan(None).step("st3").config.method == "extractive"
 
 
 def test_a_written_answer_is_split_and_each_sentence_aligned_to_its_own_evidence(monkeypatch):

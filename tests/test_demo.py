@@ -3,8 +3,9 @@
 import json
 
 from ehrqa import check_submission, read_dataset, read_submission
+from ehrqa.commands.run import format_summary
 from ehrqa.runs.config import parse_recipe
-from ehrqa.runs.pipeline import format_summary, has_gold, run
+from ehrqa.runs.pipeline import has_gold, run
 from ehrqa.score import score_submission
 
 

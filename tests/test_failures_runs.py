@@ -153,7 +153,7 @@ def test_a_case_that_always_gets_400_costs_no_other_case(tmp_path, openai_server
     line = assert_one_line_error(proc, "1 case(s) failed: 102", "HTTP 400", "again")
     assert "101" not in line and "103" not in line
     assert openai_server.count == 4  # a 400 is not retried
-    run_dir = tmp_path / "out" / "run-st3"
+    run_dir = tmp_path / "out" / "submission.run"
     first = records(run_dir)
     assert {cid: r["status"] for cid, r in first.items()} == {"101": "ok", "102": "failed", "103": "ok", "104": "ok"}
     assert first["102"]["reason"] == "HTTP 400" and first["102"]["prediction"] is None
@@ -202,7 +202,7 @@ def test_every_kind_of_broken_reply_is_a_failed_case_retried_then_redone_alone(t
     for body in openai_server.bodies:
         sent[case_of(body)] = sent.get(case_of(body), 0) + 1
     assert sent == {cid: 2 if cid in BROKEN else 1 for cid in CASES if "101" <= cid <= "111"}  # each retried once
-    run_dir = tmp_path / "out" / "run-st3"
+    run_dir = tmp_path / "out" / "s.run"
     found = records(run_dir)
     for cid, (_, reason) in BROKEN.items():
         assert found[cid]["status"] == "failed" and found[cid]["reason"] == f"{reason} after 2 attempts", cid
@@ -227,7 +227,7 @@ def test_a_null_content_reply_is_the_fixed_fallback_and_never_asked_again(tmp_pa
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     entries = json.loads((tmp_path / "out" / "submission.json").read_text())
     assert [e["prediction"] for e in entries] == [EMPTY_REPLY_FALLBACK] * 3
-    assert {r["status"] for r in records(tmp_path / "out" / "run-st3").values()} == {"fallback"}
+    assert {r["status"] for r in records(tmp_path / "out" / "submission.run").values()} == {"fallback"}
     assert openai_server.count == 3
     openai_server.reset()
     proc = generate(openai_server, tmp_path, "--cases", "101-103")
@@ -239,7 +239,7 @@ def test_the_api_key_is_sent_but_never_written(tmp_path, openai_server):
     proc = generate(openai_server, tmp_path, "--cases", "101-102", env={"OPENAI_API_KEY": SECRET})
     assert proc.returncode == 0, proc.stderr
     assert openai_server.count == 2 and all(r.authorized for r in openai_server.received)
-    assert (tmp_path / "out" / "run-st3" / "run.json").exists()
+    assert (tmp_path / "out" / "submission.run" / "run.json").exists()
     assert SECRET.encode() not in all_bytes(tmp_path / "out")
     assert SECRET not in proc.stdout + proc.stderr
 
@@ -266,7 +266,7 @@ def test_a_failed_case_in_a_recipe_run_is_named_after_the_summary(tmp_path, open
 
 def test_a_torn_last_record_is_cut_before_appending_and_its_case_redone(tmp_path, openai_server):
     assert generate(openai_server, tmp_path, "--cases", "101-103").returncode == 0
-    run_dir = tmp_path / "out" / "run-st3"
+    run_dir = tmp_path / "out" / "submission.run"
     path = run_dir / "steps" / "st3" / "records.jsonl"
     whole = path.read_bytes()
     last = json.loads(whole.splitlines()[-1])["case_id"]

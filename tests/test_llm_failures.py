@@ -11,7 +11,6 @@ Each check is a real ``ehrqa`` subprocess against the loopback server.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -35,23 +34,27 @@ def good_reply(body: dict) -> str:
     return "What caused the patient's symptoms?"
 
 
-# (command, step, extra flags): ST1 and ST2 read the XML alone, ST4 needs the key's answer sentences
+# (command, step, extra flags, what case 102 meets, its recorded reason): ST1 and ST2 read the XML
+# alone, ST4 needs the key's answer sentences
 COMMANDS = [
-    ("interpret", "st1", ("--method", "llm", "--data", None)),
-    ("identify", "st2", ("--data", None)),
-    ("align", "st4", ("--data", str(sample_dir()))),
+    ("interpret", "st1", ("--method", "llm", "--data", None), "not-http", "not an HTTP reply"),
+    ("identify", "st2", ("--data", None), "502", "HTTP 502"),
+    ("align", "st4", ("--data", str(sample_dir())), "truncated", "truncated body"),
 ]
 
 
-@pytest.mark.parametrize(("command", "step", "flags"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_no_reply_fails_the_case_and_a_healthy_rerun_asks_again(tmp_path, openai_server, command, step, flags):
+@pytest.mark.parametrize(("command", "step", "flags", "broken", "reason"), COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_no_reply_fails_the_case_and_a_healthy_rerun_asks_again(
+    tmp_path, openai_server, command, step, flags, broken, reason
+):
     flags = tuple(str(xml_only(tmp_path)) if f is None else f for f in flags)
-    openai_server.responder = lambda body: act("502") if case_of(body) == "102" else good_reply(body)
-    out = tmp_path / "out" / "submission.json"
+    openai_server.responder = lambda body: act(broken) if case_of(body) == "102" else good_reply(body)
+    out, run_dir = tmp_path / "out" / "submission.json", tmp_path / "run"
     args = (command, *flags, *SERVER_FLAGS, "--base-url", openai_server.base_url, "--cases", "101-103")
+    args += ("--run-dir", run_dir)
     proc = ehrqa("-q", *args, "--out", out)
-    assert_one_line_error(proc, "1 case(s) failed: 102", "HTTP 502", "again")
-    found = records(out.parent / f"run-{step}", step)
+    assert_one_line_error(proc, "1 case(s) failed: 102", reason, "again")
+    found = records(run_dir, step)
     assert {cid: r["status"] for cid, r in found.items()} == {"101": "ok", "102": "failed", "103": "ok"}
     assert found["102"]["prediction"] is None and not out.exists()
 
@@ -60,7 +63,7 @@ def test_no_reply_fails_the_case_and_a_healthy_rerun_asks_again(tmp_path, openai
     proc = ehrqa("-q", *args, "--out", out)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert {case_of(b) for b in openai_server.bodies} == {"102"}  # the model is asked, for that case only
-    assert records(out.parent / f"run-{step}", step)["102"]["status"] == "ok"
+    assert records(run_dir, step)["102"]["status"] == "ok"
 
 
 def test_a_recipe_run_never_labels_a_step_without_replies_ok(tmp_path, openai_server):
@@ -86,21 +89,48 @@ def test_a_recipe_run_never_labels_a_step_without_replies_ok(tmp_path, openai_se
     assert openai_server.count == 4
 
 
-def test_unusable_replies_fall_back_and_are_counted_in_the_table_and_summary(tmp_path, openai_server):
+def test_unusable_replies_fall_back_and_are_counted_in_the_summary_and_next_to_the_result(tmp_path, openai_server):
     openai_server.responder = lambda body: "I cannot tell." if case_of(body) == "102" else good_reply(body)
     run_dir = tmp_path / "run"
     proc = ehrqa(
-        *("-q", "run", "--recipe", "open-llm", "--subtasks", "4", "--data", sample_dir(), "--cases", "101-103"),
-        *("--set", f"backends.llm.base_url={openai_server.base_url}", "--set", "backends.llm.model=m"),
-        *("--set", "backends.llm.response_format=none", "--set", "st4.samples=1", "--set", "st4.temperature=0"),
-        *("--out", run_dir),
+        *("-q", "align", "--data", sample_dir(), "--cases", "101-103", *SERVER_FLAGS),
+        *("--base-url", openai_server.base_url, "--run-dir", run_dir, "--out", tmp_path / "s.json"),
     )
     assert proc.returncode == 0, proc.stderr
+    assert "ST4: 1 case(s) got no usable reply and fell back: 102" in proc.stdout
     (row,) = json.loads((run_dir / "summary.json").read_text())
     assert (row["status"], row["fallbacks"], row["fallback_cases"]) == ("ok", 1, ["102"])
-    assert "1 fallback(s): 102" in proc.stdout
     assert records(run_dir, "st4")["102"]["status"] == "fallback"
     assert records(run_dir, "st4")["101"]["status"] == "ok"
+
+
+def test_the_run_table_counts_fallbacks_and_names_the_citing_aligner():
+    from ehrqa.commands.run import format_summary
+
+    rows = [
+        {
+            "subtask": 3,
+            "step": "st3",
+            "title": "answer generation",
+            "method": "llm",
+            "status": "ok",
+            "seconds": 1.0,
+            "citations_by_aligner": "shipped",
+        },
+        {
+            "subtask": 4,
+            "step": "st4",
+            "title": "evidence alignment",
+            "method": "llm",
+            "status": "ok",
+            "seconds": 1.0,
+            "fallbacks": 2,
+            "fallback_cases": ["7", "9"],
+        },
+    ]
+    table = format_summary(rows).splitlines()
+    assert "llm + aligner citations" in table[2] and "fallback" not in table[2]
+    assert table[3].endswith("not scored (no gold)  (2 fallback(s): 7, 9)")
 
 
 def test_a_reasoning_model_works_as_typed_and_a_refused_setting_is_one_line(tmp_path, openai_server):
@@ -128,4 +158,4 @@ def test_an_llm_answer_step_names_the_aligner_that_cites_it(tmp_path, openai_ser
     (row,) = json.loads((run_dir / "summary.json").read_text())
     assert row["citations_by_aligner"] == "shipped"
     assert "llm + aligner citations" in proc.stdout
-    assert Path(run_dir / "steps" / "st3" / "records.jsonl").exists()
+    assert records(run_dir, "st3")["101"]["answer_sentences"]  # the aligner did cite the answer

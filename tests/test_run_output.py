@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 from ehrqa import read_dataset
+from ehrqa.commands.run import format_summary, write_page
 from ehrqa.runs.config import parse_recipe
-from ehrqa.runs.pipeline import format_summary, run, write_page
+from ehrqa.runs.pipeline import run
 from helpers import ScriptedBackend, make_case
 
 ROWS = [

@@ -18,7 +18,7 @@ from ehrqa.data.archehr import read_dataset
 from ehrqa.errors import DataError
 from ehrqa.runs.config import load_recipe, parse_recipe
 from ehrqa.runs.pipeline import run
-from ehrqa.runs.rundir import load_run
+from ehrqa.runs.rundir import read_run
 from ehrqa.tasks.generate import GenerateConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,15 +87,17 @@ def test_deterministic_steps_write_submissions_scores_and_records(tmp_path):
     recipe = parse_recipe({"steps": [{"subtask": 1}, {"subtask": 2}, {"subtask": 4}]}, "r")
     rows = run(recipe, cases, tmp_path / "run")
     assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
-    loaded = load_run(tmp_path / "run")
-    assert set(loaded["steps"]) == {"st1", "st2", "st4"}
-    assert all((tmp_path / "run" / "steps" / s / "done").exists() for s in loaded["steps"])
+    loaded = read_run(tmp_path / "run")
+    assert set(loaded.steps) == {"st1", "st2", "st4"}
+    assert all(step.done for step in loaded.steps.values())
     for n in (1, 2, 4):
-        entries = json.loads((tmp_path / "run" / f"subtask{n}" / "submission.json").read_text())
+        entries = json.loads(loaded.layout.official(n).read_text())
         assert [e["case_id"] for e in entries] == [c.id for c in cases]
-        assert set(loaded["scores"][n]["per_case"]) == {c.id for c in cases}
-    assert loaded["meta"]["recipe"]["steps"][0]["method"] == "rule"
-    assert loaded["meta"]["threads"] >= 1 and loaded["meta"]["versions"]["ehrqa"]
+        step = loaded.submitted(n)
+        assert step.name == f"st{n}" and step.submission == entries
+        assert set(step.scores["per_case"]) == {c.id for c in cases}
+    assert loaded.meta["recipe"]["steps"][0]["method"] == "rule"
+    assert loaded.meta["threads"] >= 1 and loaded.meta["versions"]["ehrqa"]
 
 
 def test_st1_never_sees_the_clinician_question(tmp_path):

@@ -1,7 +1,7 @@
 """The HTML case viewer and its plots, on run directories written by hand from the bundled sample.
 
-``make_run`` follows the run-directory contract (run.json, steps/st{N}/records.jsonl, subtask{N}/
-submission.json, optional scores/subtask{N}.json). Its predictions are made from the gold with
+``make_run`` writes a run directory by its layout (:class:`ehrqa.runs.layout.RunLayout`: run.json, and
+per step ``stN`` its records, submission and optional scores). Its predictions are made from the gold with
 known mistakes, so the test knows which sentence must be a hit, a miss or a false alarm.
 """
 
@@ -17,6 +17,7 @@ import pytest
 from ehrqa.cli import main
 from ehrqa.data.archehr import read_dataset, sample_dir, write_xml
 from ehrqa.data.case import AnswerSentence, Case
+from ehrqa.runs.layout import RunLayout
 from ehrqa.view.html import write_view
 from ehrqa.view.runview import load_run_view
 
@@ -86,24 +87,21 @@ def make_run(
         pred4 = st4_prediction(c)
         votes4 = {x["answer_id"]: {n: 5 for n in x["evidence_id"]} for x in pred4}
         records[4].append(base | {"prediction": pred4, "votes": votes4, "n_votes": 5})
+    layout = RunLayout(path)
     for n, rows in records.items():
-        step = path / "steps" / f"st{n}"
-        step.mkdir(parents=True, exist_ok=True)
-        (step / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-        (step / "done").write_text("", encoding="utf-8")
-        sub = path / f"subtask{n}"
-        sub.mkdir(exist_ok=True)
+        step = f"st{n}"
+        layout.step(step).mkdir(parents=True, exist_ok=True)
+        layout.records(step).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        layout.done(step).write_text("", encoding="utf-8")
         entries = [{"case_id": r["case_id"], "prediction": r["prediction"]} for r in rows]
-        (sub / "submission.json").write_text(json.dumps(entries), encoding="utf-8")
+        layout.submission(step).write_text(json.dumps(entries), encoding="utf-8")
         if with_scores and n in (2, 4):
             from ehrqa.score import score
 
             result = score(n, entries, cases)
             per_case = {r["case_id"]: {k: v for k, v in r.items() if k != "case_id"} for r in result.per_case}
-            scores_dir = path / "scores"
-            scores_dir.mkdir(exist_ok=True)
             payload = {"scores": result.scores, "per_case": per_case}
-            (scores_dir / f"subtask{n}.json").write_text(json.dumps(payload), encoding="utf-8")
+            layout.scores(step).write_text(json.dumps(payload), encoding="utf-8")
     return path
 
 

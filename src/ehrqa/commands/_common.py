@@ -224,7 +224,7 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="FILE", help="submission.json to write (a .zip is written too)")
     add_cases_argument(parser)
     parser.add_argument(
-        "--run-dir", metavar="DIR", help="per-case records for resuming (default: OUT's folder/run-stN)"
+        "--run-dir", metavar="DIR", help="per-case records for resuming (default: OUT with .run for its suffix)"
     )
     parser.add_argument("--force", action="store_true", help="start the run directory over if its settings changed")
     parser.add_argument("--seed", type=int, default=0, help="run seed; each sample's seed derives from it (default: 0)")
@@ -234,6 +234,7 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
     """A one-step run (the same pipeline as ``ehrqa run``) whose submission is also written to ``--out``."""
     from ehrqa.data.submission import read_submission, write_submission
     from ehrqa.runs.config import RunRecipe, StepSpec
+    from ehrqa.runs.layout import RunLayout
     from ehrqa.runs.pipeline import run
 
     out = Path(args.out)
@@ -245,7 +246,7 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
         backends={"default": backend} if backend is not None else {},
         steps=(StepSpec(subtask, f"st{subtask}", config),),
     )
-    run_dir = Path(args.run_dir) if args.run_dir else out.parent / f"run-st{subtask}"
+    run_dir = Path(args.run_dir) if args.run_dir else RunLayout.for_output(out).path
     rows = run(recipe, cases, run_dir, data=dataset_info(args), force=args.force)
     row = rows[0]
     if row["status"] == "failed":

@@ -9,6 +9,7 @@ DESCRIPTION = (
     "Split a plain-text clinical note into numbered sentences, pick the evidence for QUESTION (ST2), write an "
     "answer (ST3) and link each answer sentence to the note sentences supporting it (ST4). Prints the answer "
     "with [3, 5] after each sentence, then the cited note sentences (this output contains note text). "
+    "When the note does not answer the question, says so in one sentence, cites nothing and exits 0. "
     "Methods come from --recipe; without one the CPU default runs (aligner evidence, extractive answer). "
     "Nothing is written unless --out names a run directory (then `ehrqa view` can show it)."
 )
@@ -44,7 +45,7 @@ def read_text_file(path: str, flag: str) -> str:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from ehrqa.answer import answer
+    from ehrqa.answering import answer
     from ehrqa.errors import DataError
 
     if not args.question.strip():

@@ -20,9 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ehrqa.commands.run import format_summary, write_page
     from ehrqa.commands.validate import summarise
     from ehrqa.runs.config import load_recipe
-    from ehrqa.runs.pipeline import format_summary, write_page
+    from ehrqa.runs.layout import RunLayout
     from ehrqa.runs.pipeline import run as run_pipeline
 
     subtasks = parse_subtasks(args.subtasks)
@@ -38,6 +39,6 @@ def run(args: argparse.Namespace) -> int:
             "note: the shipped aligner (ST2, ST4 and the ST3 extractive ranking) was trained on this sample among "
             "other sources, so those numbers are in-sample; held-out ones: src/ehrqa/models/aligner-default/README.md"
         )
-    print(f"run directory: {args.out} (summary: {args.out}/summary.json)")
+    print(f"run directory: {args.out} (summary: {RunLayout(args.out).summary})")
     print("\n".join(write_page(args.out)))
     return 1 if any(row["status"] == "failed" for row in rows) else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ehrqa.commands._common import add_cases_argument, add_data_arguments, dataset_info, parse_subtasks, selected_cases
 
@@ -11,7 +12,8 @@ DESCRIPTION = (
     "Execute a run recipe (recipes/runs/*.yaml, or a shipped name such as 'default') on a dataset. Every step "
     "records each finished case in OUT/steps/<step>/records.jsonl; running the same command again continues "
     "where it stopped and calls no model twice. A directory made with another recipe, prompt or dataset is "
-    "refused unless --force. Writes OUT/subtaskN/submission.json (+ .zip), OUT/scores/ and OUT/summary.json. "
+    "refused unless --force. Writes each step's submission and scores to OUT/steps/<step>/, the official "
+    "OUT/subtaskN/submission.json (+ .zip; a copy of the step submitted for N) and OUT/summary.json. "
     "Cases whose model calls failed are named in one error line (exit status 2); the others are kept, and "
     "running the command again retries only the failed ones."
 )
@@ -68,7 +70,6 @@ def apply_overrides(data: dict, settings: list[str]) -> dict:
 def run(args: argparse.Namespace) -> int:
     from ehrqa.config import load_yaml
     from ehrqa.runs.config import find_recipe, parse_recipe
-    from ehrqa.runs.pipeline import format_summary, write_page
     from ehrqa.runs.pipeline import run as run_pipeline
 
     path = find_recipe(args.recipe)
@@ -86,3 +87,79 @@ def run(args: argparse.Namespace) -> int:
 
         raise DataError(" ".join(failure_line(row, args.out) for row in failed))
     return 0
+
+
+# ---------------------------------------------------------------- what a run prints
+
+# Keys shown in the summary, in order, when the scorer reports them.
+HEADLINE_KEYS = {
+    1: ["rougeLsum", "bertscore", "bertscore_proxy", "alignscore", "medcon", "medcon_proxy", "overall_score"],
+    2: ["strict_micro_f1", "lenient_micro_f1", "strict_macro_f1"],
+    3: ["bleu", "rougeLsum", "sari", "bertscore", "bertscore_proxy", "alignscore", "medcon", "medcon_proxy"],
+    4: ["micro_precision", "micro_recall", "micro_f1", "macro_f1"],
+}
+
+
+def format_summary(rows: list[dict]) -> str:
+    """The end-of-run table (subtask, method, seconds, model calls and tokens, headline metrics or
+    what went wrong), aligned in columns, then the submission each finished step wrote."""
+    table = [("subtask", "method", "seconds", "model calls", "tokens in/out", "headline metrics")]
+    written = []
+    for row in rows:
+        label = f"ST{row['subtask']} {row['title']}"
+        if row.get("step") and row["step"] != f"st{row['subtask']}":
+            label += f" ({row['step']})"
+        ran = "seconds" in row
+        seconds = f"{row['seconds']:.1f}" if ran else "-"
+        calls = str(int(row.get("calls") or 0)) if ran else "-"
+        tokens = f"{int(row.get('prompt_tokens') or 0)}/{int(row.get('completion_tokens') or 0)}" if ran else "-"
+        method = str(row.get("method", "")) + (" + aligner citations" if row.get("citations_by_aligner") else "")
+        table.append((label, method, seconds, calls, tokens, _outcome(row)))
+        if row.get("submission"):
+            written.append(f"ST{row['subtask']} submission: {row['submission']}")
+    widths = [max(len(r[i]) for r in table) for i in range(5)]
+    lines = []
+    for r in table:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), *(r[i].rjust(widths[i]) for i in (2, 3, 4)), r[5]]
+        lines.append("  ".join(cells).rstrip())
+        if len(lines) == 1:
+            lines.append("  ".join("-" * w for w in [*widths, len("headline metrics")]))
+    return "\n".join(lines + written)
+
+
+def _outcome(row: dict) -> str:
+    """A summary row's last column: its headline scores, or its status."""
+    if row["status"] == "failed":
+        shown = ", ".join(row["failed"][:8]) + (" ..." if len(row["failed"]) > 8 else "")
+        why = f" ({'; '.join(row['reasons'])})" if row.get("reasons") else ""
+        return f"FAILED for {len(row['failed'])} case(s): {shown}{why}; rerun to retry them"
+    if row["status"] != "ok":
+        return str(row["status"])
+    fallbacks = (
+        f"  ({row['fallbacks']} fallback(s): {', '.join(row['fallback_cases'][:8])})" if row.get("fallbacks") else ""
+    )
+    scores = row.get("scores")
+    if scores is None:
+        return "not scored (no gold)" + fallbacks
+    keys = [k for k in HEADLINE_KEYS[row["subtask"]] if isinstance(scores.get(k), (int, float))]
+    if isinstance(scores.get("overall_partial"), (int, float)):
+        keys.append("overall_partial")
+    return "  ".join(f"{k} {scores[k]:.2f}" for k in keys) + fallbacks
+
+
+def write_page(run_dir: str | Path) -> list[str]:
+    """Write the run's viewer page (``ehrqa view``; plots only where matplotlib is installed) and
+    return the lines to print: that it holds note text, and its path (last). A page that cannot be
+    written is a warning line; the run itself stands."""
+    from ehrqa.errors import DataError
+    from ehrqa.view.html import write_view
+
+    try:
+        result = write_view(run_dir)
+    except (DataError, OSError) as e:
+        return [f"viewer page not written: {e}"]
+    return [
+        "the viewer page contains clinical note text (PHI); keep it where the data may be kept",
+        f"viewer page: {result.path} ({result.n_cases} cases, {result.n_bytes / 1024:.0f} KiB, "
+        f"{len(result.plots)} plots, {result.seconds:.1f} s)",
+    ]

@@ -27,16 +27,16 @@ def run(args: argparse.Namespace) -> int:
     from ehrqa.data.archehr import read_dataset
     from ehrqa.errors import DataError
     from ehrqa.runs.ensemble import tune_threshold
-    from ehrqa.runs.rundir import load_run
+    from ehrqa.runs.rundir import read_run
 
     step = args.step or f"st{args.subtask}"
     runs, data = {}, None
     for path in args.runs:
-        loaded = load_run(path)
-        if step not in loaded["steps"]:
-            raise DataError(f"{path}: no step {step!r} (steps: {', '.join(loaded['steps']) or 'none'})")
-        runs[path] = loaded["steps"][step]
-        data = data or loaded["meta"].get("data_files")
+        run_read = read_run(path)
+        if step not in run_read.steps:
+            raise DataError(f"{path}: no step {step!r} (steps: {', '.join(run_read.steps) or 'none'})")
+        runs[path] = run_read.steps[step].records
+        data = data or run_read.meta.get("data_files")
     if not data or not data.get("key"):
         raise DataError(f"{args.runs[0]}: its dataset has no key (gold) to tune against")
     try:

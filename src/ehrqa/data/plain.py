@@ -6,20 +6,32 @@ numbered from ``"0"``; a sentence's ``start`` is its offset within its paragraph
 ``paragraph[start:start + length] == text``. The note excerpt written to the XML is the
 paragraphs joined by one blank line, so the offsets stay true for it too.
 
-Rules, in order:
+One rule per layout:
 
-1. Blank lines separate paragraphs.
-2. Inside a paragraph, a line starts a new piece when it is a section header ("HOSPITAL COURSE:",
-   "Discharge Medications:"), a list item ("- ...", "* ...", "1. ...", "2) ..."), or a labelled field
-   ("Allergies: penicillin"). Other lines continue the piece before them (wrapped prose).
-3. A section header at the start of a line is a sentence of its own: a label alone on its line
-   ("Discharge Medications:"), or an all-capital one even when text follows it ("HPI: 64 yo M ..."
-   -> "HPI:" and "64 yo M ..."). A title-case label with text after it ("Assessment: ulcer ...")
-   stays in its sentence, as in the official notes.
-4. Inside a piece, a sentence ends at ``.``, ``!`` or ``?`` followed by white space and a capital,
-   digit, quote or bracket, except after a title ("Dr.", "e.g.", "vs."), an initial ("H. pylori"),
-   or a dosing abbreviation followed by a number ("p.o. 2 hours later"). Decimals ("2.5 mg") and
-   times ("10:30") never split because no white space follows their dot or colon.
+1. Paragraphs. Blank lines separate paragraphs.
+2. Header alone on its line. A line that is only a section header is a sentence of its own and
+   the next line starts a new sentence: a label ending in a colon ("Discharge Medications:"), a
+   known section name without one ("Hospital Course"), or an all-capital line of at most six
+   words with no sentence punctuation ("HISTORY OF PRESENT ILLNESS").
+3. Header with content on the same line. A line that starts with a label and a colon followed by
+   text ("HPI: 72 y.o. M ...", "PMH: COPD, HTN", "Admit Dx: pneumonia", "Allergies: penicillin")
+   starts a new sentence, and the label stays in it, in any case: the content never loses its
+   label. A label is at most four words, a known section name, or at most six all-capital words;
+   a label in the middle of a line ("... 21 mg/24 h. Discharge meds:") is ordinary text.
+4. List items. A line starting with a bullet (``-``, ``*``, ``•``), a number (``1.``, ``1)``,
+   ``(1)``), a letter (``a)``) or a problem-list hash (``# HTN: ...``, ``#4 AKI``) starts a
+   new sentence; the marker stays in it. The number of a numbered item is never a sentence of
+   its own, whatever case the item starts with ("1. Amoxicillin ..."). Inline numbered lists
+   after a label ("Discharge Dx: 1. Pneumonia 2. COPD") give one sentence per item.
+5. Wrapped prose. Any other line continues the sentence before it.
+6. Sentence ends. Inside those pieces a sentence ends at ``.``, ``!`` or ``?`` followed by white
+   space and a capital, digit, quote, bracket or bullet, except after:
+   a title or Latin abbreviation ("Dr.", "e.g.", "vs.", "y.o."); an initial ("H. pylori"; not a
+   unit letter after a number: "Temp 38.5 C." ends a sentence); a dosing abbreviation followed
+   by a number ("p.o. 2 hours later"; before a capital it ends one: "25 mg p.o. b.i.d. He ...");
+   a list number (rule 4: a number opening the sentence, or "1." after a label's colon; "HR: 98."
+   ends one). Decimals ("2.5 mg"), times ("10:30") and vitals ("BP 150/90.")
+   need no exception: no white space follows their inner dot, slash or colon.
 
 NLTK's Punkt (``punkt.sent_tokenize``) was tried first: it splits "25 mg p.o. b.i.d." into three
 sentences and "e.g." off its example, so these explicit rules replace it for notes.
@@ -67,10 +79,8 @@ SECTION_NAMES = {
     "review of systems",
     "social history",
 }
-# Short all-capital section labels ("HPI:"); longer all-capital labels (4+ letters) always count.
-SHORT_CAPS_HEADERS = {"HPI", "PMH", "PSH", "ROS", "CC", "A/P", "A&P", "DX", "ID", "PE"}
 
-# Never end a sentence: titles, "e.g.", "vs.", units of counting.
+# Never end a sentence: titles, "e.g.", "vs.", "y.o." (years old), units of counting.
 NON_FINAL_ABBREVIATIONS = {
     "dr",
     "mr",
@@ -88,6 +98,7 @@ NON_FINAL_ABBREVIATIONS = {
     "approx",
     "fig",
     "cf",
+    "y.o",
 }
 # Dosing and time abbreviations: they end a sentence before a capital, not before a number.
 DOSING_ABBREVIATIONS = {
@@ -119,9 +130,13 @@ DOSING_ABBREVIATIONS = {
     "po",
 }
 
-_LIST_ITEM = re.compile(r"[ \t]*(?:[-*•‣◦·]|\(?\d{1,3}[.)]|\(?[a-zA-Z][)])[ \t]+\S")
+# A list item: bullet, "1." / "1)" / "(1)", "a)", or a problem-list hash ("# HTN:", "#CAP", "#2 AKI").
+_LIST_ITEM = re.compile(r"[ \t]*(?:(?:[-*•‣◦·]|\(?\d{1,3}[.)]|\(?[a-zA-Z][)])[ \t]+\S|#[ \t]*[A-Za-z0-9])")
+# A label and its colon at the start of a line ("PMH:", "Admit Dx:"); not a time ("10:30").
 _LABEL = re.compile(r"[ \t]*([A-Za-z][A-Za-z0-9 /&()#'-]{0,48}?)[ \t]*:(?=[ \t]|$)")
-_BOUNDARY = re.compile(r"[.!?]+[\"')\]]*(?=\s+[\"'(\[A-Z0-9•*-])")
+_BOUNDARY = re.compile(r"[.!?]+[\"')\]]*(?=\s+[\"'(\[A-Z0-9•*#-])")
+# A number in an inline list ("Dx: 1. Pneumonia 2. COPD"): digits and a dot between white space.
+_LIST_NUMBER = re.compile(r"(?:(?<=\s)|^)(\d{1,2})\.(?=\s)")
 
 
 @dataclass(frozen=True)
@@ -198,50 +213,53 @@ def _lines(para: str) -> Iterator[_Span]:
         pos += len(line) + 1
 
 
-def _header_length(line: str) -> int:
-    """Length of a section header at the start of ``line`` (up to and including its colon), else 0."""
-    m = _LABEL.match(line)
-    if not m:
-        return 0
-    label = m.group(1).strip()
-    rest = line[m.end() :].strip()
-    letters = [ch for ch in label if ch.isalpha()]
-    all_caps = bool(letters) and all(ch.isupper() for ch in letters)
-    if all_caps and (len(letters) >= 4 or label in SHORT_CAPS_HEADERS):
-        return m.end()  # "HOSPITAL COURSE: ..." splits even with text after it
-    if not rest and (label.lower() in SECTION_NAMES or len(label.split()) <= 6):
-        return m.end()  # "Discharge Medications:" alone on its line
-    return 0
+def _is_header_line(line: str) -> bool:
+    """Whether the whole line is a section header (rule 2)."""
+    text = line.strip()
+    m = _LABEL.fullmatch(text)
+    if m:  # "Discharge Medications:" alone on its line
+        label = m.group(1).strip()
+        return label.lower() in SECTION_NAMES or len(label.split()) <= 6
+    if text.rstrip(":").lower() in SECTION_NAMES:  # "Hospital Course"
+        return True
+    letters = [ch for ch in text if ch.isalpha()]
+    return (  # "HISTORY OF PRESENT ILLNESS"
+        len(letters) >= 2
+        and all(ch.isupper() for ch in letters)
+        and len(text.split()) <= 6
+        and not re.search(r"[.!?;,]", text)
+    )
 
 
 def _starts_piece(line: str) -> bool:
-    """A list item or a labelled field ("BP: 120/80", at most four words before the colon)."""
+    """A list item (rule 4) or a label with content after it on its line (rule 3)."""
     if _LIST_ITEM.match(line):
         return True
     m = _LABEL.match(line)
-    return bool(m and len(m.group(1).split()) <= 4)
+    if not m:
+        return False
+    label = m.group(1).strip()
+    letters = [ch for ch in label if ch.isalpha()]
+    all_caps = all(ch.isupper() for ch in letters)
+    words = len(label.split())
+    return words <= 4 or label.lower() in SECTION_NAMES or (all_caps and words <= 6)
 
 
 def _pieces(para: str) -> list[_Span]:
-    """Group the paragraph's lines: a header, list item or field line starts a new piece."""
+    """Group the paragraph's lines (rules 2-5): a header line is a piece of its own; a field or
+    list line starts a new piece; any other line continues the piece before it."""
     pieces: list[_Span] = []
     current: _Span | None = None
     for line in _lines(para):
         text = para[line.start : line.end]
         if not text.strip():
             continue
-        head = _header_length(text)
-        if head:
+        if _is_header_line(text):
             if current:
                 pieces.append(current)
-            pieces.append(_Span(line.start, line.start + head))
-            rest = text[head:]
+            pieces.append(line)
             current = None
-            if rest.strip():
-                offset = line.start + head + (len(rest) - len(rest.lstrip()))
-                current = _Span(offset, line.end)
-            continue
-        if current is None or _starts_piece(text):
+        elif current is None or _starts_piece(text):
             if current:
                 pieces.append(current)
             current = line
@@ -266,36 +284,56 @@ def _is_boundary(before: str, after: str) -> bool:
     stripped = before.rstrip("\"')]")
     if stripped.endswith(("?", "!")):
         return True
+    words = stripped.split()
     word = _last_word(stripped)
     if word in NON_FINAL_ABBREVIATIONS:
         return False
-    initial = stripped.split()[-1].lstrip("([\"'") if stripped.split() else ""
-    if len(initial) == 2 and initial[0].isupper():  # an initial: "H. pylori", "J. Doe" (not "24 h.")
-        return False
-    nxt = after.lstrip()[:1]
-    if word in DOSING_ABBREVIATIONS and nxt.isdigit():
+    last = words[-1].lstrip("([\"'") if words else ""
+    previous = words[-2] if len(words) > 1 else ""
+    if len(last) == 2 and last[0].isupper() and not previous[-1:].isdigit():
+        return False  # an initial: "H. pylori", "J. Doe" (not "24 h.", not "38.5 C.")
+    if word.isdigit() and len(word) <= 2 and (not previous or (word == "1" and previous.endswith(":"))):
+        return False  # a list number: "1. Amoxicillin", "Dx: 1. Pneumonia" (not "HR: 98. RR 18.")
+    if word in DOSING_ABBREVIATIONS and after.lstrip()[:1].isdigit():
         return False
     return True
 
 
+def _inline_list_numbers(text: str) -> list[re.Match[str]]:
+    """The numbers 2, 3, ... of an inline list whose "1." opens the text or follows a label's colon."""
+    numbers: list[re.Match[str]] = []
+    expected = None
+    for m in _LIST_NUMBER.finditer(text):
+        if expected is None:
+            if m.group(1) == "1" and (not text[: m.start()].strip() or text[: m.start()].rstrip().endswith(":")):
+                expected = 2
+        elif int(m.group(1)) == expected:
+            numbers.append(m)
+            expected += 1
+    return numbers
+
+
 def _sentences(para: str, piece: _Span) -> list[_Span]:
+    """Sentence spans of one piece (rule 6), offsets into the paragraph, stripped, none empty."""
     text = para[piece.start : piece.end]
-    out: list[_Span] = []
+    items = _inline_list_numbers(text)
+    item_dots = {m.end() - 1 for m in items}
+    cuts = {m.start() for m in items}
     start = 0
     for m in _BOUNDARY.finditer(text):
         end = m.end()
-        if not _is_boundary(text[start:end], text[end:]):
+        if m.start() in item_dots or not _is_boundary(text[start:end], text[end:]):
             continue
-        out.append(_Span(start, end))
+        cuts.add(end)
         start = end
-    out.append(_Span(start, len(text)))
     spans = []
-    for s in out:
-        chunk = text[s.start : s.end]
+    bounds = [0, *sorted(cuts), len(text)]
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        chunk = text[a:b]
         lead = len(chunk) - len(chunk.lstrip())
         trail = len(chunk.rstrip())
         if trail > lead:
-            spans.append(_Span(piece.start + s.start + lead, piece.start + s.start + trail))
+            spans.append(_Span(piece.start + a + lead, piece.start + a + trail))
     return spans
 
 

@@ -153,7 +153,13 @@ def reply_schema(prompt: Prompt, case) -> dict | None:
 
     def fill(node):
         if isinstance(node, dict):
-            return {k: ids[v] if k == "enum" and v in ID_LISTS else fill(v) for k, v in node.items()}
+            filled = {k: ids[v] if k == "enum" and v in ID_LISTS else fill(v) for k, v in node.items()}
+            items = node.get("items")
+            if node.get("type") == "array" and isinstance(items, dict) and items.get("enum") in ID_LISTS:
+                # no more entries than there are ids: a small model otherwise repeats one id until the
+                # token limit cuts the JSON short (SmolLM2 through llama.cpp did)
+                filled.setdefault("maxItems", len(ids[items["enum"]]))
+            return filled
         if isinstance(node, list):
             return [fill(v) for v in node]
         return node

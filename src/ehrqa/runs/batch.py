@@ -125,12 +125,12 @@ def import_results(run_dir: str | Path, results: str | Path) -> Imported:
     counted and left out, so the next export asks for them again. A line that is not a batch
     result at all is a one-line :class:`DataError` naming the file and line, before anything is stored."""
     from ehrqa.llm import openai
-    from ehrqa.runs.rundir import RunDir
+    from ehrqa.runs.layout import RunLayout
 
     results = Path(results)
     entries = _read_results(results)
     done = Imported()
-    cache = ReplyCache(RunDir(Path(run_dir), {}).reply_cache)
+    cache = ReplyCache(RunLayout(run_dir).reply_cache)
     try:
         for key, response, error in entries:
             if error is not None or not isinstance(response, dict) or response.get("status_code") != 200:

@@ -13,13 +13,15 @@ A run recipe is YAML (``recipes/runs/*.yaml``)::
       - {subtask: 4, method: aligner}
 
 Steps run in the order listed, so a later one may use an earlier one's output (``evidence: st2``).
+Two steps of one subtask (variants to compare) need their own ``name`` each, and ``submit: true`` on
+the one whose submission is the run's official ``subtaskN/submission.json``.
 Every step's settings are its subtask's config dataclass (``InterpretConfig``, ``IdentifyConfig``,
 ``GenerateConfig``, ``AlignConfig``); unknown keys and wrong types are one-line errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ class StepSpec:
     subtask: int
     name: str
     config: Any  # the subtask's config dataclass
+    submit: bool = True  # its submission is the run's official one for its subtask
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,10 @@ class RunRecipe:
         return next((s for s in self.steps if s.name == name), None)
 
     def to_dict(self) -> dict:
-        steps = [{"subtask": s.subtask, "name": s.name, **to_dict(s.config)} for s in self.steps]
+        steps = [
+            {"subtask": s.subtask, "name": s.name, **({} if s.submit else {"submit": False}), **to_dict(s.config)}
+            for s in self.steps
+        ]  # "submit" only when false, so a run made before the key existed still continues
         return {
             "name": self.name,
             "seed": self.seed,
@@ -82,23 +88,48 @@ def parse_recipe(data: dict, source: str = "recipe") -> RunRecipe:
     raw = from_dict(_RecipeFile, data, f"{source}: recipe")
     if not raw.steps:
         raise DataError(f"{source}: steps: a run recipe lists its steps (a list of {{subtask: N, method: ...}})")
-    steps = []
+    steps, marks = [], {}
     for i, step in enumerate(raw.steps):
         where = f"{source}: steps[{i}]"
         if step.get("subtask") not in STEP_CONFIGS:
             raise DataError(f"{where}: each step needs 'subtask: 1|2|3|4'")
-        settings = {k: v for k, v in step.items() if k not in ("subtask", "name")}
+        settings = {k: v for k, v in step.items() if k not in ("subtask", "name", "submit")}
         name = str(step.get("name") or f"st{step['subtask']}")
         if any(s.name == name for s in steps):
             raise DataError(f"{where}: step name {name!r} is used twice; give each step its own name")
-        steps.append(StepSpec(step["subtask"], name, from_dict(STEP_CONFIGS[step["subtask"]], settings, where)))
+        if not isinstance(step.get("submit", False), bool):
+            raise DataError(f"{where}.submit: expected true or false")
+        config = from_dict(STEP_CONFIGS[step["subtask"]], settings, where)
+        steps.append(StepSpec(step["subtask"], name, config))
+        marks[name] = step.get("submit")
     for spec in raw.backends.values():
         spec.check()
     recipe = RunRecipe(
-        name=raw.name, seed=raw.seed, threads=raw.threads, backends=raw.backends, steps=tuple(steps), source=source
+        name=raw.name,
+        seed=raw.seed,
+        threads=raw.threads,
+        backends=raw.backends,
+        steps=_submitted(steps, marks, source),
+        source=source,
     )
     _check_references(recipe)
     return recipe
+
+
+def _submitted(steps: list[StepSpec], marks: dict, source: str) -> tuple[StepSpec, ...]:
+    """The steps with ``submit`` decided: the only step of a subtask, else the one marked ``submit: true``."""
+    decided = []
+    for step in steps:
+        same = [s.name for s in steps if s.subtask == step.subtask]
+        marked = [name for name in same if marks[name]]
+        if len(same) > 1 and len(marked) != 1:
+            raise DataError(
+                f"{source}: steps {', '.join(same)} are all ST{step.subtask}; mark exactly one "
+                f"'submit: true' (marked: {', '.join(marked) or 'none'})"
+            )
+        submit = bool(marks[step.name]) if len(same) > 1 else marks[step.name] is not False
+        decided.append(replace(step, submit=submit))
+    return tuple(decided)
 
 
 def _check_references(recipe: RunRecipe) -> None:

@@ -1,7 +1,7 @@
 """Combining finished systems: votes over ST2/ST4 submissions, a medoid over ST1/ST3 ones, and
 the vote threshold chosen by cross-validation from the vote counts a run recorded.
 
-Inputs are run directories (their ``subtaskN/submission.json``) or submission files. Voting never
+Inputs are run directories (their official submission of the subtask) or submission files. Voting never
 calls a model: :func:`tune_threshold` re-decides every case from the counts in its records.
 """
 
@@ -17,12 +17,14 @@ from ehrqa.errors import DataError
 def read_system(path: str | Path, subtask: int) -> list[dict]:
     """Submission entries from a run directory or a submission file (.json or .zip)."""
     from ehrqa.data.submission import read_submission
+    from ehrqa.runs.layout import RunLayout
 
     path = Path(path)
     if path.is_dir():
-        path = path / f"subtask{subtask}" / "submission.json"
-        if not path.exists():
-            raise DataError(f"{path.parent.parent}: no ST{subtask} submission in this run directory")
+        official = RunLayout(path).official(subtask)
+        if not official.exists():
+            raise DataError(f"{path}: no ST{subtask} submission in this run directory")
+        path = official
     return read_submission(path)
 
 

@@ -1,11 +1,13 @@
 """``ehrqa run``: read -> input_for -> steps -> submissions -> scores -> summary, into a run directory.
 
-:func:`run` is the whole pipeline on one screen. Each step gives its subtask's ``predict`` only
-that subtask's official input (:meth:`Case.input_for`, applied here and nowhere else), records
-every finished case in ``steps/<step>/records.jsonl``, writes the official submission when every
-case has a prediction, and scores it when the dataset has gold. A finished step is not redone;
-an interrupted one continues with the cases it lacks (and the reply cache answers any model call
-already made). Cases whose model calls failed are named in the summary, and a rerun retries them.
+:func:`run` is the whole pipeline on one screen; :func:`run_step` is the one engine for a step,
+used by ``ehrqa run``, the one-subtask commands and ``ehrqa answer``. Each step gives its subtask's
+``predict`` only that subtask's official input (:meth:`Case.input_for`, applied here and nowhere
+else), records every finished case in ``steps/<step>/records.jsonl``, writes the step's submission
+when every case has a prediction (and the official ``subtaskN/`` copy when it is the step submitted),
+and scores it when the dataset has gold. A finished step is not redone; an interrupted one continues
+with the cases it lacks (and the reply cache answers any model call already made). Cases whose model
+calls failed are named in the summary, and a rerun retries them.
 """
 
 from __future__ import annotations
@@ -17,24 +19,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ehrqa.data.case import Case
-from ehrqa.data.submission import build_submission, write_submission
+from ehrqa.data.submission import build_submission
 from ehrqa.io import atomic_write_bytes
 from ehrqa.llm.backend import ChatBackend
 from ehrqa.runs.config import RunRecipe, StepSpec
+from ehrqa.runs.layout import RunLayout
 from ehrqa.runs.rundir import RunDir
 from ehrqa.tasks import aligner_use, task_module
-from ehrqa.tasks.base import Context
+from ehrqa.tasks.base import Context, Records
 
 log = logging.getLogger(__name__)
 
 TITLES = {1: "question interpretation", 2: "evidence identification", 3: "answer generation", 4: "evidence alignment"}
-# Keys shown in the summary, in order, when the scorer reports them.
-HEADLINE_KEYS = {
-    1: ["rougeLsum", "bertscore", "bertscore_proxy", "alignscore", "medcon", "medcon_proxy", "overall_score"],
-    2: ["strict_micro_f1", "lenient_micro_f1", "strict_macro_f1"],
-    3: ["bleu", "rougeLsum", "sari", "bertscore", "bertscore_proxy", "alignscore", "medcon", "medcon_proxy"],
-    4: ["micro_precision", "micro_recall", "micro_f1", "macro_f1"],
-}
 VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "scikit-learn", "numpy", "rank-bm25")
 
 
@@ -70,7 +66,7 @@ def dataset_copy(cases: Sequence[Case], out: Path, name: str = "cases") -> tuple
 
     from ehrqa.data.archehr import KEY_NAME, XML_NAME, write_key, write_xml
 
-    target = out / "data"
+    target = RunLayout(out).data
     files: dict[Path, bytes] = {}
     with tempfile.TemporaryDirectory() as tmp:
         write_xml(cases, Path(tmp) / XML_NAME)
@@ -141,22 +137,30 @@ def run(
     from ehrqa.threads import set_torch_threads
 
     set_torch_threads(recipe.threads)
-    copies: dict[Path, bytes] = {}
-    if not (data or {}).get("xml"):  # cases from code, not a file: the run keeps a copy for ehrqa view
-        data, copies = dataset_copy(cases, Path(out))
-    rundir = RunDir.open(out, run_meta(recipe, data), force=force)
-    for path, content in copies.items():
-        atomic_write_bytes(path, content)
+    rundir = open_run(recipe, cases, out, data=data, force=force)
     wanted = _selected_steps(recipe, subtasks)
     outputs: dict[str, dict] = {}
     rows = []
     try:
         for step in recipe.steps:
             if step.name in wanted:
-                rows.append(run_step(step, cases, rundir, recipe, outputs, backends))
+                rows.append(run_step(step, cases, recipe, outputs, rundir, backends=backends))
     finally:
-        rundir.write_json("summary.json", rows)
+        rundir.write_summary(rows)
     return rows
+
+
+def open_run(
+    recipe: RunRecipe, cases: Sequence[Case], out: str | Path, *, data: dict | None = None, force: bool = False
+) -> RunDir:
+    """Create or continue the run directory ``out`` (see :meth:`RunDir.open`)."""
+    copies: dict[Path, bytes] = {}
+    if not (data or {}).get("xml"):  # cases from code, not a file: the run keeps a copy for ehrqa view
+        data, copies = dataset_copy(cases, Path(out), name=(data or {}).get("name", "cases"))
+    rundir = RunDir.open(out, run_meta(recipe, data), force=force)
+    for path, content in copies.items():
+        atomic_write_bytes(path, content)
+    return rundir
 
 
 def _selected_steps(recipe: RunRecipe, subtasks: Sequence[int] | None) -> dict[str, bool]:
@@ -173,12 +177,15 @@ def _selected_steps(recipe: RunRecipe, subtasks: Sequence[int] | None) -> dict[s
 def run_step(
     step: StepSpec,
     cases: Sequence[Case],
-    rundir: RunDir,
     recipe: RunRecipe,
     outputs: dict,
+    rundir: RunDir | None = None,
+    records: Records | None = None,
     backends: Mapping[str, ChatBackend] | None = None,
 ) -> dict:
-    """One step: predict what is missing, then write the submission and scores."""
+    """One step: predict what is missing (into ``outputs[step.name]``), then write the submission and
+    scores. Without ``rundir`` it runs in memory (``records``, when given, receive the records).
+    ``backends``: ready backends used instead of the recipe's of those names."""
     subtask = step.subtask
     row: dict = {"subtask": subtask, "step": step.name, "title": TITLES[subtask], "method": step.config.method}
     if aligner_use(step.config):
@@ -191,25 +198,26 @@ def run_step(
         row["status"] = f"skipped: step {evidence} did not finish"
         return row
     task = task_module(subtask)
-    records = rundir.step(step.name)
+    if records is None:
+        records = rundir.step(step.name) if rundir is not None else Records()
+    cache = rundir.layout.reply_cache if rundir is not None else None
     ctx = Context(
-        backends={**recipe.backends, **(backends or {})},
-        seed=recipe.seed,
-        records=records,
-        reply_cache=rundir.reply_cache,
+        backends={**recipe.backends, **(backends or {})}, seed=recipe.seed, records=records, reply_cache=cache
     )
     inputs = [c.input_for(subtask) for c in cases]
+    done = rundir is not None and records.done
     started = time.perf_counter()
     try:
-        if records.done:
+        if done:
             predictions = ctx.predictions(inputs)
         else:
             kwargs = {"evidence": outputs[evidence]} if evidence else {}
-            ctx.examples = example_pool(step, inputs, rundir.meta.get("data", {}))
+            ctx.examples = example_pool(step, inputs, rundir.meta.get("data", {}) if rundir is not None else {})
             predictions = task.predict(inputs, step.config, ctx, **kwargs)
     finally:
         ctx.close()
-        records.close()
+        if rundir is not None:
+            records.close()
     row.update({k: int(v) for k, v in ctx.counts.items()}, seconds=round(time.perf_counter() - started, 1))
     fallbacks = [c.id for c in cases if records.by_case.get(c.id, {}).get("status") == "fallback"]
     if fallbacks:  # predictions that are not the method's own (e.g. an unparsable reply, the aligner's)
@@ -220,13 +228,15 @@ def run_step(
         row.update(status="failed", failed=failed, reasons=sorted(reasons))
         return row
     outputs[step.name] = predictions
-    if not records.done:
+    row["status"] = "ok"
+    if rundir is None:
+        return row
+    if not done:
         records.mark_done()
     entries = build_submission(subtask, predictions, cases)
-    path = write_submission(entries, rundir.path / f"subtask{subtask}" / "submission.json")
-    row.update(status="ok", submission=str(path.with_suffix(".zip")))
+    row["submission"] = str(rundir.write_submission(step, entries))
     if has_gold(subtask, cases):
-        row["scores"] = _score(subtask, entries, cases, rundir)
+        row["scores"] = _score(step, entries, cases, rundir)
     return row
 
 
@@ -248,75 +258,10 @@ def example_pool(step: StepSpec, inputs: Sequence[Case], data: dict):
     return pool.without(inputs)
 
 
-def _score(subtask: int, entries: list, cases: Sequence[Case], rundir: RunDir) -> dict:
+def _score(step: StepSpec, entries: list, cases: Sequence[Case], rundir: RunDir) -> dict:
     from ehrqa.score import score
 
-    result = score(subtask, entries, cases)
+    result = score(step.subtask, entries, cases)
     per_case = {r["case_id"]: {k: v for k, v in r.items() if k != "case_id"} for r in result.per_case}
-    rundir.write_json(f"scores/subtask{subtask}.json", {"scores": result.to_dict(), "per_case": per_case})
+    rundir.write_scores(step.name, result.to_dict(), per_case)
     return result.to_dict()
-
-
-def format_summary(rows: list[dict]) -> str:
-    """The end-of-run table (subtask, method, seconds, model calls and tokens, headline metrics or
-    what went wrong), aligned in columns, then the submission each finished step wrote."""
-    table = [("subtask", "method", "seconds", "model calls", "tokens in/out", "headline metrics")]
-    written = []
-    for row in rows:
-        label = f"ST{row['subtask']} {row['title']}"
-        if row.get("step") and row["step"] != f"st{row['subtask']}":
-            label += f" ({row['step']})"
-        ran = "seconds" in row
-        seconds = f"{row['seconds']:.1f}" if ran else "-"
-        calls = str(int(row.get("calls") or 0)) if ran else "-"
-        tokens = f"{int(row.get('prompt_tokens') or 0)}/{int(row.get('completion_tokens') or 0)}" if ran else "-"
-        method = str(row.get("method", "")) + (" + aligner citations" if row.get("citations_by_aligner") else "")
-        table.append((label, method, seconds, calls, tokens, _outcome(row)))
-        if row.get("submission"):
-            written.append(f"ST{row['subtask']} submission: {row['submission']}")
-    widths = [max(len(r[i]) for r in table) for i in range(5)]
-    lines = []
-    for r in table:
-        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), *(r[i].rjust(widths[i]) for i in (2, 3, 4)), r[5]]
-        lines.append("  ".join(cells).rstrip())
-        if len(lines) == 1:
-            lines.append("  ".join("-" * w for w in [*widths, len("headline metrics")]))
-    return "\n".join(lines + written)
-
-
-def _outcome(row: dict) -> str:
-    """A summary row's last column: its headline scores, or its status."""
-    if row["status"] == "failed":
-        shown = ", ".join(row["failed"][:8]) + (" ..." if len(row["failed"]) > 8 else "")
-        why = f" ({'; '.join(row['reasons'])})" if row.get("reasons") else ""
-        return f"FAILED for {len(row['failed'])} case(s): {shown}{why}; rerun to retry them"
-    if row["status"] != "ok":
-        return str(row["status"])
-    fallbacks = (
-        f"  ({row['fallbacks']} fallback(s): {', '.join(row['fallback_cases'][:8])})" if row.get("fallbacks") else ""
-    )
-    scores = row.get("scores")
-    if scores is None:
-        return "not scored (no gold)" + fallbacks
-    keys = [k for k in HEADLINE_KEYS[row["subtask"]] if isinstance(scores.get(k), (int, float))]
-    if isinstance(scores.get("overall_partial"), (int, float)):
-        keys.append("overall_partial")
-    return "  ".join(f"{k} {scores[k]:.2f}" for k in keys) + fallbacks
-
-
-def write_page(run_dir: str | Path) -> list[str]:
-    """Write the run's viewer page (``ehrqa view``; plots only where matplotlib is installed) and
-    return the lines to print: that it holds note text, and its path (last). A page that cannot be
-    written is a warning line; the run itself stands."""
-    from ehrqa.errors import DataError
-    from ehrqa.view.html import write_view
-
-    try:
-        result = write_view(run_dir)
-    except (DataError, OSError) as e:
-        return [f"viewer page not written: {e}"]
-    return [
-        "the viewer page contains clinical note text (PHI); keep it where the data may be kept",
-        f"viewer page: {result.path} ({result.n_cases} cases, {result.n_bytes / 1024:.0f} KiB, "
-        f"{len(result.plots)} plots, {result.seconds:.1f} s)",
-    ]

@@ -1,14 +1,5 @@
-"""The run directory: what a run wrote, and the rules for continuing it.
-
-Layout (also in ``docs/architecture.md``)::
-
-    RUN_DIR/run.json                   resolved recipe, data, prompt ids + sha256, versions, seed, threads
-    RUN_DIR/steps/<step>/records.jsonl one record per case, appended and fsynced as it finishes
-    RUN_DIR/steps/<step>/done          written last, when the step finished
-    RUN_DIR/cache/replies.jsonl        every model reply, so a resumed or repeated run calls no model twice
-    RUN_DIR/subtaskN/submission.json   (+ .zip) the official submission
-    RUN_DIR/scores/subtaskN.json       scores with signature and per-case values, when gold exists
-    RUN_DIR/summary.json               one row per step: method, headline scores, seconds, model calls
+"""The run directory: writing it (records, done markers, submissions, scores), the rules for
+continuing it, and reading it back (:func:`read_run`). Its paths are spelled in :mod:`ehrqa.runs.layout`.
 
 A directory made with another resolved configuration (recipe, prompts, data) is refused unless
 ``force``; a directory holding records but no ``run.json`` is refused too, never silently resumed.
@@ -16,15 +7,16 @@ A directory made with another resolved configuration (recipe, prompts, data) is 
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from ehrqa.errors import DataError
 from ehrqa.io import JsonlWriter, atomic_write_json, atomic_write_text, read_json, read_jsonl
+from ehrqa.runs.layout import RunLayout
 from ehrqa.tasks.base import Records
 
-RUN_FILE = "run.json"
 FORMAT = "ehrqa-run/1"
 IDENTITY_KEYS = ("recipe", "prompts", "data")  # what must match for a run to be continued
 # Backend settings that change how replies are fetched, never what they say: a rerun with a longer
@@ -36,13 +28,10 @@ TRANSPORT_KEYS = ("timeout", "retries", "concurrency", "api_key_env", "base_url"
 class Step(Records):
     """The records of one step on disk. The last record of a case wins; failed ones are redone."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, layout: RunLayout, name: str) -> None:
         super().__init__()
-        self.directory = directory
-        self.path = directory / "records.jsonl"
-        for record in read_jsonl(self.path):
-            if "case_id" in record:
-                self.by_case[str(record["case_id"])] = record
+        self.path, self.done_file = layout.records(name), layout.done(name)
+        self.by_case = read_records(self.path)
         self._writer: JsonlWriter | None = None
 
     def write(self, record: dict) -> None:
@@ -53,10 +42,10 @@ class Step(Records):
 
     @property
     def done(self) -> bool:
-        return (self.directory / "done").exists()
+        return self.done_file.exists()
 
     def mark_done(self) -> None:
-        atomic_write_text(self.directory / "done", "")
+        atomic_write_text(self.done_file, "")
 
     def close(self) -> None:
         if self._writer is not None:
@@ -66,7 +55,7 @@ class Step(Records):
 
 class RunDir:
     def __init__(self, path: Path, meta: dict) -> None:
-        self.path, self.meta = path, meta
+        self.path, self.meta, self.layout = path, meta, RunLayout(path)
 
     @classmethod
     def open(cls, path: str | Path, meta: dict, *, force: bool = False) -> RunDir:
@@ -74,7 +63,8 @@ class RunDir:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise DataError(f"{path}: is a file, not a run directory")
-        run_file = path / RUN_FILE
+        layout = RunLayout(path)
+        run_file = layout.run_file
         if run_file.exists():
             previous = read_json(run_file, "run config")
             if not isinstance(previous, dict) or previous.get("format") != FORMAT:
@@ -86,9 +76,9 @@ class RunDir:
                 )
             if changed:
                 shutil.rmtree(path)
-        elif (path / "steps").exists() and any((path / "steps").iterdir()):
+        elif layout.step_names():
             if not force:
-                raise DataError(f"{path}: has step records but no {RUN_FILE}; refusing to guess; use --force")
+                raise DataError(f"{path}: has step records but no {run_file.name}; refusing to guess; use --force")
             shutil.rmtree(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
@@ -99,14 +89,23 @@ class RunDir:
         return cls(path, meta)
 
     def step(self, name: str) -> Step:
-        return Step(self.path / "steps" / name)
+        return Step(self.layout, name)
 
-    @property
-    def reply_cache(self) -> Path:
-        return self.path / "cache" / "replies.jsonl"
+    def write_submission(self, step, entries: list[dict]) -> Path:
+        """The step's submission, and the subtask's official copy when the step is the one submitted;
+        returns the zip a user would upload (the official one, else the step's)."""
+        from ehrqa.data.submission import write_submission
 
-    def write_json(self, relative: str, obj) -> Path:
-        return atomic_write_json(self.path / relative, obj)
+        path = write_submission(entries, self.layout.submission(step.name))
+        if step.submit:
+            path = write_submission(entries, self.layout.official(step.subtask))
+        return path.with_suffix(".zip")
+
+    def write_scores(self, step: str, scores: dict, per_case: dict) -> None:
+        atomic_write_json(self.layout.scores(step), {"scores": scores, "per_case": per_case})
+
+    def write_summary(self, rows: list[dict]) -> None:
+        atomic_write_json(self.layout.summary, rows)
 
 
 def _identity(meta: dict, key: str):
@@ -124,16 +123,66 @@ def _identity(meta: dict, key: str):
     return {**value, "backends": backends}
 
 
-def load_run(path: str | Path) -> dict:
-    """A finished or partial run as data: its config, per-step records, submissions and scores."""
-    path = Path(path)
-    meta = read_json(path / RUN_FILE, "run config")
+def read_records(path: Path) -> dict[str, dict]:
+    """The last record of each case in a ``records.jsonl``; a torn line is skipped."""
+    return {str(r["case_id"]): r for r in read_jsonl(path) if "case_id" in r}
+
+
+@dataclass
+class StepRun:
+    """One step of a run as written: its records, and its submission and scores once finished."""
+
+    name: str
+    subtask: int | None
+    submit: bool  # its submission is the run's official one for its subtask
+    records: dict[str, dict]  # case id -> the last record
+    done: bool
+    submission: list[dict] | None  # the step's submission entries
+    scores: dict | None  # {"scores": {...}, "per_case": {case id: {...}}}
+
+
+@dataclass
+class Run:
+    path: Path
+    meta: dict  # run.json
+    steps: dict[str, StepRun]
+
+    def submitted(self, subtask: int) -> StepRun | None:
+        """The step whose submission is the official one for ``subtask`` (else its first step)."""
+        steps = [s for s in self.steps.values() if s.subtask == subtask]
+        return next((s for s in steps if s.submit), steps[0] if steps else None)
+
+    @property
+    def layout(self) -> RunLayout:
+        return RunLayout(self.path)
+
+
+def read_run(path: str | Path) -> Run:
+    """A finished or partial run as written; a missing or broken ``run.json`` is a one-line DataError."""
+    from ehrqa.data.submission import read_submission
+
+    layout = RunLayout(path)
+    if not layout.run_file.exists():
+        raise DataError(f"{layout.path}: no {layout.run_file.name} (is this a run directory from ehrqa run?)")
+    meta = read_json(layout.run_file, "run config")
+    if not isinstance(meta, dict):
+        raise DataError(f"{layout.run_file}: not an ehrqa run config")
+    recipe_steps = (meta.get("recipe") or {}).get("steps")
+    recipe_steps = recipe_steps if isinstance(recipe_steps, list) else []
+    declared = {str(s.get("name")): s for s in recipe_steps if isinstance(s, dict)}
     steps = {}
-    for step_dir in sorted((path / "steps").glob("*")):
-        if step_dir.is_dir():
-            steps[step_dir.name] = Step(step_dir).by_case
-    scores = {}
-    for file in sorted((path / "scores").glob("subtask*.json")):
-        scores[int(file.stem.removeprefix("subtask"))] = json.loads(file.read_text(encoding="utf-8"))
-    summary = read_json(path / "summary.json", "run summary") if (path / "summary.json").exists() else []
-    return {"path": str(path), "meta": meta, "steps": steps, "scores": scores, "summary": summary}
+    for name in layout.step_names():
+        spec = declared.get(name) or {}
+        numbered = re.fullmatch(r"st([1-4])", name)
+        subtask = spec.get("subtask") or (int(numbered.group(1)) if numbered else None)
+        submission, scores = layout.submission(name), layout.scores(name)
+        steps[name] = StepRun(
+            name=name,
+            subtask=subtask,
+            submit=spec.get("submit", True) is not False,
+            records=read_records(layout.records(name)),
+            done=layout.done(name).exists(),
+            submission=read_submission(submission) if submission.exists() else None,
+            scores=read_json(scores, "step scores") if scores.exists() else None,
+        )
+    return Run(layout.path, meta, steps)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ehrqa.data.case import Case
 from ehrqa.llm.backend import ChatRequest
@@ -68,12 +69,17 @@ def messages_for(case: Case, voter: Voter, ctx: Context, shots: int, subtask: in
 Parser = Callable[[Case, str | None], Parsed]
 
 
-def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: int, parse: Parser) -> dict:
-    """Every sample of ``voter`` for every case, parsed, with one correction turn for unusable replies.
+@dataclass(frozen=True)
+class Asked:
+    """What :func:`ask` got from one voter (the run's totals are counted in ``ctx.counts``)."""
 
-    Returns ``{case_id: [Parsed or None per sample]}`` (None: no usable reply); the ``"_failed"`` key
-    lists (case id, error) of requests that got no reply, ``"_costs"`` each case's calls, tokens and
-    seconds (the run's totals are counted in ``ctx.counts``)."""
+    samples: dict[str, list[Parsed | None]]  # case id -> per sample, the parsed reply (None: none usable)
+    failed: list[tuple[str, str]]  # (case id, error) of each request that got no reply
+    costs: dict[str, dict]  # case id -> calls, prompt_tokens, completion_tokens, seconds
+
+
+def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: int, parse: Parser) -> Asked:
+    """Every sample of ``voter`` for every case, parsed, with one correction turn for unusable replies."""
     prompt = load_prompt(voter.prompt)
     generation = voter.generation(json=prompt.output == "json")
     by_id = {c.id: c for c in cases}
@@ -134,9 +140,7 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
                 parsed = parse(by_id[request.case_id], reply.text)
                 if parsed.ok:
                     results[request.case_id][sample] = parsed
-    results["_failed"] = failed
-    results["_costs"] = costs
-    return results
+    return Asked(results, failed, costs)
 
 
 def _parser(subtask: int, prompt_id: str) -> Parser:
@@ -165,14 +169,14 @@ def _collect(cases: Sequence[Case], config, ctx: Context, subtask: int, aligner_
                 samples[case.id].append(aligner[case.id])
                 weights[case.id].append(voter.weight)
             continue
-        results = ask(ctx, voter, cases, subtask, config.shots, _parser(subtask, voter.prompt))
-        for case_id, error in results.pop("_failed"):
+        asked = ask(ctx, voter, cases, subtask, config.shots, _parser(subtask, voter.prompt))
+        for case_id, error in asked.failed:
             failures[case_id].append(error)
-        for case_id, cost in results.pop("_costs").items():
+        for case_id, cost in asked.costs.items():
             for key, value in cost.items():
                 costs[case_id][key] = round(costs[case_id].get(key, 0) + value, 3)
         for case in cases:
-            for parsed in results[case.id]:
+            for parsed in asked.samples[case.id]:
                 samples[case.id].append(None if parsed is None else parsed.value)
                 weights[case.id].append(voter.weight / voter.samples if several else 1.0)
     return samples, weights, failures, costs, aligner

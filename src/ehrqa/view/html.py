@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ehrqa.data.case import AnswerSentence, Case
+from ehrqa.runs.layout import RunLayout
 from ehrqa.view.runview import HEADLINE_LABEL, RunView, SubtaskView, load_run_view
 
 EPS = 1e-9
@@ -49,7 +50,7 @@ def write_view(
     if plots:
         images = make_plots(a)
     page = render(a, b, images)
-    path = Path(out) if out is not None else a.path / "view" / "index.html"
+    path = Path(out) if out is not None else RunLayout(a.path).page
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -70,7 +71,7 @@ def make_plots(run: RunView) -> list[tuple[str, Path]]:
         from ehrqa.view import plots
     except ImportError:
         return []
-    out_dir = run.path / "plots"
+    out_dir = RunLayout(run.path).plots
     made: list[tuple[str, Path]] = []
     try:
         for n, view in run.subtasks.items():

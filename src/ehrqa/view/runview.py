@@ -1,21 +1,24 @@
 """A run directory read for people to look at: cases, predictions, records and per-case scores.
 
-Reads the files of the run-directory contract (``run.json``, ``steps/st{N}/records.jsonl``,
-``subtask{N}/submission.json``, ``scores/subtask{N}.json``) directly. Per-case scores come from
-``scores/subtask{N}.json`` when the run wrote them; otherwise they are computed here with
+Reads the run through :func:`ehrqa.runs.rundir.read_run`; each subtask shows the step submitted for
+it (the only step of that subtask, or the one marked ``submit: true``). Per-case scores come from
+that step's scores when the run wrote them; otherwise they are computed here with
 :func:`ehrqa.score.score` when the data has gold, using only the cheap metrics for ST1/ST3
 (``rouge`` / ``bleu,rouge,sari``) so that a page renders in seconds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
+
+if TYPE_CHECKING:
+    from ehrqa.runs.rundir import StepRun
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +34,12 @@ ST3_LEADERBOARD = ("bleu", "rougeLsum", "sari", "bertscore", "alignscore", "medc
 @dataclass
 class SubtaskView:
     subtask: int
+    step: str  # the run's step shown for this subtask
     predictions: dict[str, object]  # case id -> official prediction
     records: dict[str, dict]  # case id -> the step's record (votes, answer_sentences, status)
     per_case: dict[str, dict[str, float]] = field(default_factory=dict)  # case id -> metric -> 0-100
     scores: dict = field(default_factory=dict)  # aggregate, ehrqa.score keys
-    scores_source: str = ""  # "run" (scores/subtaskN.json), "computed (bleu,rouge,sari)" or ""
+    scores_source: str = ""  # "run" (the step's scores), "computed (bleu,rouge,sari)" or ""
 
     def headline(self, case_id: str) -> float | None:
         values = self.per_case.get(case_id)
@@ -68,81 +72,52 @@ class RunView:
         return sum(values) / len(values) if values else None
 
 
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(f"{path}: cannot read {what} ({e.strerror or type(e).__name__})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise DataError(f"{path}: {what} is not valid JSON") from None
-
-
-def _read_records(path: Path) -> dict[str, dict]:
-    """The last record of each case in a records.jsonl; a torn line is skipped."""
-    from ehrqa.io import read_jsonl
-
-    return {str(r["case_id"]): r for r in read_jsonl(path) if "case_id" in r}
-
-
 def load_run_view(path: str | Path, *, compute_scores: bool = True) -> RunView:
     """Read a run directory; a missing ``run.json`` or dataset is a one-line :class:`DataError`."""
     from ehrqa.data.archehr import read_dataset
+    from ehrqa.runs.rundir import read_run
 
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"{path}: not a run directory")
-    run_file = path / "run.json"
-    if not run_file.exists():
-        raise DataError(f"{path}: no run.json (is this a run directory from ehrqa run?)")
-    meta = _read_json(run_file, "run config")
-    data = dict(meta.get("data") or {})
-    for name, value in (meta.get("data_files") or {}).items():  # ehrqa run keeps the paths apart
+    run = read_run(path)
+    data = dict(run.meta.get("data") or {})
+    for name, value in (run.meta.get("data_files") or {}).items():  # ehrqa run keeps the paths apart
         data.setdefault(name, value)
     if not data.get("xml"):
-        raise DataError(f"{run_file}: no data.xml (the dataset the run read)")
+        raise DataError(f"{run.layout.run_file}: no data.xml (the dataset the run read)")
     cases = read_dataset(None, xml=data["xml"], key=data.get("key"))
     subtasks = {}
     for n in SUBTASKS:
-        view = _load_subtask(path, n)
+        step = run.submitted(n)
+        view = _subtask_view(n, step) if step is not None else None
         if view is not None:
-            _attach_scores(path, view, cases, compute_scores)
+            _attach_scores(view, step, cases, compute_scores)
             subtasks[n] = view
     if not subtasks:
-        raise DataError(f"{path}: no step records or submissions (steps/st1..4, subtask1..4)")
+        raise DataError(f"{run.path}: no step records or submissions")
     ran = {cid for view in subtasks.values() for cid in (*view.predictions, *view.records)}
     cases = [c for c in cases if c.id in ran]  # a run over some cases (--cases) shows only those
-    return RunView(path, path.name, meta, cases, subtasks, data_name=str(data.get("name") or ""))
+    return RunView(run.path, run.path.name, run.meta, cases, subtasks, data_name=str(data.get("name") or ""))
 
 
-def _load_subtask(path: Path, n: int) -> SubtaskView | None:
-    records = _read_records(path / "steps" / f"st{n}" / "records.jsonl")
-    submission = path / f"subtask{n}" / "submission.json"
-    predictions: dict[str, object] = {}
-    if submission.exists():
-        entries = _read_json(submission, f"subtask {n} submission")
-        if not isinstance(entries, list):
-            raise DataError(f"{submission}: expected a list of entries")
-        for e in entries:
-            if isinstance(e, dict) and "case_id" in e:
-                predictions[str(e["case_id"])] = e.get("prediction")
+def _subtask_view(n: int, step: StepRun) -> SubtaskView | None:
+    if step.submission is not None:
+        predictions = {str(e["case_id"]): e.get("prediction") for e in step.submission}
     else:
-        for cid, r in records.items():
-            if r.get("status", "ok") != "failed" and "prediction" in r:
-                predictions[cid] = r["prediction"]
-    if not predictions and not records:
+        predictions = {
+            cid: r["prediction"]
+            for cid, r in step.records.items()
+            if r.get("status", "ok") != "failed" and "prediction" in r
+        }
+    if not predictions and not step.records:
         return None
-    return SubtaskView(n, predictions, records)
+    return SubtaskView(n, step.name, predictions, step.records)
 
 
-def _attach_scores(path: Path, view: SubtaskView, cases: list[Case], compute: bool) -> None:
-    file = path / "scores" / f"subtask{view.subtask}.json"
-    if file.exists():
-        saved = _read_json(file, f"subtask {view.subtask} scores")
-        if isinstance(saved, dict):
-            view.scores = saved.get("scores") or {}
-            view.per_case = _per_case_dict(saved.get("per_case"))
-            view.scores_source = "run"
-            return
+def _attach_scores(view: SubtaskView, step: StepRun, cases: list[Case], compute: bool) -> None:
+    if isinstance(step.scores, dict):
+        view.scores = step.scores.get("scores") or {}
+        view.per_case = _per_case_dict(step.scores.get("per_case"))
+        view.scores_source = "run"
+        return
     gold = {c.id: c for c in cases if c.has_key}
     if not compute or not view.predictions or not all(cid in gold for cid in view.predictions):
         return
@@ -161,19 +136,13 @@ def _attach_scores(path: Path, view: SubtaskView, cases: list[Case], compute: bo
 
 
 def _per_case_dict(raw) -> dict[str, dict[str, float]]:
-    """``{"<case id>": {metric: value}}`` from the contract's dict or ehrqa.score's list of records."""
-    out: dict[str, dict[str, float]] = {}
-    if isinstance(raw, dict):
-        items = raw.items()
-    elif isinstance(raw, list):
-        items = ((r.get("case_id"), r) for r in raw if isinstance(r, dict))
-    else:
-        return out
-    for cid, values in items:
-        if cid is None or not isinstance(values, dict):
-            continue
-        out[str(cid)] = {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and k != "case_id"}
-    return out
+    """``{case id: {metric: value}}`` from a step's scores file or ehrqa.score's list of records."""
+    rows = raw.items() if isinstance(raw, dict) else ((r.get("case_id"), r) for r in raw or () if isinstance(r, dict))
+    return {
+        str(cid): {k: float(v) for k, v in values.items() if isinstance(v, (int, float)) and k != "case_id"}
+        for cid, values in rows
+        if cid is not None and isinstance(values, dict)
+    }
 
 
 def vote_threshold_points(

@@ -4,6 +4,8 @@
 whole system for a user who has a note rather than an ArchEHR-QA dataset:
 
 1. the note is split into numbered sentences (:func:`ehrqa.data.plain.case_from_text`);
+   when its evidence scores say the note does not answer the question at all, the answer is one
+   plain sentence saying so, citing nothing (:mod:`ehrqa.retrieval.answerable`), and no step runs;
 2. ST2 picks the note sentences that matter for the question (``evidence``);
 3. ST3 writes the answer;
 4. ST4 links each answer sentence to the note sentences that support it (its ``citations``).
@@ -11,30 +13,26 @@ whole system for a user who has a note rather than an ArchEHR-QA dataset:
 Each step uses the recipe's method for its subtask (the first step of that subtask in the
 recipe). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
 ST4 by the shipped aligner, ST3 by the grounded extractive answer (note sentences ranked by the
-ST2 model, :mod:`ehrqa.retrieval.extractive`). An extractive answer sentence also cites the note
+ST2 model, :mod:`ehrqa.retrieval.extractive`), here only those whose evidence score clears the
+abstention bar, never padded to 75 words. An extractive answer sentence also cites the note
 sentence it was taken from. Steps that use the same aligner directory share one loaded model
 (:func:`ehrqa.tasks.base.shared_aligner`).
 
-Nothing is written anywhere unless ``out`` names a run directory; then every step's records, the
-reply cache and the case itself (``data/archehr-qa.xml``) go there, so a repeated call answers from
-the records and ``ehrqa view`` can show the result.
+The steps run through the pipeline's step runner (:func:`ehrqa.runs.pipeline.run_step`), in memory
+unless ``out`` names a run directory; then every step's records, the reply cache and the case itself
+(``data/archehr-qa.xml``) go there, so a repeated call answers from the records and ``ehrqa view``
+can show the result. ``ehrqa.answer`` is this module's :func:`answer`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ehrqa.data.case import AnswerSentence, Case, NoteSentence
-
-if TYPE_CHECKING:
-    from ehrqa.tasks.base import Context
 
 CASE_ID = "1"
 DEFAULT_BACKEND = "default"
@@ -67,6 +65,11 @@ class Answer:
     methods: dict[str, str] = field(default_factory=dict)  # {"st2": "aligner", "st3": ..., "st4": ...}
     seconds: float = 0.0
     run_dir: str | None = None
+    # abstention (ehrqa.retrieval.answerable): False when the note does not answer the question;
+    # the evidence score that decided it and the bar it was compared with
+    answerable: bool = True
+    evidence_score: float | None = None
+    evidence_bar: float | None = None
 
     @property
     def cited_ids(self) -> list[str]:
@@ -85,6 +88,9 @@ class Answer:
             "evidence": list(self.evidence),
             "note": [{"id": s.id, "text": s.text} for s in self.note],
             "methods": dict(self.methods),
+            "answerable": self.answerable,
+            "evidence_score": self.evidence_score,
+            "evidence_bar": self.evidence_bar,
             "seconds": self.seconds,
             **({"run_dir": self.run_dir} if self.run_dir else {}),
         }
@@ -92,6 +98,11 @@ class Answer:
     def format(self) -> str:
         """The answer with ``[3, 5]`` after each sentence, then the cited note sentences."""
         lines = ["Answer:"]
+        if not self.answerable:  # abstention: one plain sentence, nothing cited
+            lines += [f"  {self.text}", ""]
+            lines.append(f"(evidence score {self.evidence_score:.3f} is below the bar {self.evidence_bar:.3f})")
+            lines.append(f"({len(self.note)} note sentences; {self.seconds:.1f} s)")
+            return "\n".join(lines)
         for s in self.sentences:
             mark = f"[{', '.join(c.id for c in s.citations)}]" if s.citations else "[no supporting note sentence]"
             lines.append(f"  {s.text} {mark}")
@@ -103,6 +114,8 @@ class Answer:
             lines.append(f"  [{sid}] {' '.join(by_id[sid].text.split())}")
         methods = ", ".join(f"{k.upper()} {v}" for k, v in self.methods.items())
         lines.append("")
+        if self.evidence_score is not None:
+            lines.append(f"(evidence score {self.evidence_score:.3f}, bar {self.evidence_bar:.3f})")
         lines.append(f"({len(self.note)} note sentences; {methods}; {self.seconds:.1f} s)")
         return "\n".join(lines)
 
@@ -123,59 +136,83 @@ def answer(
     """
     from ehrqa.data.plain import case_from_text
     from ehrqa.errors import DataError
+    from ehrqa.runs.config import RunRecipe, load_recipe
+    from ehrqa.runs.pipeline import open_run, run_step
+    from ehrqa.tasks.base import Records
 
     if not isinstance(question, str) or not question.strip():
         raise DataError("question: empty question")
     started = time.perf_counter()
     case = case_from_text(CASE_ID, note_text, question, narrative, where="note")
-    recipe = _resolve_recipe(recipe)
-    steps = _plan(recipe)
-    backends = dict(recipe.backends) if recipe is not None else {}
-    if steps["st3"].config.method == "llm" and steps["st3"].config.backend not in backends:
-        from ehrqa.llm.backend import BackendSpec
+    if recipe is not None and not isinstance(recipe, RunRecipe):
+        recipe = load_recipe(str(recipe))
+    plan = _plan(recipe)
+    rundir = open_run(plan, [case], out, data={"name": "answer"}, force=force) if out is not None else None
+    records = {s.name: rundir.step(s.name) if rundir is not None else Records() for s in plan.steps}
+    outputs: dict[str, dict] = {}
 
-        backends[steps["st3"].config.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
-    seed = recipe.seed if recipe is not None else 0
-    runner = _Runner(backends, seed, out, case, steps, force)
-    try:
-        evidence = runner.step("st2", [case.input_for(2)])
-        st3_kwargs = {"evidence": evidence} if steps["st3"].config.evidence else {}
-        answer_text = runner.step("st3", [case.input_for(3)], **st3_kwargs)[CASE_ID]
-        st3_record = runner.record("st3")
-        drafted = _answer_sentences(answer_text, st3_record)
-        st4_input = dataclasses.replace(case.input_for(4), answer_sentences=drafted)
-        links = runner.step("st4", [st4_input])[CASE_ID]
-    finally:
-        runner.close()
-    sentences = _cited(case, drafted, links, st3_record, steps["st3"].config.method == "extractive")
-    if runner.rundir is not None:
-        runner.save_cited(st3_record, sentences)
+    def step(name: str, cases: list[Case]):
+        row = run_step(plan.step(name), cases, plan, outputs, rundir, records[name])
+        if row["status"] != "ok":
+            why = "; ".join(row.get("reasons") or ()) or row["status"]
+            raise DataError(f"ehrqa answer: ST{row['subtask']} ({row['method']}) failed: {why}")
+        return outputs[name][CASE_ID]
+
+    # -- abstention hook (ehrqa.retrieval.answerable) --
+    from ehrqa.retrieval.answerable import ABSTENTION, judge
+
+    verdict = judge(case)
+    if not verdict.answerable:
+        if rundir is not None:  # the abstention is the ST3 record, so `ehrqa view` shows it
+            st3 = {"case_id": CASE_ID, "prediction": ABSTENTION, "status": "ok", "answerable": False}
+            records["st3"].write({**st3, "evidence_score": verdict.score, "answer_sentences": []})
+            records["st3"].mark_done()
+            records["st3"].close()
+        return Answer(
+            question=case.clinician_question or question,
+            text=ABSTENTION,
+            sentences=(CitedSentence("1", ABSTENTION),),
+            evidence=(),
+            note=case.sentences,
+            seconds=round(time.perf_counter() - started, 2),
+            run_dir=str(rundir.path) if rundir is not None else None,
+            answerable=False,
+            evidence_score=verdict.score,
+            evidence_bar=verdict.bar,
+        )
+    # -- end of the abstention hook --
+    evidence = step("st2", [case])
+    if plan.step("st3").config.method == "extractive":  # abstention hook: only sentences that clear the bar
+        outputs["st2"] = {CASE_ID: list(verdict.supported)}  # what the extractive answer reads (_plan)
+    answer_text = step("st3", [case])
+    st3_record = dict(records["st3"].by_case.get(CASE_ID, {}))
+    drafted = _answer_sentences(answer_text, st3_record)
+    links = step("st4", [dataclasses.replace(case, answer_sentences=drafted)])
+    sentences = _cited(case, drafted, links, st3_record, plan.step("st3").config.method == "extractive")
+    if rundir is not None:
+        _save_cited(records["st3"], st3_record, sentences)
     return Answer(
         question=case.clinician_question or question,
         text=answer_text,
         sentences=sentences,
-        evidence=tuple(evidence[CASE_ID]),
+        evidence=tuple(evidence),
         note=case.sentences,
-        methods={name: steps[name].config.method for name in ("st2", "st3", "st4")},
+        methods={s.name: s.config.method for s in plan.steps},
         seconds=round(time.perf_counter() - started, 2),
-        run_dir=str(runner.rundir.path) if runner.rundir is not None else None,
+        run_dir=str(rundir.path) if rundir is not None else None,
+        evidence_score=verdict.score,
+        evidence_bar=verdict.bar,
     )
 
 
 # ---------------------------------------------------------------- which methods
 
 
-def _resolve_recipe(recipe):
-    from ehrqa.runs.config import RunRecipe, load_recipe
-
-    if recipe is None or isinstance(recipe, RunRecipe):
-        return recipe
-    return load_recipe(str(recipe))
-
-
-def _plan(recipe) -> dict:
-    """The ST2, ST3 and ST4 steps: the recipe's first step of each subtask, else the CPU default."""
-    from ehrqa.runs.config import StepSpec
+def _plan(recipe):
+    """The run of one answer: the ST2, ST3 and ST4 steps the recipe submits (else the CPU default),
+    with the recipe's backends (plus the shipped SmolLM2 for an LLM answer without one) and seed."""
+    from ehrqa.llm.backend import BackendSpec
+    from ehrqa.runs.config import RunRecipe, StepSpec
     from ehrqa.tasks.align import AlignConfig
     from ehrqa.tasks.generate import GenerateConfig
     from ehrqa.tasks.identify import IdentifyConfig
@@ -185,106 +222,21 @@ def _plan(recipe) -> dict:
         3: GenerateConfig(method="extractive"),
         4: AlignConfig(method="aligner"),
     }
-    steps = {}
+    steps = []
     for subtask, config in defaults.items():
-        chosen = next((s for s in recipe.steps if s.subtask == subtask), None) if recipe is not None else None
-        config = chosen.config if chosen is not None else config
+        given = [s for s in recipe.steps if s.subtask == subtask and s.submit] if recipe is not None else []
+        config = given[0].config if given else config
         if subtask == 3 and config.evidence and config.evidence != "st2":
             config = dataclasses.replace(config, evidence="st2")  # the only ST2 step here is "st2"
-        steps[f"st{subtask}"] = StepSpec(subtask, f"st{subtask}", config)
-    return steps
-
-
-# ---------------------------------------------------------------- running the steps
-
-
-class _Runner:
-    """Runs one step at a time in memory, or in a run directory when ``out`` is given."""
-
-    def __init__(self, backends: dict, seed: int, out, case: Case, steps: dict, force: bool) -> None:
-        self.backends, self.seed, self.steps = backends, seed, steps
-        self.contexts: dict[str, Context] = {}
-        self.rundir = None
-        if out is not None:
-            self.rundir = _open_rundir(Path(out), case, steps, backends, seed, force)
-
-    def context(self, name: str):
-        from ehrqa.tasks.base import Context
-
-        if name not in self.contexts:
-            if self.rundir is None:
-                self.contexts[name] = Context(backends=self.backends, seed=self.seed)
-            else:
-                records = self.rundir.step(name)
-                self.contexts[name] = Context(
-                    backends=self.backends, seed=self.seed, records=records, reply_cache=self.rundir.reply_cache
-                )
-        return self.contexts[name]
-
-    def step(self, name: str, inputs: Sequence[Case], **kwargs) -> dict:
-        from ehrqa.errors import DataError
-        from ehrqa.tasks import task_module
-
-        step = self.steps[name]
-        module = task_module(step.subtask)
-        ctx = self.context(name)
-        predictions = module.predict(list(inputs), step.config, ctx, **kwargs)
-        if CASE_ID not in predictions:
-            reason = self.record(name).get("reason") or "no prediction"
-            raise DataError(f"ehrqa answer: ST{step.subtask} ({step.config.method}) failed: {reason}")
-        if self.rundir is not None:
-            from ehrqa.data.submission import build_submission, write_submission
-
-            ctx.records.mark_done()
-            entries = build_submission(step.subtask, predictions, list(inputs))
-            write_submission(entries, self.rundir.path / f"subtask{step.subtask}" / "submission.json")
-        return predictions
-
-    def record(self, name: str) -> dict:
-        return dict(self.context(name).records.by_case.get(CASE_ID, {}))
-
-    def save_cited(self, st3_record: dict, sentences: Sequence[CitedSentence]) -> None:
-        """Rewrite the ST3 record with the cited answer, as the viewer reads it (last record wins)."""
-        records = self.rundir.step("st3")
-        try:
-            records.write(
-                {
-                    **st3_record,
-                    "answer_sentences": [
-                        {
-                            "id": s.id,
-                            "text": s.text,
-                            "citations": [c.id for c in s.citations],
-                            "supported": bool(s.citations),
-                        }
-                        for s in sentences
-                    ],
-                }
-            )
-        finally:
-            records.close()
-
-    def close(self) -> None:
-        for ctx in self.contexts.values():
-            ctx.close()
-            close = getattr(ctx.records, "close", None)
-            if close is not None:
-                close()
-
-
-def _open_rundir(out: Path, case: Case, steps: dict, backends: dict, seed: int, force: bool):
-    """A run directory holding the case as ``data/archehr-qa.xml`` (for ``ehrqa view``) and the records."""
-    from ehrqa.io import atomic_write_bytes
-    from ehrqa.runs.config import RunRecipe
-    from ehrqa.runs.pipeline import dataset_copy, run_meta
-    from ehrqa.runs.rundir import RunDir
-
-    recipe = RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps.values()))
-    data, files = dataset_copy([case], out, name="answer")
-    rundir = RunDir.open(out, run_meta(recipe, data), force=force)
-    for path, content in files.items():
-        atomic_write_bytes(path, content)
-    return rundir
+        if subtask == 3 and config.method == "extractive":  # abstention hook: it reads the sentences over the bar
+            config = dataclasses.replace(config, evidence="st2")
+        steps.append(StepSpec(subtask, f"st{subtask}", config))
+    backends = dict(recipe.backends) if recipe is not None else {}
+    st3 = steps[1].config
+    if st3.method == "llm" and st3.backend not in backends:
+        backends[st3.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
+    seed = recipe.seed if recipe is not None else 0
+    return RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps))
 
 
 # ---------------------------------------------------------------- answer sentences and citations
@@ -321,12 +273,13 @@ def _cited(
     return tuple(out)
 
 
-class _CallableModule(types.ModuleType):
-    """This module, callable: ``ehrqa.answer(note, question)`` works although ``ehrqa.answer`` is the
-    module (see ``ehrqa.__getattr__``)."""
-
-    def __call__(self, *args, **kwargs) -> Answer:
-        return answer(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+def _save_cited(records, st3_record: dict, sentences: Sequence[CitedSentence]) -> None:
+    """Rewrite the ST3 record with the cited answer, as the viewer reads it (last record wins)."""
+    cited = [
+        {"id": s.id, "text": s.text, "citations": [c.id for c in s.citations], "supported": bool(s.citations)}
+        for s in sentences
+    ]
+    try:
+        records.write({**st3_record, "answer_sentences": cited})
+    finally:
+        records.close()
