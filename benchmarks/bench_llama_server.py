@@ -27,8 +27,8 @@ os.environ.setdefault("EHRQA_NO_PROGRESS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 STEPS = {
+    4: {"prompt": "st4-align@1", "max_new_tokens": 300, "metric": "micro_f1"},
     2: {"prompt": "st2-classify@1", "max_new_tokens": 400, "metric": "strict_micro_f1"},
-    4: {"prompt": "st4-align@1", "max_new_tokens": 200, "metric": "micro_f1"},
 }
 
 

@@ -65,7 +65,7 @@ def test_every_subtask_end_to_end_with_schema_constrained_json(proxy, tmp_path, 
         llm_step(1, "st1-question@1", max_new_tokens=24, shots=0),
         llm_step(2, "st2-classify@1", max_new_tokens=256),
         llm_step(3, "st3-evidence@1", max_new_tokens=48, evidence="st2"),
-        llm_step(4, "st4-align@1", max_new_tokens=96),
+        llm_step(4, "st4-align@1", max_new_tokens=160),
     ]
     recipe = recipe_file(tmp_path / "r.yaml", proxy.base_url, steps, response_format="json_object+schema")
     status = main(["run", "--recipe", recipe, "--cases", *CASES, "--out", str(tmp_path / "run")])
