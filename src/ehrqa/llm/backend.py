@@ -34,7 +34,7 @@ class GenerationConfig:
     top_p: float = 1.0
     seed: int = 0
     n: int = 1
-    json: bool = False  # ask servers that support it for a JSON object (response_format)
+    json: bool = False  # a JSON reply: servers are asked for it in the backend's response_format dialect
 
     def __post_init__(self) -> None:
         if self.n < 1:
