@@ -7,9 +7,11 @@ from ehrqa.llm.backend import ChatBackend
 
 
 def make_case(case_id: str = "7", n_sentences: int = 4, first_id: int = 1) -> Case:
+    texts = [f"Sentence {i} of the note, with ° and µg." for i in range(first_id, first_id + n_sentences)]
+    starts = [sum(len(t) + 1 for t in texts[:k]) for k in range(len(texts))]  # one paragraph, "\n"-joined
     sentences = tuple(
-        NoteSentence(str(i), f"Sentence {i} of the note, with ° and µg.", "1", 0, 39)
-        for i in range(first_id, first_id + n_sentences)
+        NoteSentence(str(i), text, "1", start, len(text))
+        for i, text, start in zip(range(first_id, first_id + n_sentences), texts, starts, strict=True)
     )
     ids = [s.id for s in sentences]
     labels = ["essential", "supplementary", "not-relevant"]

@@ -52,7 +52,7 @@ def test_written_files_have_the_official_shape(dataset):
         "citations": ["1"],
     }
     xml = (path / "archehr-qa.xml").read_text()
-    assert '<sentence id="1" paragraph_id="1" start_char_index="0" length="39">' in xml
+    assert '<sentence id="1" paragraph_id="1" start_char_index="0" length="38">' in xml
     assert '<phrase id="0" start_char_index="40">' in xml
 
 

@@ -79,11 +79,26 @@ def test_key_alone_says_the_xml_is_needed(data_dir, tmp_path):
 @pytest.mark.parametrize(
     "old,new,fragments",
     [
-        ('length="39">\nSentence 3 of the note, with ° and µg.\n', 'length="39">\n', ["sentence 3", "empty"]),
+        ('length="38">\nSentence 3 of the note, with ° and µg.\n', 'length="38">\n', ["sentence 3", "empty"]),
         (
-            '<sentence id="2" paragraph_id="1" start_char_index="0"',
+            '<sentence id="2" paragraph_id="1" start_char_index="39"',
             '<sentence id="2" paragraph_id="1" start_char_index="-5"',
             ["sentence 2", "start_char_index", "negative"],
+        ),
+        (
+            '<sentence id="2" paragraph_id="1" start_char_index="39"',
+            '<sentence id="2" paragraph_id="1" start_char_index="12"',
+            ["sentence 2", "start_char_index 12", "does not point"],
+        ),
+        (
+            '<sentence id="2" paragraph_id="1" start_char_index="39" length="38">',
+            '<sentence id="2" paragraph_id="1" start_char_index="39" length="30">',
+            ["sentence 2", "length is 30", "38 characters"],
+        ),
+        (
+            "Sentence 3 of the note, with ° and µg.\n            </sentence>",
+            "Sentence 3 of the chart, with ° and µg.\n            </sentence>",
+            ["sentence 3", "not in <note_excerpt>"],
         ),
         (
             '<phrase id="0" start_char_index="40">',
@@ -101,7 +116,16 @@ def test_key_alone_says_the_xml_is_needed(data_dir, tmp_path):
             ["phrase 0", "start_char_index 4000"],
         ),
     ],
-    ids=["empty sentence", "negative sentence offset", "negative phrase offset", "misplaced phrase", "phrase past end"],
+    ids=[
+        "empty sentence",
+        "negative sentence offset",
+        "misplaced sentence",
+        "wrong sentence length",
+        "sentence text not in the note",
+        "negative phrase offset",
+        "misplaced phrase",
+        "phrase past end",
+    ],
 )
 def test_bad_xml_details_are_refused(data_dir, old, new, fragments):
     _edit_xml(data_dir, old, new)

@@ -93,7 +93,7 @@ def test_unusable_replies_fall_back_and_are_counted_in_the_summary_and_next_to_t
     openai_server.responder = lambda body: "I cannot tell." if case_of(body) == "102" else good_reply(body)
     run_dir = tmp_path / "run"
     proc = ehrqa(
-        *("-q", "align", "--data", sample_dir(), "--cases", "101-103", *SERVER_FLAGS),
+        *("align", "--data", sample_dir(), "--cases", "101-103", *SERVER_FLAGS),  # no -q: stdout is wanted
         *("--base-url", openai_server.base_url, "--run-dir", run_dir, "--out", tmp_path / "s.json"),
     )
     assert proc.returncode == 0, proc.stderr
@@ -153,7 +153,7 @@ def test_an_llm_answer_step_names_the_aligner_that_cites_it(tmp_path, openai_ser
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({"backends": {"srv": backend}, "steps": [{"subtask": 3, "backend": "srv"}]}))
     run_dir = tmp_path / "run"
-    proc = ehrqa("-q", "run", "--recipe", recipe, "--data", xml_only(tmp_path), "--cases", "101", "--out", run_dir)
+    proc = ehrqa("run", "--recipe", recipe, "--data", xml_only(tmp_path), "--cases", "101", "--out", run_dir)
     assert proc.returncode == 0, proc.stderr
     (row,) = json.loads((run_dir / "summary.json").read_text())
     assert row["citations_by_aligner"] == "shipped"

@@ -190,7 +190,7 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_qwen3, short_case
         train_generator(recipe, out, callbacks=[StopAt(2)])
     assert (out / "stage2" / "checkpoint-1").exists() and not (out / "stage2" / "adapter").exists()
 
-    with pytest.raises(DataError, match="--resume"):
+    with pytest.raises(DataError, match="resume=True"):
         train_generator(recipe, out)
     with pytest.raises(DataError, match="different recipe"):
         train_generator(tiny_recipe(tiny_qwen3, short_cases_dir, seed=4), out, resume=True)

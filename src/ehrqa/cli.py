@@ -13,6 +13,7 @@ SIGPIPE would.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -41,6 +42,19 @@ def _command_modules() -> list:
     return [importlib.import_module(f"ehrqa.commands.{n}") for n in names]
 
 
+# Commands whose result is what they print (a case, an answer, scores, a tuning table, a verdict):
+# ``-q`` keeps their stdout. Every other command writes its results to files, and ``-q`` leaves
+# errors only (no tables, no notices).
+PRINTS_RESULT = {"show", "answer", "score", "tune", "validate"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the one ``ehrqa: error:`` line instead of the usage block (sub-parsers inherit it)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise DataError(f"{message} (see {self.prog} --help)")
+
+
 def _add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
     """``-v``/``-q``; on sub-commands with a SUPPRESS default so that ``ehrqa -v show`` is not undone."""
     parser.add_argument(
@@ -50,7 +64,7 @@ def _add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ehrqa",
         description="Grounded question answering over clinical notes (ArchEHR-QA 2026).",
     )
@@ -80,10 +94,6 @@ def _with_nested(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParse
 def _configure_output(verbose: bool, quiet: bool) -> None:
     level = logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="ehrqa: %(levelname)s: %(message)s")
-    if not verbose:
-        # bitsandbytes warns on every CPU import that an optional Hub kernel is missing; its
-        # built-in CPU code is used instead, so the warning only alarms users.
-        logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     if quiet:
         os.environ["EHRQA_NO_PROGRESS"] = "1"  # ehrqa's own bars (ehrqa.progress)
         os.environ["TQDM_DISABLE"] = "1"  # any other tqdm bar, e.g. "Loading checkpoint shards"
@@ -98,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return EXIT_ERROR
         _configure_output(args.verbose, args.quiet)
-        status = int(args._run(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
+        with _quiet_stdout(args.quiet and args.command not in PRINTS_RESULT):
+            status = int(args._run(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows up here, inside the handlers below
         return status
     except DataError as e:
         return _error(str(e))
@@ -119,8 +130,37 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+@contextlib.contextmanager
+def _quiet_stdout(quiet: bool):
+    """``-q``: what a command prints (tables, notices, "wrote ...") goes nowhere; errors still do."""
+    if not quiet:
+        yield
+        return
+    with open(os.devnull, "w", encoding="utf-8") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+# The Python API's messages name its parameters as Python spells them (``force=True``,
+# ``recipe=NAME``); on the command line the same message names the flag (``--force``, ``--recipe NAME``).
+# Only these parameter names are rewritten, so that ``key=value`` text of a file is left alone.
+API_PARAMETERS = ("out", "force", "recipe", "xml", "folds", "output", "resume")
+_API_PARAMETER = re.compile(r"(?<![\w.=-])(" + "|".join(API_PARAMETERS) + r")=(True\b)?")
+
+
+def as_flags(message: str) -> str:
+    """``use out=DIR or force=True`` -> ``use --out DIR or --force``."""
+
+    def flag(m: re.Match) -> str:
+        name = "--" + m.group(1).replace("_", "-")
+        if m.group(2) or m.end() == len(message) or message[m.end()].isspace():
+            return name
+        return name + " "
+
+    return _API_PARAMETER.sub(flag, message)
+
+
 def _error(message: str) -> int:
-    line = " ".join(message.split("\n")).strip()
+    line = " ".join(as_flags(message).split("\n")).strip()
     try:
         print(f"ehrqa: error: {line}", file=sys.stderr)
     except OSError:  # stderr closed as well: the exit status is all that is left

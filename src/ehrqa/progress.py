@@ -32,3 +32,18 @@ def progress_bar(total: int, desc: str, unit: str = "case") -> Iterator[Callable
         yield lambda: bar.update(1)
     finally:
         bar.close()
+
+
+@contextmanager
+def model_loading() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" bar while ehrqa loads a model (the aligner's
+    encoder, a chat model); the previous setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()

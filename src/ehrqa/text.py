@@ -6,6 +6,11 @@ QUESTION_WORD_LIMIT = 15  # ST1
 ANSWER_WORD_LIMIT = 75  # ST3
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 case``, ``2 cases``: a count with its noun (regular plurals only)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def word_count(text: str) -> int:
     """Words as the task counts them: whitespace tokens (``str.split()``)."""
     return len(text.split())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from ehrqa.errors import DataError
@@ -247,12 +250,13 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
         steps=(StepSpec(subtask, f"st{subtask}", config),),
     )
     run_dir = Path(args.run_dir) if args.run_dir else RunLayout.for_output(out).path
-    rows = run(recipe, cases, run_dir, data=dataset_info(args), force=args.force)
-    row = rows[0]
-    if row["status"] == "failed":
-        raise DataError(failure_line(row, run_dir))
-    if row["status"] != "ok":
-        raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
+    with removed_if_left_empty(run_dir):
+        rows = run(recipe, cases, run_dir, data=dataset_info(args), force=args.force)
+        row = rows[0]
+        if row["status"] == "failed":
+            raise DataError(failure_line(row, run_dir))
+        if row["status"] != "ok":
+            raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
     if row.get("fallbacks"):  # said next to the result, not in a warning that scrolls away
         shown = ", ".join(row["fallback_cases"][:8]) + (" ..." if row["fallbacks"] > 8 else "")
         print(f"ST{subtask}: {row['fallbacks']} case(s) got no usable reply and fell back: {shown}")
@@ -262,6 +266,40 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
     row["predictions"] = {e["case_id"]: e["prediction"] for e in entries}
     row["run_dir"] = str(run_dir)
     return row
+
+
+@contextlib.contextmanager
+def removed_if_left_empty(run_dir: str | Path) -> Iterator[None]:
+    """Run a command that makes ``run_dir``; if it fails before recording anything (no step records,
+    submissions or model replies), remove the directory and the folders made for it. A directory that
+    existed before, or one holding results to resume from, is kept."""
+    run_dir = Path(run_dir).absolute()
+    made = [p for p in (run_dir, *run_dir.parents) if not p.exists()]  # innermost first
+    try:
+        yield
+    except BaseException:
+        if made and not _holds_results(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for folder in made[1:]:
+                try:
+                    folder.rmdir()  # only while empty
+                except OSError:
+                    break
+        raise
+
+
+def _holds_results(run_dir: Path) -> bool:
+    """Whether a run directory holds anything a rerun would use: a finished case's record, a
+    submission, a model reply (records of failed cases alone are redone anyway)."""
+    from ehrqa.io import read_jsonl
+    from ehrqa.runs.layout import RunLayout
+
+    layout = RunLayout(run_dir)
+    steps = layout.step_names()
+    files = [layout.reply_cache, *(layout.submission(s) for s in steps), *(layout.official(n) for n in (1, 2, 3, 4))]
+    if any(f.is_file() and f.stat().st_size > 0 for f in files):
+        return True
+    return any(r.get("status") != "failed" for s in steps for r in read_jsonl(layout.records(s)))
 
 
 def failure_line(row: dict, run_dir: str | Path) -> str:

@@ -52,8 +52,13 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("--question: empty question")
     note = read_text_file(args.note, "--note")
     narrative = read_text_file(args.narrative, "--narrative") if args.narrative else None
+    from contextlib import nullcontext
+
+    from ehrqa.commands._common import removed_if_left_empty
+
     try:
-        result = answer(note, args.question, narrative, args.recipe, out=args.out, force=args.force)
+        with removed_if_left_empty(args.out) if args.out else nullcontext():
+            result = answer(note, args.question, narrative, args.recipe, out=args.out, force=args.force)
     except DataError as e:
         message = str(e)
         if message.startswith("note:"):  # name the file the user gave

@@ -31,13 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ehrqa.data.archehr import XML_NAME, read_xml, write_xml
+    from ehrqa.text import plural
 
     cases = read_plain_notes(args.notes)
     out = Path(args.out) / XML_NAME
     write_xml(cases, out)
     read_xml(out)  # what we wrote must read back (ehrqa validate runs the same reader)
     n_sentences = sum(len(c.sentences) for c in cases)
-    print(f"ehrqa convert: wrote {len(cases)} cases ({n_sentences} note sentences) to {out}")
+    print(f"ehrqa convert: wrote {plural(len(cases), 'case')} ({plural(n_sentences, 'note sentence')}) to {out}")
     return 0
 
 

@@ -28,12 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ehrqa.data.submission import write_submission
     from ehrqa.errors import DataError
-    from ehrqa.runs.ensemble import combine, read_system
+    from ehrqa.runs.ensemble import check_same_dataset, combine, read_system
+    from ehrqa.text import plural
 
     if len(args.runs) < 2:
         raise DataError("--runs: give at least two runs or submissions to combine")
+    check_same_dataset(args.runs)
     systems = [read_system(path, args.subtask) for path in args.runs]
     combined = combine(args.subtask, systems, args.vote if args.subtask in (2, 4) else args.select)
     path = write_submission(combined, args.out)
-    print(f"ST{args.subtask}: {len(combined)} cases from {len(systems)} systems -> {path}")
+    print(f"ST{args.subtask}: {plural(len(combined), 'case')} from {len(systems)} systems -> {path}")
     return 0

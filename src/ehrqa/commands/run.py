@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ehrqa.commands._common import add_cases_argument, add_data_arguments, dataset_info, parse_subtasks, selected_cases
+from ehrqa.commands._common import (
+    add_cases_argument,
+    add_data_arguments,
+    dataset_info,
+    parse_subtasks,
+    removed_if_left_empty,
+    selected_cases,
+)
 
 HELP = "run a recipe (every subtask it lists) into a resumable run directory; score what the data's gold allows"
 DESCRIPTION = (
@@ -67,16 +74,35 @@ def apply_overrides(data: dict, settings: list[str]) -> dict:
     return data
 
 
-def run(args: argparse.Namespace) -> int:
+def recipe_with_settings(path, settings: list[str]):
+    """The recipe at ``path`` with ``--set`` applied. A problem of the file itself names the file; one
+    that only the ``--set`` values cause names ``--set``, never the (shipped) file."""
     from ehrqa.config import load_yaml
-    from ehrqa.runs.config import find_recipe, parse_recipe
+    from ehrqa.errors import DataError
+    from ehrqa.runs.config import parse_recipe
+
+    recipe = parse_recipe(load_yaml(path, "run recipe"), str(path))
+    if not settings:
+        return recipe
+    try:
+        return parse_recipe(apply_overrides(load_yaml(path, "run recipe"), settings), str(path))
+    except DataError as e:
+        message = str(e).removeprefix(f"{path}: ")
+        if message.startswith("--set "):
+            raise
+        raise DataError(f"--set {' '.join(settings)}: {message}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ehrqa.runs.config import find_recipe
     from ehrqa.runs.pipeline import run as run_pipeline
 
     path = find_recipe(args.recipe)
-    recipe = parse_recipe(apply_overrides(load_yaml(path, "run recipe"), args.set), str(path))
+    recipe = recipe_with_settings(path, args.set)
     subtasks = parse_subtasks(args.subtasks) if args.subtasks is not None else None  # "" is refused
     cases = selected_cases(args)
-    rows = run_pipeline(recipe, cases, args.out, data=dataset_info(args), subtasks=subtasks, force=args.force)
+    with removed_if_left_empty(args.out):
+        rows = run_pipeline(recipe, cases, args.out, data=dataset_info(args), subtasks=subtasks, force=args.force)
     print(format_summary(rows))
     print(f"run directory: {args.out}")
     print("\n".join(write_page(args.out)))
@@ -152,6 +178,7 @@ def write_page(run_dir: str | Path) -> list[str]:
     return the lines to print: that it holds note text, and its path (last). A page that cannot be
     written is a warning line; the run itself stands."""
     from ehrqa.errors import DataError
+    from ehrqa.text import plural
     from ehrqa.view.html import write_view
 
     try:
@@ -160,6 +187,6 @@ def write_page(run_dir: str | Path) -> list[str]:
         return [f"viewer page not written: {e}"]
     return [
         "the viewer page contains clinical note text (PHI); keep it where the data may be kept",
-        f"viewer page: {result.path} ({result.n_cases} cases, {result.n_bytes / 1024:.0f} KiB, "
-        f"{len(result.plots)} plots, {result.seconds:.1f} s)",
+        f"viewer page: {result.path} ({plural(result.n_cases, 'case')}, {result.n_bytes / 1024:.0f} KiB, "
+        f"{plural(len(result.plots), 'plot')}, {result.seconds:.1f} s)",
     ]

@@ -143,7 +143,11 @@ def _check_gold(cases: list, subtask: int, case_ids: list[str] | None, args: arg
         where = f"{args.data} holds no {KEY_NAME}" if args.data else f"pass --key FILE ({KEY_NAME})"
         raise DataError(f"scoring subtask {subtask} needs the gold key: {where}")
     need = {
-        1: (lambda c: c.clinician_question, f"{XML_NAME}: case {{}}: no <clinician_question> (the ST1 gold)"),
+        1: (
+            lambda c: c.gold_question,
+            f"{XML_NAME}: case {{}}: no gold <clinician_question> (the ST1 gold; a question from ehrqa convert "
+            "is the user's input)",
+        ),
         2: (lambda c: c.relevance is not None, f'{KEY_NAME}: case {{}}: no relevance labels ("answers")'),
         3: (lambda c: c.answer, f"{KEY_NAME}: case {{}}: no clinician_answer_without_citations (the ST3 gold)"),
         4: (

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subtask", type=int, choices=[2, 4], required=True)
     parser.add_argument("--step", help="the step name in the runs (default: stN)")
     parser.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", metavar="LIST")
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--folds", type=int, default=5, help="k of k-fold cross-validation, 2 or more (default: 5)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,10 +26,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ehrqa.data.archehr import read_dataset
     from ehrqa.errors import DataError
-    from ehrqa.runs.ensemble import tune_threshold
+    from ehrqa.runs.ensemble import check_same_dataset, tune_threshold
     from ehrqa.runs.rundir import read_run
 
+    if args.folds < 2:  # before any run is read
+        raise DataError(f"folds={args.folds}: cross-validation needs at least 2 folds")
     step = args.step or f"st{args.subtask}"
+    check_same_dataset(args.runs)
     runs, data = {}, None
     for path in args.runs:
         run_read = read_run(path)

@@ -19,6 +19,7 @@ from ehrqa.io import atomic_write_text
 
 XML_NAME = "archehr-qa.xml"
 KEY_NAME = "archehr-qa_key.json"
+QUESTION_FROM_USER = "user"  # <clinician_question source="user">: written by ehrqa convert / ehrqa answer
 
 
 def sample_dir() -> Path:
@@ -153,7 +154,51 @@ def _parse_case(elem: ET.Element, case_id: str, fname: str) -> Case:
         question_phrases=tuple(phrases),
         clinician_question=_text(elem.find("clinician_question")),
         note_excerpt=_text(elem.find("note_excerpt")),
+        question_is_input=_question_source(elem, where) == QUESTION_FROM_USER,
     )
+
+
+def _question_source(elem: ET.Element, where: str) -> str | None:
+    """``<clinician_question source="user">``: the user's own question (input), not the ST1 gold."""
+    question = elem.find("clinician_question")
+    source = question.get("source") if question is not None else None
+    if source not in (None, QUESTION_FROM_USER):
+        raise DataError(f"{where}: clinician_question source={source!r}: the only source ehrqa knows is 'user'")
+    return source
+
+
+def check_note_sentences(cases: Iterable[Case], fname: str = XML_NAME) -> None:
+    """Check each numbered sentence against its case's ``<note_excerpt>``: the text occurs there, and
+    ``start_char_index`` / ``length`` point at it within its paragraph. Used by ``ehrqa validate``.
+
+    Paragraphs are the excerpt's blocks between blank lines; when the case has as many paragraph ids
+    as paragraphs, the ids name them in order (the official files count from 0 or from 1), otherwise
+    any paragraph may hold the sentence. Runs of whitespace compare equal. Cases without an excerpt
+    (test releases may omit it) are skipped."""
+    import re
+
+    for case in cases:
+        if not case.note_excerpt or not case.sentences:
+            continue
+        paragraphs = re.split(r"\n[ \t]*\n", case.note_excerpt)
+        paragraph_ids = list(dict.fromkeys(s.paragraph_id for s in case.sentences))
+        excerpt = _squash(case.note_excerpt)
+        for s in case.sentences:
+            where = f"{fname}: case {case.id}: sentence {s.id}"
+            if _squash(s.text) not in excerpt:
+                raise DataError(f"{where}: its text is not in <note_excerpt>")
+            if s.length is not None and s.length != len(s.text):
+                raise DataError(f"{where}: length is {s.length} but the text has {len(s.text)} characters")
+            if s.start is None:
+                continue
+            candidates = paragraphs
+            if len(paragraph_ids) == len(paragraphs):
+                candidates = [paragraphs[paragraph_ids.index(s.paragraph_id)]]
+            if not _phrase_is_at(s.text, s.start, candidates):
+                raise DataError(
+                    f"{where}: start_char_index {s.start} does not point at the sentence's text in its paragraph "
+                    "of <note_excerpt>"
+                )
 
 
 def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
@@ -168,7 +213,8 @@ def write_xml(cases: Iterable[Case], path: str | os.PathLike) -> None:
             for p in case.question_phrases:
                 attrs = {"id": p.id} | ({} if p.start is None else {"start_char_index": str(p.start)})
                 _leaf(q, "phrase", p.text, 3, attrs)
-        _leaf(c, "clinician_question", case.clinician_question, 2)
+        source = {"source": QUESTION_FROM_USER} if case.question_is_input else None
+        _leaf(c, "clinician_question", case.clinician_question, 2, source)
         _leaf(c, "note_excerpt", case.note_excerpt, 2)
         if case.sentences:
             ss = ET.SubElement(c, "note_excerpt_sentences")
@@ -370,7 +416,7 @@ def read_dataset(
         if require_xml and data is not None:
             raise DataError(f"{data}: no {XML_NAME} (only the key is there; this needs the XML as well)")
         if require_xml:
-            raise DataError(f"{key_path}: the key alone is not enough here: {XML_NAME} is needed too (--xml FILE)")
+            raise DataError(f"{key_path}: the key alone is not enough here: {XML_NAME} is needed too (xml=FILE)")
         return read_key(key_path)
     cases = read_xml(xml_path)
     if key_path is None:

@@ -47,6 +47,14 @@ class Case:
     relevance: tuple[tuple[str, str], ...] | None = None  # (sentence id, label) in file order
     answer: str | None = None  # clinician_answer_without_citations
     answer_sentences: tuple[AnswerSentence, ...] | None = None
+    # True when clinician_question is the user's own question (ehrqa convert, ehrqa answer): input to
+    # ST2-ST4, never the ST1 gold. In the XML: <clinician_question source="user">.
+    question_is_input: bool = False
+
+    @property
+    def gold_question(self) -> str | None:
+        """The ST1 reference: the clinician question, unless it is the user's own input."""
+        return None if self.question_is_input else self.clinician_question
 
     @property
     def sentence_ids(self) -> tuple[str, ...]:

@@ -377,4 +377,5 @@ def case_from_text(
         question_phrases=phrases,
         clinician_question=question,
         note_excerpt="\n\n".join(paragraphs(note)),
+        question_is_input=True,  # the user's question: what ST2-ST4 answer, never the ST1 gold
     )

@@ -34,7 +34,7 @@ class GenerationConfig:
     top_p: float = 1.0
     seed: int = 0
     n: int = 1
-    json: bool = False  # ask servers that support it for a JSON object (response_format)
+    json: bool = False  # a JSON reply: servers are asked for it in the backend's response_format dialect
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -249,6 +249,7 @@ class BackendSpec:
                 raise DataError("the openai backend needs a model name as the server knows it (--model)")
             if self.adapter or self.load_in_4bit:
                 raise DataError("--adapter and --load-in-4bit are for the hf backend; the server loads its own model")
+            check_openai_transport(self)
         else:
             given = [name for name, value in self._server_settings().items() if value]
             if given:
@@ -283,6 +284,24 @@ def backend_identity(settings: dict, transport: Sequence[str] = ()) -> dict:
         if key not in transport and (key not in defaults or value != defaults[key]):
             out[key] = value
     return out
+
+
+def check_openai_transport(spec: BackendSpec) -> None:
+    """The server settings OpenAIChat would refuse, refused before a run directory or a progress bar
+    exists: an address that is not http(s)://HOST..., a timeout of 0 or less, retries below 0,
+    concurrency below 1."""
+    import urllib.parse
+
+    from ehrqa.llm.openai import _safe_url
+
+    parts = urllib.parse.urlsplit(spec.base_url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DataError(f"--base-url {_safe_url(spec.base_url)!r}: expected http(s)://HOST[:PORT]/v1")
+    if spec.timeout <= 0 or spec.retries < 0 or spec.concurrency < 1:
+        raise DataError(
+            f"openai backend: timeout must be > 0, retries >= 0, concurrency >= 1 "
+            f"(got {spec.timeout}, {spec.retries}, {spec.concurrency})"
+        )
 
 
 def make_backend(spec: BackendSpec | None = None, **overrides) -> ChatBackend:

@@ -30,13 +30,15 @@ def new_cross_encoder(base_model: str | None, max_length: int = 128):
     from sentence_transformers import CrossEncoder
     from transformers.utils import logging as hf_logging
 
+    from ehrqa.progress import model_loading
     from ehrqa.retrieval.dense import resolve_model
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     try:
-        return CrossEncoder(resolve_model(base_model), num_labels=1, max_length=max_length, device="cpu")
+        with model_loading():
+            return CrossEncoder(resolve_model(base_model), num_labels=1, max_length=max_length, device="cpu")
     finally:
         hf_logging.set_verbosity(verbosity)
 

@@ -43,7 +43,10 @@ def resolve_model(name_or_path: str | None) -> str:
 def _load_encoder(path: str):
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(path, device="cpu")
+    from ehrqa.progress import model_loading
+
+    with model_loading():
+        return SentenceTransformer(path, device="cpu")
 
 
 class DenseScorer(Scorer):

@@ -104,5 +104,9 @@ def question_pool(name: str = "meqsum") -> ExamplePool:
     if name == "meqsum":
         return _meqsum_pool()
     from ehrqa.data.archehr import read_dataset
+    from ehrqa.errors import DataError
 
-    return ExamplePool([c for c in read_dataset(name) if c.clinician_question], with_note=False)
+    cases = [c for c in read_dataset(name) if c.gold_question]  # never a user's own question (ehrqa convert)
+    if not cases:
+        raise DataError(f"{name}: no clinician questions to draw ST1 examples from (questions marked as user input)")
+    return ExamplePool(cases, with_note=False)

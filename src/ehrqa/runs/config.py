@@ -166,7 +166,7 @@ def find_recipe(name_or_path: str) -> Path:
     if shipped.is_file():
         return shipped
     known = ", ".join(sorted(p.stem for p in RECIPE_DIR.glob("*.yaml")))
-    raise DataError(f"--recipe {name_or_path}: no such file or shipped run recipe (shipped: {known})")
+    raise DataError(f"recipe={name_or_path}: no such file or shipped run recipe (shipped: {known})")
 
 
 def load_recipe(name_or_path: str) -> RunRecipe:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
+from ehrqa.text import plural
 
 
 def read_system(path: str | Path, subtask: int) -> list[dict]:
@@ -26,6 +27,36 @@ def read_system(path: str | Path, subtask: int) -> list[dict]:
             raise DataError(f"{path}: no ST{subtask} submission in this run directory")
         path = official
     return read_submission(path)
+
+
+def recorded_dataset(path: str | Path) -> dict | None:
+    """What a run directory's ``run.json`` says about its dataset (name, sha256 of the XML and key);
+    None for a submission file or a directory without ``run.json``."""
+    from ehrqa.io import read_json
+    from ehrqa.runs.layout import RunLayout
+
+    run_file = RunLayout(path).run_file
+    if not run_file.is_file():
+        return None
+    meta = read_json(run_file, "run config")
+    data = meta.get("data") if isinstance(meta, dict) else None
+    return data if isinstance(data, dict) and data.get("xml_sha256") else None
+
+
+def check_same_dataset(paths: Sequence[str | Path]) -> None:
+    """Refuse runs made on different datasets: their case ids may match while the cases do not."""
+    first_path, first = None, None
+    for path in paths:
+        data = recorded_dataset(path)
+        if data is None:
+            continue
+        if first is None:
+            first_path, first = path, data
+        elif data["xml_sha256"] != first["xml_sha256"]:
+            raise DataError(
+                f"{path} and {first_path} were run on different datasets (archehr-qa.xml sha256 "
+                f"{data['xml_sha256'][:12]} vs {first['xml_sha256'][:12]}); combine runs of one dataset"
+            )
 
 
 def combine(subtask: int, systems: Sequence[Sequence[dict]], rule: str = "majority") -> list[dict]:
@@ -110,9 +141,16 @@ def tune_threshold(
     (run, threshold) with the best micro-F1 on the other folds is scored on the held-out fold;
     the result holds the CV F1 (pooled over held-out folds) and the setting best on all cases.
     """
+    if folds < 2:
+        raise DataError(f"folds={folds}: cross-validation needs at least 2 folds")
+    if not any(isinstance(r.get("votes"), dict) for records in runs.values() for r in records.values()):
+        raise DataError(
+            f"{', '.join(runs)}: no votes recorded (one sample per case): every threshold keeps the same "
+            "sentences, so there is no threshold to tune; run the LLM step with several samples"
+        )
     cases = [c for c in cases if all(c.id in records for records in runs.values())]
     if len(cases) < folds:
-        raise DataError(f"{len(cases)} cases with records in every run: too few for {folds} folds")
+        raise DataError(f"{plural(len(cases), 'case')} with records in every run: too few for {folds} folds")
     settings = [(name, t) for name in runs for t in thresholds]
     table = {s: [_counts(subtask, runs[s[0]][c.id], c, s[1]) for c in cases] for s in settings}
 

@@ -19,6 +19,10 @@ class RunLayout:
         self.page = self.path / "view" / "index.html"
         self.plots = self.path / "plots"
 
+    def comparison_page(self, other: str | Path) -> Path:
+        """The page comparing this run with run ``other``; the run's own page stays as it is."""
+        return self.path / f"view-vs-{Path(other).resolve().name}" / "index.html"
+
     @classmethod
     def for_output(cls, out: str | Path) -> RunLayout:
         """The run directory of a one-subtask command writing ``out``: ``out/st4_n5.json`` -> ``out/st4_n5.run``."""

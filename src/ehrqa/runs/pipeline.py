@@ -36,7 +36,7 @@ VERSIONED = ("torch", "transformers", "peft", "sentence-transformers", "scikit-l
 
 def has_gold(subtask: int, cases: Sequence[Case]) -> bool:
     if subtask == 1:
-        return all(c.clinician_question for c in cases)
+        return all(c.gold_question for c in cases)
     if subtask == 2:
         return all(c.relevance is not None for c in cases)
     if subtask == 3:

@@ -19,6 +19,7 @@ from ehrqa.tasks.base import Records
 
 FORMAT = "ehrqa-run/1"
 IDENTITY_KEYS = ("recipe", "prompts", "data")  # what must match for a run to be continued
+IDENTITY_WORDS = {"recipe": "a different recipe", "prompts": "different prompts", "data": "a different dataset"}
 # Backend settings that change how replies are fetched, never what they say: a rerun with a longer
 # timeout or more retries (the fix for the cases that failed), or against the same model served at
 # another address, continues the run instead of being refused.
@@ -68,17 +69,16 @@ class RunDir:
         if run_file.exists():
             previous = read_json(run_file, "run config")
             if not isinstance(previous, dict) or previous.get("format") != FORMAT:
-                raise DataError(f"{run_file}: not an ehrqa run config; use another --out or --force")
+                raise DataError(f"{run_file}: not an ehrqa run config; use out=ANOTHER_DIR or force=True")
             changed = [k for k in IDENTITY_KEYS if _identity(previous, k) != _identity(meta, k)]
             if changed and not force:
-                raise DataError(
-                    f"{path}: made with a different {' and '.join(changed)}; use a new --out, or --force to start over"
-                )
+                what = " and ".join(IDENTITY_WORDS[k] for k in changed)
+                raise DataError(f"{path}: made with {what}; use out=ANOTHER_DIR, or force=True to start over")
             if changed:
                 shutil.rmtree(path)
         elif layout.step_names():
             if not force:
-                raise DataError(f"{path}: has step records but no {run_file.name}; refusing to guess; use --force")
+                raise DataError(f"{path}: has step records but no {run_file.name}; refusing to guess; use force=True")
             shutil.rmtree(path)
         try:
             path.mkdir(parents=True, exist_ok=True)

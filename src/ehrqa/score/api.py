@@ -197,7 +197,9 @@ def _references(subtask: int, cases: Sequence[Case]) -> list[str]:
     """ST1's reference is the clinician question (XML), ST3's the clinician answer (key)."""
     references = []
     for case in cases:
-        reference = case.clinician_question if subtask == 1 else case.answer
+        reference = case.gold_question if subtask == 1 else case.answer
+        if subtask == 1 and case.question_is_input:
+            raise DataError(f"case {case.id}: its question is the user's own input (ehrqa convert), not a reference")
         if not reference:
             what = "clinician_question (XML)" if subtask == 1 else "clinician_answer_without_citations (key)"
             raise DataError(f"case {case.id}: no reference {what}")

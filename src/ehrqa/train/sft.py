@@ -365,7 +365,7 @@ def train_generator(
     recipe_path = output / RECIPE_FILE
     if output.exists() and any(output.iterdir()):
         if not resume:
-            raise DataError(f"{output}: not empty; pass --resume to continue that run, or choose a new --output")
+            raise DataError(f"{output}: not empty; pass resume=True to continue that run, or choose a new output=DIR")
         if recipe_path.exists():
             import yaml
 

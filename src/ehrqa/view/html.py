@@ -1,8 +1,9 @@
 """The case viewer: one static, self-contained HTML page for a run directory (or two, side by side).
 
-``write_view(run_dir, run_b=None, out=None)`` writes ``RUN_DIR/view/index.html`` (and the plots to
-``RUN_DIR/plots/*.png``). The page makes no external request: styles, script and images are inline,
-and every piece of note, narrative and answer text is HTML-escaped. It holds note text (PHI).
+``write_view(run_dir, run_b=None, out=None)`` writes ``RUN_DIR/view/index.html``, or with ``run_b``
+``RUN_DIR/view-vs-<B>/index.html`` (and the plots of each run to its ``plots/*.png``). The page makes
+no external request: styles, script and images are inline, and every piece of note, narrative and
+answer text is HTML-escaped. It holds note text (PHI).
 
 What a case shows, per run: the note as numbered sentences coloured by ST2 (hit, miss, false alarm;
 predicted only when there is no gold), the ST1 question, the generated ST3 answer whose sentences
@@ -19,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ehrqa.data.case import AnswerSentence, Case
+from ehrqa.errors import DataError
+from ehrqa.io import atomic_write_text
 from ehrqa.runs.layout import RunLayout
+from ehrqa.text import plural
 from ehrqa.view.runview import HEADLINE_LABEL, RunView, SubtaskView, load_run_view
 
 EPS = 1e-9
@@ -42,27 +46,43 @@ def e(value: object) -> str:
 def write_view(
     run_dir: str | Path, run_b: str | Path | None = None, out: str | Path | None = None, *, plots: bool = True
 ) -> ViewResult:
-    """Render the viewer page for ``run_dir`` (compared with ``run_b`` when given) and write it."""
+    """Render the viewer page for ``run_dir`` (compared with ``run_b`` when given) and write it to
+    ``out``, by default :func:`page_path`. Nothing is written when the runs cannot be shown."""
     start = time.perf_counter()
+    path = Path(out) if out is not None else page_path(run_dir, run_b)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; give a file name such as {path / 'index.html'}")
     a = load_run_view(run_dir)
     b = load_run_view(run_b) if run_b is not None else None
+    if b is not None and not {c.id for c in a.cases} & {c.id for c in b.cases}:
+        raise DataError(
+            f"{a.path} and {b.path} have no case in common (cases {_id_range(a)} vs {_id_range(b)}); nothing to compare"
+        )
     images: list[tuple[str, Path]] = []
     if plots:
-        images = make_plots(a)
-    page = render(a, b, images)
-    path = Path(out) if out is not None else RunLayout(a.path).page
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+        images = make_plots(a, "A" if b is not None else "") + (make_plots(b, "B") if b is not None else [])
+    atomic_write_text(path, render(a, b, images))
     return ViewResult(path, path.stat().st_size, len(a.cases), time.perf_counter() - start, [p for _, p in images])
+
+
+def page_path(run_dir: str | Path, run_b: str | Path | None = None) -> Path:
+    """Where the page goes by default: ``RUN_DIR/view/index.html``, or for a comparison
+    ``RUN_DIR/view-vs-<name of RUN_DIR_B>/index.html`` (the run's own page stays as it is)."""
+    layout = RunLayout(run_dir)
+    return layout.page if run_b is None else layout.comparison_page(run_b)
+
+
+def _id_range(run: RunView) -> str:
+    ids = [c.id for c in run.cases]
+    return ids[0] if len(ids) == 1 else f"{ids[0]}..{ids[-1]}" if ids else "none"
 
 
 # ---------------------------------------------------------------- plots
 
 
-def make_plots(run: RunView) -> list[tuple[str, Path]]:
-    """The run's plots as (title, PNG path) in ``RUN_DIR/plots``; none when matplotlib is missing."""
+def make_plots(run: RunView, run_label: str = "") -> list[tuple[str, Path]]:
+    """The run's plots as (title, PNG path) in ``RUN_DIR/plots``; none when matplotlib is missing.
+    ``run_label`` ("A", "B") starts each title on a page comparing two runs."""
     import logging
 
     from ehrqa.view.runview import vote_threshold_points
@@ -97,7 +117,7 @@ def make_plots(run: RunView) -> list[tuple[str, Path]]:
                 )
     except ImportError as err:  # matplotlib not installed: the page says so
         logging.getLogger(__name__).warning("%s", err)
-    return made
+    return [(f"{run_label} {title}" if run_label else title, path) for title, path in made]
 
 
 # ---------------------------------------------------------------- page
@@ -155,12 +175,12 @@ def _header(runs: list[RunView]) -> str:
         name = recipe.get("name") if isinstance(recipe, dict) else None
         rows.append(
             f'<tr><th class="run-{label}">{label}</th><td>{e(run.name)}</td><td>{e(name or "")}</td>'
-            f"<td>{e(run.data_name)} ({len(run.cases)} cases{', gold' if run.has_gold else ', no gold'})</td>"
+            f"<td>{e(run.data_name)} ({plural(len(run.cases), 'case')}{', gold' if run.has_gold else ', no gold'})</td>"
             + "".join(cells)
             + "</tr>"
         )
     warn = ""
-    if len(runs) == 2 and runs[0].meta.get("data", {}).get("xml") != runs[1].meta.get("data", {}).get("xml"):
+    if len(runs) == 2 and _dataset_identity(runs[0].meta) != _dataset_identity(runs[1].meta):
         warn = '<p class="warn">The two runs read different dataset files; cases are matched by id.</p>'
     return (
         "<header><h1>ehrqa case viewer</h1>"
@@ -170,6 +190,12 @@ def _header(runs: list[RunView]) -> str:
         + "".join(rows)
         + f"</tbody></table>{warn}{LEGEND}</header>"
     )
+
+
+def _dataset_identity(meta: dict):
+    """What a run's ``run.json`` says its dataset was: the XML's sha256, else its path."""
+    data = meta.get("data") or {}
+    return data.get("xml_sha256") or (meta.get("data_files") or {}).get("xml") or data.get("xml")
 
 
 LEGEND = (
@@ -305,7 +331,8 @@ def _narrative(case: Case) -> str:
 def _questions(case: Case, runs: list[RunView]) -> str:
     rows = []
     if case.clinician_question:
-        rows.append(f"<tr><th>clinician (gold)</th><td>{e(case.clinician_question)}</td><td></td></tr>")
+        label = "question (input)" if case.question_is_input else "clinician (gold)"
+        rows.append(f"<tr><th>{label}</th><td>{e(case.clinician_question)}</td><td></td></tr>")
     for label, run in zip("AB", runs, strict=False):
         view = run.subtasks.get(1)
         if view is None or case.id not in view.predictions:

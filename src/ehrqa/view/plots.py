@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ehrqa.text import plural
+
 NOT_COMPARABLE = "official test set, not comparable to this dataset"
 
 
@@ -158,7 +160,7 @@ def score_histogram(label: str, values: Sequence[float], out: str | Path) -> Pat
     ax.hist(list(values), bins=list(range(0, 101, 10)), color="#2b6cb0", edgecolor="white")
     ax.set_xlabel(f"{label} per case")
     ax.set_ylabel("cases")
-    ax.set_title(f"{label}: {len(values)} cases", fontsize=9)
+    ax.set_title(f"{label}: {plural(len(values), 'case')}", fontsize=9)
     return _save(fig, plt, out)
 
 

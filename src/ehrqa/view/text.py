@@ -28,7 +28,8 @@ def format_case(case: Case, gold: bool = True, width: int = 100) -> str:
     if case.question_phrases:
         out.append("Patient question: " + case.patient_question)
     if case.clinician_question:
-        out.append("Clinician question: " + case.clinician_question)
+        label = "Question (input)" if case.question_is_input else "Clinician question"
+        out.append(f"{label}: {case.clinician_question}")
     labels = dict(case.relevance or ()) if gold else {}
     out += ["", "Note (E = essential, s = supplementary):" if labels else "Note:"]
     paragraph = None
