@@ -93,14 +93,81 @@ def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str
     m.add_argument("--retries", type=int, help="openai: retries per request (default: 3)")
     m.add_argument(
         "--response-format",
-        action="store_true",
+        nargs="?",
+        const="json_object",
+        choices=["json_schema", "json_object+schema", "json_object", "none"],
+        help="openai: how JSON replies are constrained: json_schema (vLLM, SGLang, llama-server, OpenAI), "
+        "json_object+schema (llama-cpp-python's server), json_object, none (default; alone: json_object)",
+    )
+    m.add_argument(
+        "--token-limit",
+        choices=["max_tokens", "max_completion_tokens", "none"],
+        help="openai: the token-limit parameter (default: max_completion_tokens for o1/o3/o4/gpt-5 names, "
+        "else max_tokens)",
+    )
+    m.add_argument(
+        "--sampling",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="openai: ask for JSON objects (servers that support response_format: vLLM, OpenAI)",
+        help="openai: send temperature, top_p and seed (default: not for o1/o3/o4/gpt-5 names)",
+    )
+    m.add_argument("--reasoning-effort", metavar="LEVEL", help="openai: reasoning_effort to send (e.g. low)")
+    m.add_argument(
+        "--reasoning-tokens",
+        type=int,
+        metavar="N",
+        help="openai: completion tokens for hidden reasoning, added to the limit (default: 4096 for "
+        "o1/o3/o4/gpt-5 names, else 0)",
+    )
+    m.add_argument(
+        "--thinking",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="chat-template thinking (enable_thinking) on or off (default: off for hf and for names "
+        "containing qwen3, otherwise not sent)",
+    )
+    m.add_argument(
+        "--extra-body",
+        type=_json_object,
+        metavar="JSON",
+        help="openai: a JSON object merged into every request body, e.g. '{\"top_k\": 20}'",
+    )
+    m.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="openai: send requests through this proxy, even to a local server; 'none': never (default: "
+        "the environment's HTTP(S)_PROXY, never for loopback or private addresses)",
     )
 
 
-OPENAI_ONLY = ("base_url", "api_key_env", "concurrency", "timeout", "retries", "response_format")
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not valid JSON") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object ({...})")
+    return value
+
+
+OPENAI_ONLY = (
+    "base_url",
+    "api_key_env",
+    "concurrency",
+    "timeout",
+    "retries",
+    "response_format",
+    "token_limit",
+    "sampling",
+    "reasoning_effort",
+    "reasoning_tokens",
+    "extra_body",
+    "proxy",
+)
 HF_ONLY = ("adapter", "load_in_4bit", "batch_size")
+BOTH = ("thinking",)  # backend settings for either kind
 
 
 def backend_spec_from_args(args: argparse.Namespace, base=None):
@@ -118,7 +185,7 @@ def backend_spec_from_args(args: argparse.Namespace, base=None):
         raise DataError(f"{flag} is only used with {needs}")
     if kind == "hf" and args.model is not None:
         check_local_model(args.model)
-    fields = ("model", *HF_ONLY, *OPENAI_ONLY)
+    fields = ("model", *HF_ONLY, *OPENAI_ONLY, *BOTH)
     changes = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
     spec = replace(base or BackendSpec(), kind=kind, **changes)
     if args.model is None and base is not None and base.kind != kind:
@@ -190,6 +257,9 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
             raise DataError(failure_line(row, run_dir))
         if row["status"] != "ok":
             raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
+    if row.get("fallbacks"):  # said next to the result, not in a warning that scrolls away
+        shown = ", ".join(row["fallback_cases"][:8]) + (" ..." if row["fallbacks"] > 8 else "")
+        print(f"ST{subtask}: {row['fallbacks']} case(s) got no usable reply and fell back: {shown}")
     entries = read_submission(row["submission"])  # the run's own submission, for exactly these cases
     path = write_submission(entries, out)
     row["out"] = str(path)

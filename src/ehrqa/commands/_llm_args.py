@@ -50,9 +50,9 @@ def resolved_method(args: argparse.Namespace, default: str) -> str:
 
 def _model_flags(args: argparse.Namespace) -> list[str]:
     """Every chat-model flag given (those of ``add_backend_arguments``), spelled as on the command line."""
-    from ehrqa.commands._common import HF_ONLY, OPENAI_ONLY
+    from ehrqa.commands._common import BOTH, HF_ONLY, OPENAI_ONLY
 
-    names = ("backend", "model", *HF_ONLY, *OPENAI_ONLY)
+    names = ("backend", "model", *HF_ONLY, *OPENAI_ONLY, *BOTH)
     return ["--" + n.replace("_", "-") for n in names if getattr(args, n, None) is not None]
 
 
