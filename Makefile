@@ -26,6 +26,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/install-browser.sh
+	bash scripts/install-llama-server.sh $(BIN)/python
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q

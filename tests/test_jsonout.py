@@ -8,7 +8,8 @@ import string
 import pytest
 
 from ehrqa.data.archehr import read_dataset
-from ehrqa.llm.jsonout import correction_message, extract_json, parse_alignment, parse_evidence, strip_think
+from ehrqa.llm.jsonout import correction_message, extract_json, parse_alignment, parse_evidence
+from ehrqa.llm.reply import strip_thinking as strip_think
 
 ANSWERS = ["1", "2", "3"]
 NOTE = [str(i) for i in range(1, 13)]
@@ -27,7 +28,7 @@ def test_think_blocks_are_removed_before_looking_for_json():
     assert strip_think("<think>draft [1]</think>\n[2]").strip() == "[2]"
     assert strip_think("reasoning only the template opened</think> [3]").strip() == "[3]"
     assert strip_think("[4] <think>cut off while thinking").strip() == "[4]"
-    assert strip_think("<think>all thinking [5]").strip() == "all thinking [5]"
+    assert strip_think("<think>all thinking [5]").strip() == ""  # unfinished thinking is not an answer
     assert extract_json("<think>{'a': 1}</think>The answer: {\"b\": 2}").value == {"b": 2}
 
 

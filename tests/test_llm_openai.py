@@ -354,10 +354,11 @@ def test_make_backend_refuses_impossible_specs_in_one_line(fields, message):
 def test_make_backend_builds_an_openai_chat_with_every_setting(openai_server, monkeypatch):
     monkeypatch.setenv("EHRQA_TEST_KEY", KEY)
     spec = BackendSpec(kind="openai", base_url=openai_server.base_url, model="m", api_key_env="EHRQA_TEST_KEY")
-    chat = make_backend(spec, timeout=7.0, retries=1, concurrency=3, response_format=True)
+    chat = make_backend(spec, timeout=7.0, retries=1, concurrency=3, response_format=True)  # a recipe's old yes/no
     assert isinstance(chat, OpenAIChat)
-    assert (chat.timeout, chat.retries, chat.concurrency, chat.response_format) == (7.0, 1, 3, True)
-    assert chat.description == {"backend": "openai", "model": "m", "base_url": openai_server.base_url}
+    assert (chat.timeout, chat.retries, chat.concurrency, chat.response_format) == (7.0, 1, 3, "json_object")
+    described = {"backend": "openai", "model": "m", "base_url": openai_server.base_url}
+    assert chat.description == {**described, "response_format": "json_object"}
     got = chat.complete([_request("q", GenerationConfig(json=True))])[0]
     assert got.text == "echo: q" and openai_server.count == 1
     assert openai_server.bodies[0]["response_format"] == {"type": "json_object"}

@@ -251,7 +251,7 @@ def test_a_run_never_shows_a_predicted_case_as_an_example(tmp_path):
 
 
 def test_answer_first_citations_ignore_copied_sentence_labels():
-    from ehrqa.tasks.llm_evidence import cited_ids
+    from ehrqa.tasks.llm_evidence import answer_citations as cited_ids
 
     ids = [str(i) for i in range(1, 10)]
     answer = "He had a blocked artery [3, 5]. A stent was placed [7-8].\n[9] A copied note line."
@@ -259,3 +259,37 @@ def test_answer_first_citations_ignore_copied_sentence_labels():
     echoed = "[1] Admission note.\n[2] Chest pain on arrival.\n[3] ECG showed"
     parsed = cited_ids(echoed, ids)
     assert not parsed.ok and "note sentence ids" in parsed.hint  # goes to the correction turn
+
+
+def test_one_grammar_reads_and_strips_citation_markers():
+    from ehrqa.llm.reply import cited_ids, strip_citations
+    from ehrqa.tasks.postprocess import clean_answer
+
+    text = "A stent was placed [S3, 5]. Pain eased [sentences 7-9] and |10| then [11 and 12]."
+    assert cited_ids(text) == ["3", "5", "7", "8", "9", "10", "11", "12"]
+    assert strip_citations(text) == "A stent was placed. Pain eased and then."
+    assert clean_answer("<think>[1] draft</think>" + text) == "A stent was placed. Pain eased and then."
+    assert cited_ids("[3-1]") == ["3", "1"]  # a backwards span is two ids, not a range
+
+
+def test_a_sample_or_correction_without_a_reply_fails_the_case_instead_of_falling_back(cases):
+    from ehrqa.llm.backend import Reply
+
+    inputs = [c.input_for(4) for c in cases[:3]]
+    lost_sample, lost_correction, fine = (c.id for c in inputs)
+
+    def reply(request):
+        case = next(c for c in inputs if c.id == request.case_id)
+        if case.id == lost_sample and request.sample == 1:
+            return Reply(None, error="HTTP 502 after 4 attempts")
+        if case.id == lost_correction:
+            return Reply(None, error="timeout") if request.prompt.endswith(":correction") else "no JSON here"
+        return json.dumps({a.id: [case.sentences[0].id] for a in case.answer_sentences})
+
+    ctx = Context(backends={"default": ScriptedBackend(reply)})
+    out = align(inputs, AlignConfig(method="llm", samples=3, temperature=0.7), ctx)
+    assert list(out) == [fine]
+    records = ctx.records.by_case
+    assert (records[lost_sample]["status"], records[lost_sample]["reason"]) == ("failed", "HTTP 502 after 4 attempts")
+    assert (records[lost_correction]["status"], records[lost_correction]["reason"]) == ("failed", "timeout")
+    assert records[fine]["status"] == "ok"

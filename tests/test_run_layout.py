@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ehrqa.cli import main
+from ehrqa.commands.run import format_summary
 from ehrqa.data.archehr import read_dataset, sample_dir
 from ehrqa.errors import DataError
 from ehrqa.runs.config import parse_recipe
@@ -67,7 +68,7 @@ def test_two_steps_of_one_subtask_without_a_choice_are_refused_at_load():
 
 
 @pytest.mark.model
-def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch):
+def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch, capsys):
     """Both steps' submissions and scores stay under steps/<step>/; subtask2/ is the chosen step's."""
 
     def first_sentence(request):
@@ -82,6 +83,9 @@ def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch):
     assert [(r["step"], r["status"]) for r in rows] == [("lex", "ok"), ("first", "ok")]
     assert rows[0]["submission"] == str(layout.submission("lex").with_suffix(".zip"))
     assert rows[1]["submission"] == str(layout.official(2).with_suffix(".zip"))
+    printed = format_summary(rows).splitlines()
+    assert f"ST2 (lex) submission: {rows[0]['submission']}" in printed
+    assert f"ST2 (first) submission: {rows[1]['submission']}" in printed
 
     written = read_run(layout.path)
     lex, first = written.steps["lex"], written.steps["first"]
@@ -96,3 +100,12 @@ def test_two_steps_of_one_subtask_keep_their_own_outputs(tmp_path, monkeypatch):
     assert view.subtasks[2].step == "first"
     assert view.subtasks[2].records == first.records and sorted(first.records) == sorted(c.id for c in CASES)
     assert view.subtasks[2].scores_source == "run"
+
+    # ehrqa tune reads a named step's recorded votes through the same reader
+    tune = ["tune", "--runs", str(layout.path), "--subtask", "2", "--folds", "3", "--thresholds", "0.5,1.0"]
+    assert main([*tune, "--step", "first"]) == 0
+    tuned = json.loads(capsys.readouterr().out)
+    assert tuned["n_cases"] == len(CASES) and tuned["best"]["run"] == str(layout.path)
+    assert main(tune) == 0 and json.loads(capsys.readouterr().out) == tuned  # the submitted step by default
+    assert main([*tune, "--step", "st2"]) == 2
+    assert "no step 'st2' (steps: first, lex)" in capsys.readouterr().err

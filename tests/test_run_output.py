@@ -74,7 +74,10 @@ def test_summary_is_an_aligned_table():
     assert "812.0" in rows[1] and " 14" in rows[1] and "  FAILED for 2 case(s): 3, 4 (timed out); rerun" in rows[1]
     assert rows[2].startswith("ST3 answer generation (st3b)") and rows[2].endswith("not scored (no gold)")
     assert rows[3].split()[-2:] == ["input", "missing"] and " -  " in rows[3]  # never ran: no seconds
-    assert lines[6:] == ["ST1 submission: out/subtask1/submission.zip", "ST3 submission: out/subtask3/submission.zip"]
+    assert lines[6:] == [  # a named step's submission says which step wrote it
+        "ST1 submission: out/subtask1/submission.zip",
+        "ST3 (st3b) submission: out/subtask3/submission.zip",
+    ]
 
 
 @pytest.mark.model

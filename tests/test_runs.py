@@ -60,6 +60,8 @@ def test_shipped_recipes_load_and_every_step_is_typed():
         ({"steps": ["st1"]}, "steps[0]: expected a mapping"),
         ({"backends": {"x": {"kind": "openai"}}, "steps": [{"subtask": 1}]}, "needs a base URL"),
         ({"steps": [{"subtask": 3, "method": "llm", "samples": 3}], "backends": {"default": {}}}, "greedy"),
+        ({"steps": [{"subtask": 2, "submit": "yes"}]}, "steps[0].submit: expected true or false"),
+        ({"steps": [{"subtask": 2}, {"subtask": 2, "name": "b"}]}, "steps st2, b are all ST2; mark exactly one"),
     ],
 )
 def test_bad_recipes_are_one_line_errors(change, message):

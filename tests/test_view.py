@@ -90,7 +90,7 @@ def make_run(
     layout = RunLayout(path)
     for n, rows in records.items():
         step = f"st{n}"
-        layout.step(step).mkdir(parents=True, exist_ok=True)
+        layout.records(step).parent.mkdir(parents=True, exist_ok=True)
         layout.records(step).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         layout.done(step).write_text("", encoding="utf-8")
         entries = [{"case_id": r["case_id"], "prediction": r["prediction"]} for r in rows]

@@ -10,8 +10,8 @@ whole system for a user who has a note rather than an ArchEHR-QA dataset:
 3. ST3 writes the answer;
 4. ST4 links each answer sentence to the note sentences that support it (its ``citations``).
 
-Each step uses the recipe's method for its subtask (the first step of that subtask in the
-recipe). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
+Each step uses the recipe's method for its subtask (the step the recipe submits for that
+subtask). Without a recipe, or for a subtask the recipe lacks, the CPU default is used: ST2 and
 ST4 by the shipped aligner, ST3 by the grounded extractive answer (note sentences ranked by the
 ST2 model, :mod:`ehrqa.retrieval.extractive`), here only those whose evidence score clears the
 abstention bar, never padded to 75 words. An extractive answer sentence also cites the note
@@ -223,21 +223,21 @@ def _plan(recipe):
         3: GenerateConfig(method="extractive"),
         4: AlignConfig(method="aligner"),
     }
+    recipe = recipe if recipe is not None else RunRecipe()
     steps = []
     for subtask, config in defaults.items():
-        given = [s for s in recipe.steps if s.subtask == subtask and s.submit] if recipe is not None else []
+        given = [s for s in recipe.steps if s.subtask == subtask and s.submit]
         config = given[0].config if given else config
         if subtask == 3 and config.evidence and config.evidence != "st2":
             config = dataclasses.replace(config, evidence="st2")  # the only ST2 step here is "st2"
         if subtask == 3 and config.method == "extractive":  # abstention hook: it reads the sentences over the bar
             config = dataclasses.replace(config, evidence="st2")
         steps.append(StepSpec(subtask, f"st{subtask}", config))
-    backends = dict(recipe.backends) if recipe is not None else {}
+    backends = dict(recipe.backends)
     st3 = steps[1].config
     if st3.method == "llm" and st3.backend not in backends:
         backends[st3.backend] = BackendSpec(kind="hf")  # the shipped SmolLM2
-    seed = recipe.seed if recipe is not None else 0
-    return RunRecipe(name="answer", seed=seed, backends=backends, steps=tuple(steps))
+    return RunRecipe(name="answer", seed=recipe.seed, backends=backends, steps=tuple(steps))
 
 
 # ---------------------------------------------------------------- answer sentences and citations

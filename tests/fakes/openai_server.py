@@ -24,6 +24,11 @@ Marker / act names (:func:`act` turns a name into an :class:`Act`):
   ``truncated`` (``Content-Length`` larger than what is sent), ``not-http`` (bytes without a status
   line), ``empty-body``, ``json-null``.
 
+Strict reasoning-model mode (on unless ``strict_reasoning=False``): for model names of OpenAI's
+reasoning families (o1, o3, o4-mini, gpt-5, gpt-5-mini, ...) a body carrying ``max_tokens``, or a
+``temperature`` or ``top_p`` other than 1, gets HTTP 400 with the error naming that parameter,
+as the real service answers; nothing else is looked at for such a request.
+
 Only the loopback interface is used, and every handler does a bounded amount of work.
 """
 
@@ -58,6 +63,7 @@ BROKEN = (
     "json-null",
 )
 MARKER = re.compile(r"\[fake:([a-z0-9-]+(?:=[0-9.]+)?)(?:\*(\d+))?\]")
+REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o[134](?:-|$)|gpt-5)", re.I)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,7 @@ class Act:
     delay: float = 0.0  # seconds to wait before answering
     usage: tuple[int, int] | None = None  # reply: (prompt_tokens, completion_tokens); None: word counts
     headers: tuple[tuple[str, str], ...] = ()  # extra response headers, e.g. (("Retry-After", "1"),)
+    param: str | None = None  # status: the request parameter the error names (OpenAI's error.param)
 
 
 def reply(content: str, *, delay: float = 0.0, usage: tuple[int, int] | None = None) -> Act:
@@ -105,9 +112,12 @@ Responder = Callable[[dict], "Act | str | None"]
 class FakeOpenAIServer:
     """The server; a context manager (``with FakeOpenAIServer() as server: server.base_url``)."""
 
-    def __init__(self, *, api_key: str | None = None, models: set[str] | None = None) -> None:
+    def __init__(
+        self, *, api_key: str | None = None, models: set[str] | None = None, strict_reasoning: bool = True
+    ) -> None:
         self.api_key = api_key  # when set, any other key (or none) gets HTTP 401
         self.models = models  # when set, any other model name gets HTTP 404
+        self.strict_reasoning = strict_reasoning  # reasoning-model names refuse what the real service refuses
         self.responder: Responder | None = None
         self.received: list[Received] = []
         self.max_in_flight = 0
@@ -205,6 +215,18 @@ def _last_user(body: dict) -> str:
     return ""
 
 
+def _refused_by_reasoning_model(body: dict) -> str | None:
+    """The parameter a reasoning model refuses in ``body`` (max_tokens; temperature or top_p but 1), if any."""
+    if not REASONING_MODEL.match(str(body.get("model") or "")):
+        return None
+    if "max_tokens" in body:
+        return "max_tokens"
+    for name in ("temperature", "top_p"):
+        if name in body and body[name] != 1:
+            return name
+    return None
+
+
 def _words(body: dict) -> int:
     messages = body.get("messages") or []
     return sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
@@ -244,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
                 chosen = Act("status", status=401)
             elif fake.models is not None and body.get("model") not in fake.models:
                 chosen = Act("status", status=404)
+            elif fake.strict_reasoning and (refused := _refused_by_reasoning_model(body)):
+                chosen = Act("status", status=400, param=refused)
             else:
                 chosen = fake._choose(body)
             if chosen.delay:
@@ -259,6 +283,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _perform(self, chosen: Act, body: dict) -> None:
         if chosen.kind == "status":
             error = {"error": {"message": "scripted failure", "code": chosen.status}}
+            if chosen.param is not None:
+                error = {
+                    "error": {
+                        "message": f"Unsupported parameter: '{chosen.param}' is not supported with this model.",
+                        "type": "invalid_request_error",
+                        "param": chosen.param,
+                        "code": "unsupported_parameter",
+                    }
+                }
             return self._send_json(chosen.status, error, chosen.headers)
         if chosen.kind == "reply":
             content = chosen.content if chosen.content is not None else f"echo: {_last_user(body)}"

@@ -66,41 +66,130 @@ def parse_subtasks(text: str) -> list[int]:
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str) -> None:
-    """The chat-model arguments shared by commands that call a language model: ``--backend`` and
-    one flag per :class:`~ehrqa.llm.backend.BackendSpec` field."""
-    from ehrqa.commands._flags import add_config_flags
-    from ehrqa.llm.backend import BACKEND_KINDS, BackendSpec
-
+    """The chat-model arguments shared by commands that call a language model."""
     m = parser.add_argument_group("model")
     m.add_argument(
         "--backend",
-        choices=BACKEND_KINDS,
+        choices=["hf", "openai"],
         default=None,
         help="local transformers (default: hf) or an OpenAI-compatible HTTP server",
     )
-    model = f"hf: model id or directory (default: {default_model}); openai: the model name the server serves"
-    add_config_flags(m, BackendSpec, skip=("kind",), help={"model": model})
+    m.add_argument(
+        "--model",
+        metavar="ID_OR_DIR",
+        help=f"hf: model id or directory (default: {default_model}); openai: the model name the server serves",
+    )
+    m.add_argument("--adapter", metavar="DIR", help="hf: LoRA adapter directory (from ehrqa train generator)")
+    m.add_argument("--load-in-4bit", action="store_true", default=None, help="hf: load the base model in 4-bit NF4")
+    m.add_argument("--batch-size", type=int, help="hf: prompts per generate() call (default: 4)")
+    m.add_argument("--base-url", metavar="URL", help="openai: server URL ending in /v1 (e.g. http://127.0.0.1:8000/v1)")
+    m.add_argument(
+        "--api-key-env",
+        metavar="NAME",
+        help="openai: environment variable holding the API key (default: OPENAI_API_KEY)",
+    )
+    m.add_argument("--concurrency", type=int, help="openai: requests in flight at once (default: 4)")
+    m.add_argument("--timeout", type=float, help="openai: seconds per request (default: 120)")
+    m.add_argument("--retries", type=int, help="openai: retries per request (default: 3)")
+    m.add_argument(
+        "--response-format",
+        nargs="?",
+        const="json_object",
+        choices=["json_schema", "json_object+schema", "json_object", "none"],
+        help="openai: how JSON replies are constrained: json_schema (vLLM, SGLang, llama-server, OpenAI), "
+        "json_object+schema (llama-cpp-python's server), json_object, none (default; alone: json_object)",
+    )
+    m.add_argument(
+        "--token-limit",
+        choices=["max_tokens", "max_completion_tokens", "none"],
+        help="openai: the token-limit parameter (default: max_completion_tokens for o1/o3/o4/gpt-5 names, "
+        "else max_tokens)",
+    )
+    m.add_argument(
+        "--sampling",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="openai: send temperature, top_p and seed (default: not for o1/o3/o4/gpt-5 names)",
+    )
+    m.add_argument("--reasoning-effort", metavar="LEVEL", help="openai: reasoning_effort to send (e.g. low)")
+    m.add_argument(
+        "--reasoning-tokens",
+        type=int,
+        metavar="N",
+        help="openai: completion tokens for hidden reasoning, added to the limit (default: 4096 for "
+        "o1/o3/o4/gpt-5 names, else 0)",
+    )
+    m.add_argument(
+        "--thinking",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="chat-template thinking (enable_thinking) on or off (default: off for hf and for names "
+        "containing qwen3, otherwise not sent)",
+    )
+    m.add_argument(
+        "--extra-body",
+        type=_json_object,
+        metavar="JSON",
+        help="openai: a JSON object merged into every request body, e.g. '{\"top_k\": 20}'",
+    )
+    m.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="openai: send requests through this proxy, even to a local server; 'none': never (default: "
+        "the environment's HTTP(S)_PROXY, never for loopback or private addresses)",
+    )
 
 
-OPENAI_ONLY = ("base_url", "api_key_env", "concurrency", "timeout", "retries", "response_format")
-HF_ONLY = ("adapter", "load_in_4bit", "batch_size", "dtype")
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not valid JSON") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object ({...})")
+    return value
 
 
-def backend_spec_from_args(args: argparse.Namespace):
-    """A :class:`BackendSpec` from the flags; flags for the other backend are refused."""
-    from ehrqa.commands._flags import given
+OPENAI_ONLY = (
+    "base_url",
+    "api_key_env",
+    "concurrency",
+    "timeout",
+    "retries",
+    "response_format",
+    "token_limit",
+    "sampling",
+    "reasoning_effort",
+    "reasoning_tokens",
+    "extra_body",
+    "proxy",
+)
+HF_ONLY = ("adapter", "load_in_4bit", "batch_size")
+BOTH = ("thinking",)  # backend settings for either kind
+
+
+def backend_spec_from_args(args: argparse.Namespace, base=None):
+    """A :class:`BackendSpec` from the flags (over ``base``); flags for the other backend are refused."""
+    from dataclasses import replace
+
     from ehrqa.llm.backend import BackendSpec
 
-    kind = args.backend or "hf"
-    changes = given(args, BackendSpec, skip=("kind",))
-    other = [name for name in (OPENAI_ONLY if kind == "hf" else HF_ONLY) if name in changes]
-    if other:
-        flag = "--" + other[0].replace("_", "-")
+    kind = args.backend or (base.kind if base else "hf")
+    other = OPENAI_ONLY if kind == "hf" else HF_ONLY
+    given = [name for name in other if getattr(args, name, None) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
         needs = "--backend openai" if kind == "hf" else "--backend hf"
         raise DataError(f"{flag} is only used with {needs}")
-    if kind == "hf" and changes.get("model") is not None:
-        check_local_model(changes["model"])
-    spec = BackendSpec(kind=kind, **changes)
+    if kind == "hf" and args.model is not None:
+        check_local_model(args.model)
+    fields = ("model", *HF_ONLY, *OPENAI_ONLY, *BOTH)
+    changes = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
+    spec = replace(base or BackendSpec(), kind=kind, **changes)
+    if args.model is None and base is not None and base.kind != kind:
+        spec = replace(spec, model=None)
     spec.check()
     return spec
 
@@ -168,6 +257,9 @@ def run_one_subtask(args: argparse.Namespace, subtask: int, config, backend=None
             raise DataError(failure_line(row, run_dir))
         if row["status"] != "ok":
             raise DataError(f"ST{subtask}: {row['status']}; records in {run_dir}")
+    if row.get("fallbacks"):  # said next to the result, not in a warning that scrolls away
+        shown = ", ".join(row["fallback_cases"][:8]) + (" ..." if row["fallbacks"] > 8 else "")
+        print(f"ST{subtask}: {row['fallbacks']} case(s) got no usable reply and fell back: {shown}")
     entries = read_submission(row["submission"])  # the run's own submission, for exactly these cases
     path = write_submission(entries, out)
     row["out"] = str(path)

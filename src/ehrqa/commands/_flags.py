@@ -28,16 +28,6 @@ HELP = {
     "select": "how one answer is chosen from several samples",
     "rewrite_prompt": "a prompt that rewrites each answer in a second pass",
     "cite": "align each answer sentence back to the note",
-    "adapter": "hf: LoRA adapter directory (from ehrqa train generator)",
-    "load_in_4bit": "hf: load the base model in 4-bit NF4",
-    "batch_size": "hf: prompts per generate() call",
-    "dtype": "hf: weights dtype (auto: as saved)",
-    "base_url": "openai: server URL ending in /v1 (e.g. http://127.0.0.1:8000/v1)",
-    "api_key_env": "openai: environment variable holding the API key",
-    "timeout": "openai: seconds per request",
-    "retries": "openai: retries per request",
-    "concurrency": "openai: requests in flight at once",
-    "response_format": "openai: ask for JSON objects (servers that support response_format: vLLM, OpenAI)",
 }
 
 

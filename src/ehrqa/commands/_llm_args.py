@@ -43,12 +43,10 @@ def resolved_method(args: argparse.Namespace, default: str) -> str:
 
 def _model_flags(args: argparse.Namespace) -> list[str]:
     """Every chat-model flag given (those of ``add_backend_arguments``), spelled as on the command line."""
-    from ehrqa.llm.backend import BackendSpec
+    from ehrqa.commands._common import BOTH, HF_ONLY, OPENAI_ONLY
 
-    names = list(given(args, BackendSpec, skip=("kind",)))
-    if args.backend is not None:
-        names.insert(0, "backend")
-    return ["--" + n.replace("_", "-") for n in names]
+    names = ("backend", "model", *HF_ONLY, *OPENAI_ONLY, *BOTH)
+    return ["--" + n.replace("_", "-") for n in names if getattr(args, n, None) is not None]
 
 
 def refuse_model_flags(args: argparse.Namespace, uses: str) -> None:

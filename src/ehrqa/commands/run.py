@@ -132,16 +132,16 @@ def format_summary(rows: list[dict]) -> str:
     table = [("subtask", "method", "seconds", "model calls", "tokens in/out", "headline metrics")]
     written = []
     for row in rows:
-        label = f"ST{row['subtask']} {row['title']}"
-        if row.get("step") and row["step"] != f"st{row['subtask']}":
-            label += f" ({row['step']})"
+        named = f" ({row['step']})" if row.get("step") and row["step"] != f"st{row['subtask']}" else ""
+        label = f"ST{row['subtask']} {row['title']}{named}"
         ran = "seconds" in row
         seconds = f"{row['seconds']:.1f}" if ran else "-"
         calls = str(int(row.get("calls") or 0)) if ran else "-"
         tokens = f"{int(row.get('prompt_tokens') or 0)}/{int(row.get('completion_tokens') or 0)}" if ran else "-"
-        table.append((label, str(row.get("method", "")), seconds, calls, tokens, _outcome(row)))
+        method = str(row.get("method", "")) + (" + aligner citations" if row.get("citations_by_aligner") else "")
+        table.append((label, method, seconds, calls, tokens, _outcome(row)))
         if row.get("submission"):
-            written.append(f"ST{row['subtask']} submission: {row['submission']}")
+            written.append(f"ST{row['subtask']}{named} submission: {row['submission']}")
     widths = [max(len(r[i]) for r in table) for i in range(5)]
     lines = []
     for r in table:
@@ -160,13 +160,16 @@ def _outcome(row: dict) -> str:
         return f"FAILED for {len(row['failed'])} case(s): {shown}{why}; rerun to retry them"
     if row["status"] != "ok":
         return str(row["status"])
+    fallbacks = (
+        f"  ({row['fallbacks']} fallback(s): {', '.join(row['fallback_cases'][:8])})" if row.get("fallbacks") else ""
+    )
     scores = row.get("scores")
     if scores is None:
-        return "not scored (no gold)"
+        return "not scored (no gold)" + fallbacks
     keys = [k for k in HEADLINE_KEYS[row["subtask"]] if isinstance(scores.get(k), (int, float))]
     if isinstance(scores.get("overall_partial"), (int, float)):
         keys.append("overall_partial")
-    return "  ".join(f"{k} {scores[k]:.2f}" for k in keys)
+    return "  ".join(f"{k} {scores[k]:.2f}" for k in keys) + fallbacks
 
 
 def write_page(run_dir: str | Path) -> list[str]:

@@ -16,7 +16,7 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", required=True, metavar="RUN_DIR")
     parser.add_argument("--subtask", type=int, choices=[2, 4], required=True)
-    parser.add_argument("--step", help="the step name in the runs (default: stN)")
+    parser.add_argument("--step", help="the step name in the runs (default: the step each run submits for --subtask)")
     parser.add_argument("--thresholds", default="0.2,0.3,0.4,0.5,0.6,0.7,0.8", help="rules as ensemble --vote")
     parser.add_argument("--folds", type=int, default=5, help="k of k-fold cross-validation, 2 or more (default: 5)")
 
@@ -32,14 +32,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.folds < 2:  # before any run is read
         raise DataError(f"folds={args.folds}: cross-validation needs at least 2 folds")
-    step = args.step or f"st{args.subtask}"
     check_same_dataset(args.runs)
     runs, data = {}, None
     for path in args.runs:
         run_read = read_run(path)
-        if step not in run_read.steps:
-            raise DataError(f"{path}: no step {step!r} (steps: {', '.join(run_read.steps) or 'none'})")
-        runs[path] = run_read.steps[step].records
+        step = run_read.steps.get(args.step) if args.step else run_read.submitted(args.subtask)
+        if step is None:
+            wanted = repr(args.step) if args.step else f"of ST{args.subtask}"
+            raise DataError(f"{path}: no step {wanted} (steps: {', '.join(run_read.steps) or 'none'})")
+        runs[path] = step.records
         data = data or run_read.meta.get("data_files")
     if not data or not data.get("key"):
         raise DataError(f"{args.runs[0]}: its dataset has no key (gold) to tune against")

@@ -20,15 +20,8 @@ def make_backend(spec: BackendSpec | None = None, **overrides) -> ChatBackend:
             load_in_4bit=spec.load_in_4bit,
             batch_size=spec.batch_size,
             dtype=spec.dtype,
+            thinking=bool(spec.thinking),
         )
     from ehrqa.llm.openai import OpenAIChat
 
-    return OpenAIChat(
-        spec.base_url,
-        spec.model,
-        api_key_env=spec.api_key_env,
-        timeout=spec.timeout,
-        retries=spec.retries,
-        concurrency=spec.concurrency,
-        response_format=spec.response_format,
-    )
+    return OpenAIChat.from_spec(spec)

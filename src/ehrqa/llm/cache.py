@@ -1,8 +1,10 @@
 """A disk cache of model replies inside a run directory, so a resumed or repeated run makes no repeated calls.
 
-A reply is stored under the sha256 of everything that decides it: the backend's description (model,
-adapter, server), the prompt's ``id@version:sha256``, the messages, the whole
-:class:`~ehrqa.llm.backend.GenerationConfig` (seed included) and the sample index. Change any of
+A reply is stored under the sha256 of everything that decides it (:func:`request_key`, the one key
+function; a batch file's ``custom_id`` is this key too): the backend's description (model, adapter,
+server and the request settings that differ from a plain model's), the prompt's
+``id@version:sha256``, the messages, the whole :class:`~ehrqa.llm.backend.GenerationConfig` (seed
+included), the sample index, and the request's JSON schema where the backend sends it. Change any of
 them and the request misses. Only successful replies are stored, so a failed call is tried again
 next time.
 
@@ -27,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ehrqa.io import JsonlWriter, read_jsonl
-from ehrqa.llm.backend import ChatBackend, ChatRequest, OnReply, Reply
+from ehrqa.llm.backend import SCHEMA_FORMATS, ChatBackend, ChatRequest, OnReply, Reply
 
 CACHE_VERSION = 1  # part of every key: bump it when the key's contents change
 
@@ -42,6 +44,8 @@ def request_key(description: dict, request: ChatRequest) -> str:
         "config": request.config.to_dict(),
         "sample": request.sample,
     }
+    if request.schema is not None and request.config.json and description.get("response_format") in SCHEMA_FORMATS:
+        payload["schema"] = request.schema  # it constrains the reply (only then: other keys stay as they were)
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 

@@ -1,5 +1,12 @@
 """Local chat models through transformers: base model, optional LoRA adapter, optional 4-bit.
 
+JSON replies are not constrained to a request's schema here; they go through the repair module
+(:mod:`ehrqa.llm.jsonout`). Of the libraries that constrain transformers' generation, the pure-Python
+one (lm-format-enforcer 0.11.3) fails to import its transformers integration under the pinned
+transformers 5 (``transformers.tokenization_utils.PreTrainedTokenizerBase`` is gone), and outlines,
+xgrammar and llguidance each bring a native wheel and pins of their own. For schema-constrained
+JSON from a local model, serve it (llama.cpp, vLLM) and use the openai backend.
+
 The loader is shared with training (:mod:`ehrqa.train.sft`), so a model is quantised and placed
 the same way whether it is being trained or asked questions.
 """
@@ -74,11 +81,11 @@ def load_causal_lm(
     return AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype(dtype), device_map=device_map)
 
 
-def render_prompt(tokenizer, messages: Sequence[dict[str, str]]) -> str:
-    """The model's own chat template with a generation prompt. ``enable_thinking=False`` switches
-    Qwen3's thinking off; templates that do not know the variable ignore it."""
+def render_prompt(tokenizer, messages: Sequence[dict[str, str]], *, thinking: bool = False) -> str:
+    """The model's own chat template with a generation prompt. ``enable_thinking`` switches Qwen3's
+    thinking on or off (off by default); templates that do not know the variable ignore it."""
     return tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=True, enable_thinking=False
+        list(messages), tokenize=False, add_generation_prompt=True, enable_thinking=thinking
     )
 
 
@@ -103,6 +110,7 @@ class HFChat(ChatBackend):
         dtype: str | None = "auto",
         batch_size: int = 4,
         merge_adapter: bool | None = None,
+        thinking: bool = False,
     ) -> None:
         from peft import PeftModel
 
@@ -121,14 +129,18 @@ class HFChat(ChatBackend):
         self.model.eval()
         self.batch_size = max(1, batch_size)
         self.stop_ids = stop_token_ids(self.tokenizer)
+        self.thinking = thinking
         self.description = {
             "backend": "hf",
             "model": str(model or "smollm2"),
             "adapter": adapter,
             "load_in_4bit": load_in_4bit,
         }
-        if dtype not in (None, "auto"):  # only then, so replies cached before dtype was settable keep their keys
+        # only when set, so replies cached before these were settable keep their keys
+        if dtype not in (None, "auto"):
             self.description["dtype"] = dtype
+        if thinking:
+            self.description["thinking"] = True
 
     def complete(self, requests: Sequence[ChatRequest], on_reply: OnReply | None = None) -> list[Reply]:
         """Greedy requests are batched (batches of similar length waste less compute on padding).
@@ -138,7 +150,7 @@ class HFChat(ChatBackend):
         A greedy reply can depend on its batch mates: left padding changes the low-order bits of
         bf16 arithmetic, and a long reply may then take another token. ``batch_size: 1`` makes
         greedy replies independent of the batch (and of what a resumed run still has to do)."""
-        prompts = [render_prompt(self.tokenizer, r.messages) for r in requests]
+        prompts = [render_prompt(self.tokenizer, r.messages, thinking=self.thinking) for r in requests]
         replies: list[Reply | None] = [None] * len(requests)
         greedy = sorted((i for i, r in enumerate(requests) if r.config.greedy), key=lambda i: len(prompts[i]))
         groups: list[list[int]] = []

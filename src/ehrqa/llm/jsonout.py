@@ -29,30 +29,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ehrqa.llm.reply import strip_thinking
+
 MAX_REPLY_CHARS = 100_000  # longer replies are cut (a runaway generation, not an answer)
 SCAN_BUDGET = 2_000_000  # characters the bracket matcher may scan per reply
-
-
-# ---------------------------------------------------------------- think blocks
-
-
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
-
-
-def strip_think(text: str) -> str:
-    """The reply without ``<think>...</think>`` blocks. A reply whose template opened the block
-    (only ``</think>`` present) keeps what follows the last ``</think>``; a reply cut off inside
-    an unclosed ``<think>`` keeps what came before it, or else the thinking itself."""
-    text = _THINK_BLOCK.sub("", text)
-    lower = text.lower()
-    if "</think>" in lower:
-        text = text[lower.rindex("</think>") + len("</think>") :]
-        lower = text.lower()
-    if "<think>" in lower:
-        at = lower.index("<think>")
-        before = text[:at]
-        text = before if before.strip() else text[at + len("<think>") :]
-    return text
 
 
 # ---------------------------------------------------------------- finding and repairing JSON
@@ -261,7 +241,7 @@ def extract_json(reply: str, accept: Callable[[Any], bool] | None = None) -> Ext
     """
     if not isinstance(reply, str):
         return None
-    text = strip_think(reply[:MAX_REPLY_CHARS])
+    text = strip_thinking(reply[:MAX_REPLY_CHARS])
     test = accept or (lambda value: isinstance(value, (dict, list)))
 
     def safe(value: Any) -> bool:
@@ -752,7 +732,7 @@ def parse_evidence(reply: str | None, note_ids: Sequence[str], keep_labels: Sequ
         evidence = _evidence(found.value, keep) or _Evidence()
         repairs = found.repairs
     else:
-        text = strip_think(reply or "").strip().strip("`").strip().strip("\"'").strip()
+        text = strip_thinking(reply or "").strip().strip("`").strip().strip("\"'").strip()
         ids = _ids_in_string(text) if text and len(text) < 2000 else None
         if ids is None or ids.unreadable or not (ids.single or ids.ranges or text.lower() in _EMPTY):
             problem = "the reply was empty" if not (reply or "").strip() else "no JSON list of sentence ids was found"

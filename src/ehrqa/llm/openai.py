@@ -25,6 +25,20 @@ Failures, per request (one bad case never costs the others):
   HTTP 401/403 (the key), 404 (the model name or URL), and when every attempt of a request found
   the connection refused or the host unknown (nobody there; the other requests would fare no better).
 
+- a 400/422 whose error names a request parameter (``"param": "max_tokens"``, as OpenAI's reply
+  to a setting a model does not take), or a 400/422 for each of the first
+  :data:`REFUSED_FOR_ALL` requests with none answered, stops the run with one line naming the
+  parameter: every other request carries it too.
+
+What is sent is built by :func:`request_body` alone (a batch file holds exactly that body): the
+token limit under the name the backend's ``token_limit`` says, sampling parameters only where
+``sampling`` is on, ``reasoning_effort``, the thinking switch as ``chat_template_kwargs``, the
+request's JSON schema in the ``response_format`` dialect, and ``extra_body`` merged in last.
+
+Proxies: a server on a loopback or private address is never reached through a proxy unless the
+backend's ``proxy`` names one; other hosts use the environment's ``HTTP(S)_PROXY`` and
+``NO_PROXY``; ``proxy: none`` never uses one.
+
 The API key is read from the environment variable ``api_key_env`` for each request; it is never
 stored on the object, logged, or put in :attr:`OpenAIChat.description`.
 """
@@ -32,27 +46,53 @@ stored on the object, logged, or put in :attr:`OpenAIChat.description`.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import logging
 import os
 import queue
+import re
 import socket
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, as_completed
+from dataclasses import fields
 
 from ehrqa.errors import DataError
-from ehrqa.llm.backend import BackendFatal, ChatBackend, ChatRequest, OnReply, Reply, safe_url
+from ehrqa.llm.backend import (
+    SCHEMA_FORMATS,
+    BackendFatal,
+    BackendSpec,
+    ChatBackend,
+    ChatRequest,
+    OnReply,
+    Reply,
+    safe_url,
+)
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 429}  # and every 5xx
 UNREACHABLE = ("connection refused", "host not found")
 MAX_RETRY_AFTER = 60.0  # seconds: a longer Retry-After is cut to this
+REFUSED_FOR_ALL = 3  # this many refused requests (400/422) and none answered: the settings are wrong
+MAX_ERROR_BODY = 65536  # bytes of an error reply read to find the refused parameter
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\[\]-]{0,63}")
+# What to change when a server refuses a parameter ehrqa sent.
+_PARAM_HINTS = {
+    "max_tokens": "set token_limit: max_completion_tokens (--token-limit)",
+    "max_completion_tokens": "set token_limit: max_tokens (--token-limit)",
+    "temperature": "set sampling: false (--no-sampling)",
+    "top_p": "set sampling: false (--no-sampling)",
+    "seed": "set sampling: false (--no-sampling)",
+    "response_format": "set response_format to another dialect or none (--response-format)",
+    "reasoning_effort": "unset reasoning_effort or give a value this model takes (--reasoning-effort)",
+    "chat_template_kwargs": "set thinking explicitly (--thinking/--no-thinking) or drop it from extra_body",
+}
 
 
 class _Retry(Exception):
@@ -67,49 +107,48 @@ class _Retry(Exception):
 class _Failed(Exception):
     """The request itself is refused by the server (400, 422, ...): retrying cannot help."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, refused: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.refused = refused  # a 400/422: what was sent is wrong, not the server
 
 
 class OpenAIChat(ChatBackend):
     """Chat completions from an OpenAI-compatible server at ``base_url`` (the ``/v1`` root)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        *,
-        api_key_env: str = "OPENAI_API_KEY",
-        timeout: float = 120.0,
-        retries: int = 3,
-        backoff: float = 1.0,
-        concurrency: int = 4,
-        response_format: bool = False,
-        disable_thinking: bool | None = None,
-    ) -> None:
-        parts = urllib.parse.urlsplit(base_url.strip())
+    def __init__(self, base_url: str, model: str, *, backoff: float = 1.0, **settings) -> None:
+        """``settings``: any :class:`~ehrqa.llm.backend.BackendSpec` field of the openai backend."""
+        self.spec = BackendSpec(kind="openai", base_url=(base_url or "").strip(), model=model, **settings)
+        parts = urllib.parse.urlsplit(self.spec.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DataError(f"--base-url {safe_url(base_url)!r}: expected http(s)://HOST[:PORT]/v1")
-        self.base_url = base_url.strip().rstrip("/")
+        self.spec.check()
+        self.base_url = self.spec.base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
         self.shown_url = safe_url(self.url)  # what messages and logs name: no user:password, no query
         self.model = model
-        self.api_key_env = api_key_env
-        self.timeout = timeout
-        if timeout <= 0 or retries < 0 or concurrency < 1:
+        self.api_key_env = self.spec.api_key_env
+        self.timeout, self.retries, self.concurrency = self.spec.timeout, self.spec.retries, self.spec.concurrency
+        if self.timeout <= 0 or self.retries < 0 or self.concurrency < 1:
             raise DataError(
                 f"openai backend: timeout must be > 0, retries >= 0, concurrency >= 1 "
-                f"(got {timeout}, {retries}, {concurrency})"
+                f"(got {self.timeout}, {self.retries}, {self.concurrency})"
             )
-        self.retries = retries
         self.backoff = max(0.0, backoff)
-        self.concurrency = concurrency
-        self.response_format = response_format
-        # vLLM and llama.cpp pass chat_template_kwargs to the template; strict APIs may reject it,
-        # so it is sent only for Qwen3 models unless asked for explicitly.
-        self.disable_thinking = "qwen3" in model.lower() if disable_thinking is None else disable_thinking
-        self.description = {"backend": "openai", "model": model, "base_url": safe_url(self.base_url)}
+        self.response_format = self.spec.response_format
+        self.description = describe_server(self.spec)
+        self._host = parts.hostname
+        self._opener: urllib.request.OpenerDirector | None = None
+        self._answered = 0  # requests that got a reply, and requests refused (400/422), for this backend
+        self._refused = 0
+        self._count_lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, spec: BackendSpec) -> OpenAIChat:
+        """The backend a :class:`~ehrqa.llm.backend.BackendSpec` of kind ``openai`` describes."""
+        hf_only = {"kind", "model", "base_url", "adapter", "load_in_4bit", "batch_size", "dtype"}
+        settings = {f.name: getattr(spec, f.name) for f in fields(spec) if f.name not in hf_only}
+        return cls(spec.base_url, spec.model, **settings)
 
     # -- the batch -------------------------------------------------------------------------------
 
@@ -166,22 +205,8 @@ class OpenAIChat(ChatBackend):
     # -- one request -----------------------------------------------------------------------------
 
     def payload(self, request: ChatRequest) -> dict:
-        """The JSON body sent for ``request``."""
-        config = request.config
-        body: dict = {
-            "model": self.model,
-            "messages": [{"role": m["role"], "content": m["content"]} for m in request.messages],
-            "max_tokens": config.max_new_tokens,
-            "temperature": max(0.0, config.temperature),
-            "top_p": config.top_p,
-        }
-        if not config.greedy:
-            body["seed"] = config.seed
-        if self.response_format and config.json:
-            body["response_format"] = {"type": "json_object"}
-        if self.disable_thinking:
-            body["chat_template_kwargs"] = {"enable_thinking": False}
-        return body
+        """The JSON body sent for ``request`` (:func:`request_body`)."""
+        return request_body(self.spec, request)
 
     def _complete_one(self, request: ChatRequest, stop: threading.Event) -> Reply:
         data = json.dumps(self.payload(request)).encode("utf-8")
@@ -199,8 +224,12 @@ class OpenAIChat(ChatBackend):
                 unreachable += reason in UNREACHABLE
             except _Failed as e:
                 reason = e.reason
+                if e.refused:
+                    self._count_refused(e.reason)
                 break
             else:
+                with self._count_lock:
+                    self._answered += 1
                 reply.seconds = time.perf_counter() - started
                 if attempts > 1:
                     reply.extra["attempts"] = attempts
@@ -220,6 +249,18 @@ class OpenAIChat(ChatBackend):
         log.warning("%s: %s: %s", self.shown_url, request.label, error)
         return Reply(None, error=error, seconds=time.perf_counter() - started, extra={"attempts": attempts})
 
+    def _count_refused(self, reason: str) -> None:
+        """A refused request; :class:`BackendFatal` when every request so far was refused."""
+        with self._count_lock:
+            self._refused += 1
+            every = self._answered == 0 and self._refused >= REFUSED_FOR_ALL
+        if every:
+            raise BackendFatal(
+                f"{self.shown_url}: {reason} for each of the first {self._refused} requests to model "
+                f"{self.model!r} and none answered: the server refuses what ehrqa sends; check the backend's "
+                "token_limit, sampling, reasoning_effort, response_format and extra_body"
+            )
+
     def _attempt(self, data: bytes) -> Reply:
         """One POST; a :class:`Reply`, or :class:`_Retry` / :class:`_Failed` / :class:`BackendFatal`."""
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -228,12 +269,13 @@ class OpenAIChat(ChatBackend):
             headers["Authorization"] = f"Bearer {key}"
         request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with self.opener().open(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as e:
             retry_after = _retry_after(e.headers.get("Retry-After") if e.headers else None)
+            param = _refused_param(e) if e.code in (400, 422) else None
             e.close()
-            raise self._http_error(e.code, retry_after) from None
+            raise self._http_error(e.code, retry_after, param) from None
         except urllib.error.URLError as e:  # raised while connecting or sending
             raise _Retry(_exception_reason(e.reason)) from None
         except http.client.IncompleteRead:
@@ -244,7 +286,20 @@ class OpenAIChat(ChatBackend):
             raise _Retry(_exception_reason(e)) from None
         return _parse_reply(raw)
 
-    def _http_error(self, code: int, retry_after: float) -> Exception:
+    def opener(self) -> urllib.request.OpenerDirector:
+        """The HTTP opener with this backend's proxy rule (see the module docstring)."""
+        if self._opener is None:
+            proxy = self.spec.proxy
+            if proxy == "none" or (not proxy and is_private_host(self._host)):
+                proxies: dict | None = {}
+            elif proxy:
+                proxies = {"http": proxy, "https": proxy}
+            else:
+                proxies = None  # the environment's, NO_PROXY honoured
+            self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
+        return self._opener
+
+    def _http_error(self, code: int, retry_after: float, param: str | None = None) -> Exception:
         """What an HTTP error status means: stop the run, try again, or fail this request."""
         if code in (401, 403):
             key_state = "is not set" if not os.environ.get(self.api_key_env) else "holds a key the server refused"
@@ -254,9 +309,98 @@ class OpenAIChat(ChatBackend):
                 f"{self.shown_url}: HTTP 404 for model {self.model!r}: "
                 "is the model name right? is the URL the /v1 root?"
             )
+        if param is not None and not param.startswith("messages"):
+            hint = _PARAM_HINTS.get(param.split(".")[0], "it comes from the backend's extra_body")
+            return BackendFatal(
+                f"{self.shown_url}: HTTP {code}: the server refuses the parameter {param!r} "
+                f"for model {self.model!r}; {hint}"
+            )
         if code in RETRY_STATUS or 500 <= code <= 599:
             return _Retry(f"HTTP {code}", retry_after)
-        return _Failed(f"HTTP {code}")
+        return _Failed(f"HTTP {code}", refused=code in (400, 422))
+
+
+def request_body(spec: BackendSpec, request: ChatRequest) -> dict:
+    """The JSON body of the chat completion that ``request`` is under ``spec``: the one place it is
+    built (the HTTP client sends it; a batch file holds it)."""
+    spec = spec.resolved()
+    config = request.config
+    body: dict = {
+        "model": spec.model,
+        "messages": [{"role": m["role"], "content": m["content"]} for m in request.messages],
+    }
+    if spec.token_limit != "none":
+        body[spec.token_limit] = config.max_new_tokens + spec.reasoning_tokens
+    if spec.sampling:
+        body["temperature"] = max(0.0, config.temperature)
+        body["top_p"] = config.top_p
+        if not config.greedy:
+            body["seed"] = config.seed
+    if spec.reasoning_effort:
+        body["reasoning_effort"] = spec.reasoning_effort
+    if config.json:
+        response_format = response_format_field(spec.response_format, request.schema, request.prompt)
+        if response_format is not None:
+            body["response_format"] = response_format
+    if spec.thinking is not None:
+        body["chat_template_kwargs"] = {"enable_thinking": spec.thinking}
+    for key, value in spec.extra_body.items():
+        if key == "chat_template_kwargs" and isinstance(value, Mapping):
+            body[key] = {**body.get(key, {}), **value}
+        else:
+            body[key] = value
+    return body
+
+
+def response_format_field(dialect: str, schema: Mapping | None, prompt: str = "") -> dict | None:
+    """``response_format`` in a server's dialect (see :data:`~ehrqa.llm.backend.RESPONSE_FORMATS`).
+    A schema dialect constrains only requests whose prompt declares a schema: a JSON prompt without
+    one (``st4-reason``: reasoning lines, then JSON) is left free."""
+    if dialect == "none" or (dialect in SCHEMA_FORMATS and schema is None):
+        return None
+    if dialect == "json_object":
+        return {"type": "json_object"}
+    if dialect == "json_object+schema":
+        return {"type": "json_object", "schema": dict(schema)}
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", prompt.split(":")[0].split("@")[0])[:64] or "reply"
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": dict(schema), "strict": True}}
+
+
+def describe_server(spec: BackendSpec) -> dict:
+    """What produced a server's replies: model, server and the settings that change what it is asked."""
+    return {
+        "backend": "openai",
+        "model": spec.model,
+        "base_url": safe_url((spec.base_url or "").strip().rstrip("/")),
+        **spec.request_settings(),
+    }
+
+
+def is_private_host(host: str) -> bool:
+    """Whether ``host`` is loopback, private or link-local (a name: every address it resolves to)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            return False
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    return bool(addresses) and all(a.is_loopback or a.is_private or a.is_link_local for a in addresses)
+
+
+def _refused_param(error: urllib.error.HTTPError) -> str | None:
+    """The request parameter a 400/422 error body names (OpenAI: ``error.param``), if it is a plain name."""
+    try:
+        body = json.loads(error.read(MAX_ERROR_BODY).decode("utf-8"))
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    detail = body.get("error") if isinstance(body, dict) else None
+    param = detail.get("param") if isinstance(detail, dict) else None
+    return param if isinstance(param, str) and _PARAM_NAME.fullmatch(param) else None
 
 
 def _parse_reply(raw: bytes) -> Reply:

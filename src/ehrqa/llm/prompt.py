@@ -2,13 +2,23 @@
 
 A prompt lives in ``src/ehrqa/prompts/<id>@<version>.md`` (or any file a user names): a YAML
 header between ``---`` lines (``subtask``, ``output``: ``text`` or ``json`` with the shape
-expected, ``slots``: the names it fills) and ``## system`` / ``## user`` sections. ``{{name}}``
+expected, ``slots``: the names it fills, and for JSON replies ``schema``: the reply's JSON schema)
+and ``## system`` / ``## user`` sections. ``{{name}}``
 is replaced by a slot's value; a paragraph whose slots are all empty is left out, so optional
 parts (a clinician question equal to the patient's) vanish without template logic.
 
 Retrieved examples become earlier user/assistant turns rendered by the same user section, and
 training examples (SFT) are rendered by this module too, so a model is asked at test time what it
 learned. A run records ``id@version`` and the file's sha256 (:attr:`Prompt.ref`).
+
+A JSON prompt's ``schema`` declares an object with one required key per id of a list of the case
+(``keys: answer_ids`` or ``keys: note_ids``) and the ``values`` each key takes; in ``values`` an
+``enum: note_ids`` (or ``answer_ids``) becomes the case's own ids, so a server that honours the
+schema can name no other id (:func:`reply_schema`)::
+
+    schema:
+      keys: answer_ids
+      values: {type: array, items: {type: string, enum: note_ids}}
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from ehrqa.errors import DataError
 PROMPT_DIR = Path(__file__).resolve().parent.parent / "prompts"
 _SLOT = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 _SECTION = re.compile(r"^## (system|user)\s*$", re.M)
+ID_LISTS = ("note_ids", "answer_ids")  # the case's id lists a schema may use
 
 Message = dict[str, str]
 Example = tuple[Mapping[str, str], str]  # (slots of the example, the reply it should get)
@@ -42,6 +53,7 @@ class Prompt:
     sha256: str
     description: str = ""
     shape: str = ""  # for json output: the shape the reply must have, in words
+    schema: Mapping | None = None  # for json output: {"keys": ID list, "values": JSON schema} (see above)
 
     @property
     def name(self) -> str:
@@ -108,7 +120,57 @@ def parse_prompt(text: str, source: str) -> Prompt:
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         description=str(header.get("description", "")),
         shape=str(header.get("shape", "")),
+        schema=_schema_declaration(header.get("schema"), source, output),
     )
+
+
+def _schema_declaration(value, source: str, output: str) -> Mapping | None:
+    """A prompt header's ``schema``, checked; None when it has none."""
+    if value is None:
+        return None
+    if output != "json":
+        raise DataError(f"{source}: a schema is for output: json")
+    if not isinstance(value, dict) or set(value) != {"keys", "values"}:
+        raise DataError(f"{source}: schema has two keys: keys ({' or '.join(ID_LISTS)}) and values (a JSON schema)")
+    if value["keys"] not in ID_LISTS or not isinstance(value["values"], dict):
+        raise DataError(f"{source}: schema keys is {' or '.join(ID_LISTS)} and values a mapping (a JSON schema)")
+    return value
+
+
+def reply_schema(prompt: Prompt, case) -> dict | None:
+    """The JSON schema of ``prompt``'s reply for ``case``: one required key per id of the declared
+    list, each taking the declared values, every ``enum: note_ids``/``answer_ids`` filled with this
+    case's ids. None for a prompt without a schema or a case without those ids."""
+    if prompt.schema is None:
+        return None
+    ids = {
+        "note_ids": [s.id for s in case.sentences],
+        "answer_ids": [a.id for a in case.answer_sentences or ()],
+    }
+    keys = ids[prompt.schema["keys"]]
+    if not keys:
+        return None
+
+    def fill(node):
+        if isinstance(node, dict):
+            filled = {k: ids[v] if k == "enum" and v in ID_LISTS else fill(v) for k, v in node.items()}
+            items = node.get("items")
+            if node.get("type") == "array" and isinstance(items, dict) and items.get("enum") in ID_LISTS:
+                # no more entries than there are ids: a small model otherwise repeats one id until the
+                # token limit cuts the JSON short (SmolLM2 through llama.cpp did)
+                filled.setdefault("maxItems", len(ids[items["enum"]]))
+            return filled
+        if isinstance(node, list):
+            return [fill(v) for v in node]
+        return node
+
+    values = fill(prompt.schema["values"])
+    return {
+        "type": "object",
+        "properties": {key: values for key in keys},
+        "required": list(keys),
+        "additionalProperties": False,
+    }
 
 
 def available_prompts() -> list[str]:

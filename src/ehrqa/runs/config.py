@@ -118,7 +118,6 @@ def parse_recipe(data: dict, source: str = "recipe") -> RunRecipe:
 
 def _submitted(steps: list[StepSpec], marks: dict, source: str) -> tuple[StepSpec, ...]:
     """The steps with ``submit`` decided: the only step of a subtask, else the one marked ``submit: true``."""
-    decided = []
     for step in steps:
         same = [s.name for s in steps if s.subtask == step.subtask]
         marked = [name for name in same if marks[name]]
@@ -127,9 +126,8 @@ def _submitted(steps: list[StepSpec], marks: dict, source: str) -> tuple[StepSpe
                 f"{source}: steps {', '.join(same)} are all ST{step.subtask}; mark exactly one "
                 f"'submit: true' (marked: {', '.join(marked) or 'none'})"
             )
-        submit = bool(marks[step.name]) if len(same) > 1 else marks[step.name] is not False
-        decided.append(replace(step, submit=submit))
-    return tuple(decided)
+    alone = {s.name: [t.subtask for t in steps].count(s.subtask) == 1 for s in steps}
+    return tuple(replace(s, submit=alone[s.name] if marks[s.name] is None else marks[s.name]) for s in steps)
 
 
 def _check_references(recipe: RunRecipe) -> None:

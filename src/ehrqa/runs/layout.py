@@ -29,20 +29,17 @@ class RunLayout:
         out = Path(out)
         return cls(out.with_suffix(".run") if out.suffix != ".run" else out.with_name(out.name + ".run"))
 
-    def step(self, name: str) -> Path:
-        return self.steps / name
-
     def records(self, step: str) -> Path:
-        return self.step(step) / "records.jsonl"
+        return self.steps / step / "records.jsonl"
 
     def done(self, step: str) -> Path:
-        return self.step(step) / "done"
+        return self.steps / step / "done"
 
     def submission(self, step: str) -> Path:
-        return self.step(step) / "submission.json"
+        return self.steps / step / "submission.json"
 
     def scores(self, step: str) -> Path:
-        return self.step(step) / "scores.json"
+        return self.steps / step / "scores.json"
 
     def official(self, subtask: int) -> Path:
         """The submission of subtask ``subtask`` (a copy of its submitted step's)."""

@@ -15,16 +15,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ehrqa.data.case import Case
 from ehrqa.data.submission import build_submission
 from ehrqa.io import atomic_write_bytes
+from ehrqa.llm.backend import ChatBackend
 from ehrqa.runs.config import RunRecipe, StepSpec
 from ehrqa.runs.layout import RunLayout
 from ehrqa.runs.rundir import RunDir
-from ehrqa.tasks import task_module
+from ehrqa.tasks import aligner_use, task_module
 from ehrqa.tasks.base import Context, Records
 
 log = logging.getLogger(__name__)
@@ -122,8 +123,11 @@ def run(
     data: dict | None = None,
     subtasks: Sequence[int] | None = None,
     force: bool = False,
+    backends: Mapping[str, ChatBackend] | None = None,
 ) -> list[dict]:
-    """Run the recipe's steps (those of ``subtasks``, plus the steps they read) on ``cases``."""
+    """Run the recipe's steps (those of ``subtasks``, plus the steps they read) on ``cases``.
+    ``backends``: ready backends used instead of building the recipe's of those names (the batch
+    export's stand-ins); the run's identity is still the recipe's."""
     from ehrqa.threads import set_torch_threads
 
     set_torch_threads(recipe.threads)
@@ -134,7 +138,7 @@ def run(
     try:
         for step in recipe.steps:
             if step.name in wanted:
-                rows.append(run_step(step, cases, recipe, outputs, rundir))
+                rows.append(run_step(step, cases, recipe, outputs, rundir, backends=backends))
     finally:
         rundir.write_summary(rows)
     return rows
@@ -171,11 +175,15 @@ def run_step(
     outputs: dict,
     rundir: RunDir | None = None,
     records: Records | None = None,
+    backends: Mapping[str, ChatBackend] | None = None,
 ) -> dict:
     """One step: predict what is missing (into ``outputs[step.name]``), then write the submission and
-    scores. Without ``rundir`` it runs in memory (``records``, when given, receive the records)."""
+    scores. Without ``rundir`` it runs in memory (``records``, when given, receive the records).
+    ``backends``: ready backends used instead of the recipe's of those names."""
     subtask = step.subtask
     row: dict = {"subtask": subtask, "step": step.name, "title": TITLES[subtask], "method": step.config.method}
+    if aligner_use(step.config):
+        row["citations_by_aligner"] = aligner_use(step.config)  # an LLM ST3 step's hidden ST4 aligner
     if not has_input(subtask, cases):
         row["status"] = "input missing from this dataset"
         return row
@@ -187,7 +195,9 @@ def run_step(
     if records is None:
         records = rundir.step(step.name) if rundir is not None else Records()
     cache = rundir.layout.reply_cache if rundir is not None else None
-    ctx = Context(backends=recipe.backends, seed=recipe.seed, records=records, reply_cache=cache)
+    ctx = Context(
+        backends={**recipe.backends, **(backends or {})}, seed=recipe.seed, records=records, reply_cache=cache
+    )
     inputs = [c.input_for(subtask) for c in cases]
     done = rundir is not None and records.done
     started = time.perf_counter()
@@ -203,6 +213,9 @@ def run_step(
         if rundir is not None:
             records.close()
     row.update({k: int(v) for k, v in ctx.counts.items()}, seconds=round(time.perf_counter() - started, 1))
+    fallbacks = [c.id for c in cases if records.by_case.get(c.id, {}).get("status") == "fallback"]
+    if fallbacks:  # predictions that are not the method's own (e.g. an unparsable reply, the aligner's)
+        row.update(fallbacks=len(fallbacks), fallback_cases=fallbacks)
     failed = [c.id for c in cases if c.id not in predictions]
     if failed:
         reasons = {records.by_case.get(cid, {}).get("reason") for cid in failed} - {None}

@@ -23,7 +23,7 @@ IDENTITY_WORDS = {"recipe": "a different recipe", "prompts": "different prompts"
 # Backend settings that change how replies are fetched, never what they say: a rerun with a longer
 # timeout or more retries (the fix for the cases that failed), or against the same model served at
 # another address, continues the run instead of being refused.
-TRANSPORT_KEYS = ("timeout", "retries", "concurrency", "api_key_env", "base_url")
+TRANSPORT_KEYS = ("timeout", "retries", "concurrency", "api_key_env", "base_url", "proxy")
 
 
 class Step(Records):
@@ -109,12 +109,15 @@ class RunDir:
 
 
 def _identity(meta: dict, key: str):
-    """``meta[key]`` as compared between runs: a recipe without its backends' transport settings."""
+    """``meta[key]`` as compared between runs: a recipe without its backends' transport settings
+    (nor settings at their defaults, see :func:`ehrqa.llm.backend.backend_identity`)."""
     value = meta.get(key)
     if key != "recipe" or not isinstance(value, dict) or not isinstance(value.get("backends"), dict):
         return value
+    from ehrqa.llm.backend import backend_identity
+
     backends = {
-        name: {k: v for k, v in spec.items() if k not in TRANSPORT_KEYS} if isinstance(spec, dict) else spec
+        name: backend_identity(spec, TRANSPORT_KEYS) if isinstance(spec, dict) else spec
         for name, spec in value["backends"].items()
     }
     return {**value, "backends": backends}

@@ -188,12 +188,17 @@ class Context:
         return {c.id: done[c.id]["prediction"] for c in inputs if c.id in done}
 
     # ---- model calls ---------------------------------------------------------------------
-    def requests(self, case: Case, messages: Sequence[dict], config: GenerationConfig, prompt: str) -> list:
-        """One request per sample of ``config``, each with its own seed derived from the run seed."""
+    def requests(
+        self, case: Case, messages: Sequence[dict], config: GenerationConfig, prompt: str, schema=None
+    ) -> list:
+        """One request per sample of ``config``, each with its own seed derived from the run seed;
+        ``schema``: the JSON schema the reply must match (:func:`ehrqa.llm.prompt.reply_schema`)."""
         if config.greedy:
-            return [ChatRequest(tuple(messages), config, case.id, 0, prompt)]
+            return [ChatRequest(tuple(messages), config, case.id, 0, prompt, schema)]
         return [
-            ChatRequest(tuple(messages), config.for_sample(sample_seed(self.seed, case.id, k)), case.id, k, prompt)
+            ChatRequest(
+                tuple(messages), config.for_sample(sample_seed(self.seed, case.id, k)), case.id, k, prompt, schema
+            )
             for k in range(config.n)
         ]
 

@@ -118,7 +118,7 @@ def predict(
 
 def _rewrite(cases: list[Case], drafts: dict, config: GenerateConfig, ctx: Context, evidence) -> None:
     """The rewrite pass: each selected draft is rewritten (greedy) from the same note sentences; an
-    empty rewrite keeps the draft."""
+    empty rewrite keeps the draft (a fallback, recorded as one); no reply fails the case."""
     prompt = load_prompt(config.rewrite_prompt)
     generation = replace(config.voter, samples=1, temperature=0.0).generation()
     requests = []
@@ -129,9 +129,14 @@ def _rewrite(cases: list[Case], drafts: dict, config: GenerateConfig, ctx: Conte
 
     def on_reply(i: int, reply) -> None:
         case = cases[i]
+        if not reply.ok:  # no reply: the case fails and is retried, never silently left unrewritten
+            ctx.record(case.id, None, status="failed", reason=reply.error or "no reply")
+            return
         draft, extra = drafts[case.id]
-        rewritten = clean_answer(reply.text) if reply.ok else ""
+        rewritten = clean_answer(reply.text)
         extra = {**extra, "draft": draft, "calls": extra["calls"] + 1}
+        if not rewritten:
+            extra.update(status="fallback", reason="empty rewrite: the draft is kept")
         _record(case, rewritten or draft, extra, config, ctx)
 
     ctx.complete(config.backend, requests, on_reply)
@@ -162,8 +167,8 @@ def cite_answer(case: Case, answer: str, aligner=None) -> list[dict]:
 def _choose(case: Case, replies: list, config: GenerateConfig, ctx: Context) -> tuple[str, dict] | None:
     """The answer of a case once all its samples arrived (the medoid of several), with its costs;
     None when the case was recorded as failed or given the fixed fallback."""
-    failed = [r.error for _, r in replies if not r.ok]
-    if failed and len(failed) == len(replies):
+    failed = [r.error or "no reply" for _, r in replies if not r.ok]
+    if failed:  # a sample without a reply: the medoid of the others would differ from a full run's
         ctx.record(case.id, None, status="failed", reason=failed[0])
         return None
     answers = [clean_answer(r.text) for _, r in replies if r.ok]

@@ -6,7 +6,9 @@ ST1's official input is the case id and the patient narrative, nothing else. Met
   references rewritten to "the patient", kept within 15 words;
 * ``llm``: a chat model rewrites the narrative, shown the most similar (patient message,
   clinician question) pairs of an example pool (the bundled MeQSum by default) as earlier turns;
-  with several samples the medoid question is kept. An empty reply falls back to the rule.
+  with several samples the medoid question is kept. Replies that are empty once cleaned fall back
+  to the rule (the record says so); a request that got no reply fails the case, which the next
+  run retries.
 """
 
 from __future__ import annotations
@@ -107,10 +109,14 @@ def predict(inputs: Sequence[Case], config: InterpretConfig | None = None, ctx: 
     for request, reply in zip(requests, replies, strict=True):
         by_case.setdefault(request.case_id, []).append(reply)
     for case in todo:
-        questions = [clean_question(r.text) for r in by_case.get(case.id, []) if r.ok]
-        questions = [q for q in questions if q]
+        replies = by_case.get(case.id, [])
+        failed = [r.error or "no reply" for r in replies if not r.ok]
+        if failed:  # a request that never got a reply: the case fails (and is retried), never the rule
+            ctx.record(case.id, None, status="failed", reason=failed[0])
+            continue
+        questions = [q for q in (clean_question(r.text) for r in replies) if q]
         if not questions:
-            ctx.record(case.id, rule_question(case), status="fallback", reason="empty or failed reply")
+            ctx.record(case.id, rule_question(case), status="fallback", reason="empty reply", calls=len(replies))
             continue
         pick = medoid(questions) if len(questions) > 1 else 0
         ctx.record(case.id, questions[pick], samples=questions, calls=len(by_case[case.id]))

@@ -6,8 +6,10 @@ prompts, by the citation markers of a drafted answer). A reply that cannot be us
 correction turn naming its problems; if that fails too the sample is left out of the vote. The
 kept sentences (ST2) or links (ST4) are those the vote rule ``vote_threshold`` keeps (a fraction
 of the voting weight, majority, a count; :mod:`ehrqa.llm.vote`). A case without a single usable
-sample falls back to the retrieval aligner, and its record says so. No prediction ever names an
-id the case does not have.
+(parsable) sample falls back to the retrieval aligner, and its record says so (``status: fallback``).
+A request that got no reply at all (a connection failure, an HTTP error after retries) fails the
+case instead: it is recorded as failed, named at the end of the run and retried by the next one,
+never replaced by the aligner. No prediction ever names an id the case does not have.
 """
 
 from __future__ import annotations
@@ -20,28 +22,17 @@ from dataclasses import dataclass
 from ehrqa.data.case import Case
 from ehrqa.llm.backend import ChatRequest
 from ehrqa.llm.jsonout import Parsed, correction_message, parse_alignment, parse_evidence
-from ehrqa.llm.prompt import case_slots, load_prompt
+from ehrqa.llm.prompt import case_slots, load_prompt, reply_schema
+from ehrqa.llm.reply import cited_ids, strip_thinking
 from ehrqa.tasks.base import Context, Voter
 
 _LABEL_AT_LINE_START = re.compile(r"^\s*\[\s*\d+\s*\]", re.M)
-_CITED = re.compile(r"\[\s*(?:S|sentences?\s*)?(\d+(?:\s*(?:,|-|–|and)\s*(?:S)?\d+)*)\s*\]", re.I)
 
 
-def cited_ids(reply: str | None, note_ids: Sequence[str]) -> Parsed:
+def answer_citations(reply: str | None, note_ids: Sequence[str]) -> Parsed:
     """The note ids cited as ``[3]`` / ``[3, 5]`` / ``[3-5]`` in a drafted answer (answer-first ST2)."""
-    from ehrqa.tasks.postprocess import strip_thinking
-
-    found: list[str] = []
     # "[3] ..." at the start of a line is a note sentence's label copied from the prompt, not a citation
-    text = _LABEL_AT_LINE_START.sub("", strip_thinking(reply or ""))
-    for group in _CITED.findall(text):
-        for part in re.split(r"\s*(?:,|and)\s*", group):
-            digits = [p.lstrip("Ss") for p in re.split(r"\s*[-–]\s*", part.strip())]
-            digits = [d for d in digits if d.isdigit()]
-            if len(digits) == 2 and int(digits[0]) <= int(digits[1]):
-                found += [str(i) for i in range(int(digits[0]), int(digits[1]) + 1)]
-            else:
-                found += digits
+    found = cited_ids(_LABEL_AT_LINE_START.sub("", strip_thinking(reply or "")))
     valid = set(note_ids)
     kept = [sid for sid in note_ids if sid in set(found)]
     dropped = len({f for f in found if f not in valid})
@@ -94,7 +85,8 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
     by_id = {c.id: c for c in cases}
     requests: list[ChatRequest] = []
     for case in cases:
-        requests += ctx.requests(case, messages_for(case, voter, ctx, shots, subtask), generation, prompt.ref)
+        messages = messages_for(case, voter, ctx, shots, subtask)
+        requests += ctx.requests(case, messages, generation, prompt.ref, reply_schema(prompt, case))
     replies = ctx.complete(voter.backend, requests)
     samples = 1 if generation.greedy else generation.n
     results: dict[str, list] = {c.id: [None] * samples for c in cases}
@@ -128,14 +120,23 @@ def ask(ctx: Context, voter: Voter, cases: Sequence[Case], subtask: int, shots: 
             retry.append(
                 (
                     request.sample,
-                    ChatRequest(turn, request.config, request.case_id, request.sample, prompt.ref + ":correction"),
+                    ChatRequest(
+                        turn,
+                        request.config,
+                        request.case_id,
+                        request.sample,
+                        prompt.ref + ":correction",
+                        request.schema,
+                    ),
                 )
             )
     if retry:
         second = ctx.complete(voter.backend, [r for _, r in retry])
         for (sample, request), reply in zip(retry, second, strict=True):
             count(request, reply)
-            if reply.ok:
+            if not reply.ok:
+                failed.append((request.case_id, reply.error or "no reply"))
+            else:
                 parsed = parse(by_id[request.case_id], reply.text)
                 if parsed.ok:
                     results[request.case_id][sample] = parsed
@@ -148,7 +149,7 @@ def _parser(subtask: int, prompt_id: str) -> Parser:
             reply, [a.id for a in case.answer_sentences or ()], [s.id for s in case.sentences]
         )
     if "answer-first" in prompt_id:
-        return lambda case, reply: cited_ids(reply, [s.id for s in case.sentences])
+        return lambda case, reply: answer_citations(reply, [s.id for s in case.sentences])
     return lambda case, reply: parse_evidence(reply, [s.id for s in case.sentences])
 
 
@@ -194,18 +195,20 @@ def predict_votes(subtask: int, cases: Sequence[Case], config, ctx: Context, by_
         return value if subtask == 2 else prediction_from_links(value, [a.id for a in case.answer_sentences or ()])
 
     samples, weights, failures, costs, aligner = _collect(cases, config, ctx, subtask, aligner_output)
-    fallback = [c for c in cases if all(s is None for s in samples[c.id])]
+    fallback = [c for c in cases if not failures[c.id] and all(s is None for s in samples[c.id])]
     if fallback and aligner is None:
         aligner = aligner_output(fallback)
     for case in cases:
+        if failures[case.id]:  # a request that never got a reply: the case fails, the next run retries it
+            ctx.record(case.id, None, status="failed", reason=failures[case.id][0], **costs[case.id])
+            continue
         usable = sum(s is not None for s in samples[case.id])
         if not usable:
-            reason = failures[case.id][0] if failures[case.id] else "no usable reply after a correction turn"
             ctx.record(
                 case.id,
                 prediction(case, aligner[case.id]),
                 status="fallback",
-                reason=reason,
+                reason="no usable reply after a correction turn",
                 n_votes=0,
                 **costs[case.id],
             )

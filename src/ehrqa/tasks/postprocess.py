@@ -1,40 +1,20 @@
 """Reply clean-up shared by every subtask: think blocks, special tokens, labels, citation markers.
 
 ST1 turns a reply into one question of at most 15 words; ST3 into one answer paragraph of at
-most 75 words without citation markers. JSON replies (ST2, ST4) are parsed by
-:mod:`ehrqa.llm.jsonout` after :func:`strip_thinking`.
+most 75 words without citation markers. Think blocks, special tokens and citation markers are
+read by :mod:`ehrqa.llm.reply` (their one home); JSON replies (ST2, ST4) by :mod:`ehrqa.llm.jsonout`.
 """
 
 from __future__ import annotations
 
 import re
 
+from ehrqa.llm.reply import strip_citations, strip_thinking
 from ehrqa.text import ANSWER_WORD_LIMIT, QUESTION_WORD_LIMIT, split_sentences, truncate_words, word_count
 
-_THINK_BLOCK = re.compile(r"<think>.*?</think>", re.S | re.I)
-_SPECIAL_TOKEN = re.compile(r"<\|[^|<>]*\|>|</?s>")
-# [3]  [3, 5]  [3-5]  [S3]  [sentence 3]  |3|  |3,5|
-_CITATION = re.compile(
-    r"\s*(?:\[\s*(?:sentences?\s*|s)?\d+(?:\s*(?:,|-|–|and)\s*(?:s)?\d+)*\s*\]|\|\s*\d+(?:\s*[,-]\s*\d+)*\s*\|)",
-    re.I,
-)
 _ANSWER_LABEL = re.compile(r"^\s*(?:final\s+)?(?:answer|response)\s*:\s*", re.I)
 _QUESTION_LABEL = re.compile(r"^\s*(?:SUBJECT|MESSAGE|question|clinician question)\s*:\s*", re.I | re.M)
 _MARKDOWN = re.compile(r"\*\*|__|^\s*(?:[-*•]|\d+[.)])\s+", re.M)
-
-
-def strip_thinking(text: str) -> str:
-    """The reply without think blocks; thinking that never finished is not an answer."""
-    text = _THINK_BLOCK.sub(" ", text)
-    if "</think>" in text:  # the opening tag was part of the prompt
-        text = text.rsplit("</think>", 1)[1]
-    if "<think>" in text:
-        text = text.split("<think>", 1)[0]
-    return _SPECIAL_TOKEN.sub(" ", text)
-
-
-def strip_citations(text: str) -> str:
-    return _CITATION.sub("", text)
 
 
 def clean_answer(text: str, limit: int = ANSWER_WORD_LIMIT) -> str:

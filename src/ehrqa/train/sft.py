@@ -75,6 +75,10 @@ class Lora:
     target_modules: str | list[str] = "all-linear"
 
 
+# report_to names transformers' Trainer knows -> the modules that provide them (the first is the package)
+REPORTERS = {"tensorboard": ("tensorboard", "tensorboardX"), "wandb": ("wandb",), "mlflow": ("mlflow",)}
+
+
 @dataclass(frozen=True)
 class Training:
     max_length: int = 2048
@@ -92,6 +96,18 @@ class Training:
     save_total_limit: int = 2
     logging_steps: int = 10
     answer_words: int | None = 75  # stage-2 references longer than this are cut to whole sentences
+    # Where the Trainer sends its logged numbers (loss, learning rate, gradient norm; never text):
+    # none by default; any of REPORTERS that is installed.
+    report_to: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        import importlib.util
+
+        for name in self.report_to:
+            if name not in REPORTERS:
+                raise ValueError(f"report_to: {name!r} is not one of {', '.join(REPORTERS)}")
+            if not any(importlib.util.find_spec(module) for module in REPORTERS[name]):
+                raise ValueError(f"report_to: {name} is not installed (pip install {REPORTERS[name][0]})")
 
 
 @dataclass(frozen=True)
@@ -290,7 +306,7 @@ def train_stage(
         save_steps=recipe.training.save_steps,
         save_total_limit=recipe.training.save_total_limit,
         logging_steps=recipe.training.logging_steps,
-        report_to=[],
+        report_to=list(recipe.training.report_to) or "none",
         disable_tqdm=bool(os.environ.get("EHRQA_NO_PROGRESS")),
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,

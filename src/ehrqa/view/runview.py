@@ -100,7 +100,8 @@ def load_run_view(path: str | Path, *, compute_scores: bool = True) -> RunView:
 
 def _subtask_view(n: int, step: StepRun) -> SubtaskView | None:
     if step.submission is not None:
-        predictions = {str(e["case_id"]): e.get("prediction") for e in step.submission}
+        entries = [e for e in step.submission if isinstance(e, dict) and "case_id" in e]
+        predictions = {str(e["case_id"]): e.get("prediction") for e in entries}
     else:
         predictions = {
             cid: r["prediction"]
