@@ -14,9 +14,11 @@ source, a reference for how far these features go, never a candidate.
     python benchmarks/bench_heldout.py                 # the tables (about 1-2 min on 2 cores, cached encodings)
     python benchmarks/bench_heldout.py --encoder int8    # the same tables, MiniLM with int8 weights
     python benchmarks/bench_heldout.py --encoder static  # the same tables with a fast static encoder
-    python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default, 1 vs 2 threads
+    python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default: fp32 and bf16
+                                                       # with 1 thread, the automatic dtype with 2
     python benchmarks/bench_heldout.py --timing --encoder int8   # the same with int8 MiniLM (or static)
-    python benchmarks/bench_heldout.py --write-default # retrain models/aligner-default on every source
+    python benchmarks/bench_heldout.py --calibration   # only the calibration protocol (also part of the tables)
+    python benchmarks/bench_heldout.py --write-default # `ehrqa train aligner --learned` into models/aligner-default
 
 Dense encodings are cached in ``$EHRQA_CACHE_DIR/bench-encodings`` (delete to recompute).
 """
@@ -41,11 +43,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from ehrqa.retrieval.features import Encoder  # noqa: E402
+from ehrqa.train.aligner import ST3_METRICS  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "ehrqa" / "models"
 DEFAULT_DIR = MODELS / "aligner-default"  # the learned model, shipped as the default
-ST3_METRICS = ("bleu", "rougeLsum", "sari")
-EXTRACTIVE_BLENDS = (None, 0.25, 0.5, 0.75)  # ST3 ranking candidates, chosen on training sources
 DEFAULT_SET = (
     "(robust, rule in-sample)"  # robust features fitted as train.aligner.DEFAULT_FIT says (models/aligner-default)
 )
@@ -61,14 +62,14 @@ def encoder(kind: str = "minilm"):
     from ehrqa.cache import cache_dir
 
     if kind == "int8":
-        return Int8Encoder(cache=cache_dir() / "bench-int8")
+        return Int8Encoder(cache=cache_dir() / "bench-int8", dtype="fp32")
     return Encoder(cache=cache_dir() / "bench-encodings")
 
 
 class Int8Encoder(Encoder):
     """MiniLM with torch's dynamic int8 quantisation of every linear layer (per-channel weights)."""
 
-    def sentence_transformer(self):
+    def _encode(self, texts):
         if not hasattr(self, "_int8"):
             import torch
             from sentence_transformers import SentenceTransformer
@@ -80,7 +81,8 @@ class Int8Encoder(Encoder):
             with warnings.catch_warnings():  # torch announces the move of this API to torchao
                 warnings.simplefilter("ignore")
                 self._int8 = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
-        return self._int8
+        vectors = self._int8.encode(texts, batch_size=self.batch_size, normalize_embeddings=True)
+        return dict(zip(texts, np.asarray(vectors, dtype=np.float32), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,6 +214,117 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
     return results
 
 
+CALIBRATION_CASES = 20  # the annotated dev cases every ArchEHR-QA user holds
+CALIBRATION_SPLITS = 5
+CALIBRATED = "default, calibrated (threshold)"  # what `ehrqa train aligner --calibrate` does
+
+
+def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> dict:
+    """Print the calibration protocol: for each held-out source, 5 random splits into 20 cases
+    to calibrate on (fewer where the source is small: all but 4) and the rest to score. Every method
+    is calibrated on the same 20; the default's features and weights come from the other sources
+    (``train.aligner.calibrated_section``, what ``ehrqa train aligner --calibrate`` runs). Returns,
+    per held-out source, each method's mean F1."""
+    from ehrqa.retrieval.features import FEATURES, ROBUST_FEATURES, feature_tensors
+    from ehrqa.retrieval.relevance import LearnedRelevance, Rows, fit_relevance
+    from ehrqa.train.aligner import CALIBRATE_SEARCHES, DEFAULT_FIT, calibrated_section, gold_indices, has_gold
+
+    pools = {**data, **extra}
+    cases = {n: [c for c in cs if has_gold(subtask, c)] for n, cs in pools.items()}
+    cases = {n: cs for n, cs in cases.items() if cs}
+    tensors = {n: feature_tensors(subtask, [c.input_for(subtask) for c in cs], enc) for n, cs in cases.items()}
+    gold = {n: [gold_indices(subtask, c) for c in cs] for n, cs in cases.items()}
+    col = {f: i for i, f in enumerate(FEATURES)}
+    idx = [col[f] for f in ROBUST_FEATURES]
+    baselines = [("bm25", "relative"), ("tfidf", "relative"), ("dense", "relative")]
+    if subtask == 2:
+        baselines += [("bm25", "top-k"), ("tfidf", "top-k"), ("dense", "top-k")]
+    results = {}
+    for held in held_names:
+        train = [n for n in cases if n != held]
+        rule_sources = [n for n in train if n not in extra] or train
+        model = fit_relevance(
+            [t[:, :, idx] for n in train for t in tensors[n]],
+            [g for n in train for g in gold[n]],
+            [n for n in train for _ in tensors[n]],
+            list(ROBUST_FEATURES),
+            rule_sources=rule_sources,
+            **DEFAULT_FIT[subtask],
+        )
+        plain = [n for n in train if n not in extra]  # simple rules choose on the non-augmentation sources
+        train_rows = Rows.build(
+            [t for n in plain for t in tensors[n]],
+            [g for n in plain for g in gold[n]],
+            [n for n in plain for _ in tensors[n]],
+        )
+        uncalibrated = {f"{f} {r}": tune_rule(train_rows, col[f], rule_params(r)) for f, r in baselines}
+        n = len(cases[held])
+        n_cal = min(CALIBRATION_CASES, n - 4)
+        scores: dict[str, list[float]] = {}
+        for split in range(CALIBRATION_SPLITS):
+            order = np.random.default_rng(split).permutation(n)
+            cal, test = sorted(order[:n_cal]), sorted(order[n_cal:])
+            test_cases, test_tensors = [cases[held][i] for i in test], [tensors[held][i] for i in test]
+            cal_rows = Rows.build([tensors[held][i] for i in cal], [gold[held][i] for i in cal], ["held"] * len(cal))
+
+            def f1(picked, test_cases=test_cases) -> float:
+                return prf(subtask, test_cases, picked)[2]
+
+            every = [[list(range(t.shape[1]))] * t.shape[0] for t in test_tensors]
+            scores.setdefault("predict every sentence", []).append(f1(every))
+            for (feature, rule_name), rule in zip(baselines, uncalibrated.values(), strict=True):
+                name = f"{feature} {rule_name}"
+                scores.setdefault(name, []).append(f1(apply_rule(test_tensors, col[feature], rule)))
+                calibrated = tune_rule(cal_rows, col[feature], rule_params(rule_name))
+                scores.setdefault(name + ", calibrated", []).append(
+                    f1(apply_rule(test_tensors, col[feature], calibrated))
+                )
+            picked = [model.select(model.scores(t[:, :, idx])) for t in test_tensors]
+            scores.setdefault("default (uncalibrated)", []).append(f1(picked))
+            for search in CALIBRATE_SEARCHES:
+                section = calibrated_section(model.to_dict(), subtask, [cases[held][i] for i in cal], enc, search)
+                tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
+                picked = [tuned.select(tuned.scores(t[:, :, idx])) for t in test_tensors]
+                scores.setdefault(f"default, calibrated ({search})", []).append(f1(picked))
+        print(
+            f"\n  held out: {held} ({n} cases): calibrate on {n_cal}, score {n - n_cal}; "
+            f"{CALIBRATION_SPLITS} random splits; features and weights from {' + '.join(train)}"
+        )
+        print(f"    {'method':44s} {'F1 mean':>8s} {'sd':>6s}  per split")
+        for name, values in scores.items():
+            per = " ".join(f"{v:5.1f}" for v in values)
+            print(f"    {name:44s} {np.mean(values):8.2f} {np.std(values):6.2f}  {per}")
+        results[held] = {name: float(np.mean(values)) for name, values in scores.items()}
+    return results
+
+
+def calibration(data: dict, covid: dict, enc) -> None:
+    """The calibration protocol's tables and its must-beat checks."""
+    print("\nCalibrated on 20 cases of the held-out source (ehrqa train aligner --calibrate), micro F1 on the rest")
+    print("ST2 (strict):", end="")
+    st2 = calibrated_table(2, data, list(data), {}, enc)
+    print("\nST4:", end="")
+    st4 = calibrated_table(4, data, ["aci_dev", "sample", "check_covid"], covid, enc)
+    print("\ncalibration check (the default calibrated vs each simple method calibrated on the same cases):")
+    calibration_verdicts(2, st2)
+    calibration_verdicts(4, st4)
+
+
+def calibration_verdicts(subtask: int, table: dict) -> None:
+    """The calibrated default against every simple method calibrated on the same cases, and against
+    the uncalibrated default."""
+    for held, row in table.items():
+        ours = row[CALIBRATED]
+        rivals = {k: v for k, v in row.items() if k.endswith(", calibrated") and not k.startswith("default")}
+        rivals["predict every sentence"] = row["predict every sentence"]
+        best = max(rivals, key=rivals.get)
+        verdict = "holds" if ours > rivals[best] else "DOES NOT HOLD"
+        rival = f"best simple method {rivals[best]:.2f} ({best})"
+        print(f"  ST{subtask} {held}: {CALIBRATED} {ours:.2f} vs {rival}: {verdict}")
+    gain = np.mean([row[CALIBRATED] - row["default (uncalibrated)"] for row in table.values()])
+    print(f"  ST{subtask}: calibrated minus uncalibrated default, mean over held-out sources: {gain:+.2f} F1")
+
+
 def in_domain_ceiling(subtask: int, cases, tensors, gold, links, folds: int = 5) -> tuple[float, float, float]:
     """P/R/F1 of the shipped model's recipe (robust features) fitted and thresholded by k-fold
     inside one source: how far these features go when the source's own labels are available."""
@@ -236,31 +349,6 @@ def in_domain_ceiling(subtask: int, cases, tensors, gold, links, folds: int = 5)
     return prf(subtask, cases, picked)
 
 
-def extractive_system(cases, tensors, model, idx, weight, fill) -> dict:
-    """Case id -> extractive answer: the selected sentences (then the rest by score when ``fill``)
-    ranked by the learned score, or by it blended with relative BM25 (``weight``)."""
-    from ehrqa.retrieval.extractive import extractive_answer, ranked_ids
-    from ehrqa.retrieval.features import FEATURES
-    from ehrqa.retrieval.relevance import blend_scores
-
-    out = {}
-    for case, tensor in zip(cases, tensors, strict=True):
-        scores = model.scores(tensor[:, :, idx])
-        chosen = [case.sentences[j].id for j in model.select(scores)[0]]
-        if weight is not None:
-            scores = blend_scores(scores, tensor[:, :, FEATURES.index("bm25")], weight)
-        order = ranked_ids(scores[0], chosen, case)  # the selected sentences first
-        out[case.id] = extractive_answer(case, order if fill else order[: len(chosen)])[0]
-    return out
-
-
-def st3_scores(cases, preds: dict) -> dict:
-    """The ST3 metrics (``ehrqa.score``), plus ``per_case``: one record per case."""
-    from ehrqa.score import score_predictions
-
-    return score_predictions(3, preds, cases, metrics="bleu,rouge,sari", per_case=True)
-
-
 def paired_interval(ours: dict, rival: dict, metric: str, resamples: int = 2000, seed: int = 0) -> tuple:
     """95% percentile interval of mean(ours - rival) over case resamples (paired: the same cases)."""
     from ehrqa.score.report import bootstrap_ci
@@ -268,20 +356,6 @@ def paired_interval(ours: dict, rival: dict, metric: str, resamples: int = 2000,
     diffs = [{"d": a[metric] - b[metric]} for a, b in zip(ours["per_case"], rival["per_case"], strict=True)]
     lo, hi = bootstrap_ci(diffs, lambda rs: {"d": float(np.mean([r["d"] for r in rs]))}, resamples, seed)["d"]
     return lo, hi
-
-
-def choose_extractive(sources: dict, tensors: dict, model, idx) -> tuple[bool, float | None]:
-    """The (fill, BM25 blend) of the extractive answerer with the best mean of BLEU, ROUGE-Lsum and
-    SARI over ``sources`` (name -> cases), the ST2 ``model`` fixed."""
-
-    def mean_score(fill: bool, weight: float | None) -> float:
-        per_source = []
-        for name, cases in sources.items():
-            scores = st3_scores(cases, extractive_system(cases, tensors[name], model, idx, weight, fill))
-            per_source.append(np.mean([scores[m] for m in ST3_METRICS]))
-        return float(np.mean(per_source))
-
-    return max(((f, w) for f in (True, False) for w in EXTRACTIVE_BLENDS), key=lambda fw: mean_score(*fw))
 
 
 def lead_answers(cases) -> dict:
@@ -314,7 +388,7 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
     """Print the ST3 table; return, per held-out source, the metrics of each system."""
     from ehrqa.retrieval.features import FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import fit_relevance
-    from ehrqa.train.aligner import gold_indices, has_gold
+    from ehrqa.train.aligner import choose_extractive, extractive_answers, gold_indices, has_gold, st3_scores
 
     idx = [FEATURES.index(f) for f in features]
     t0 = time.perf_counter()
@@ -338,13 +412,15 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
             **fit,
         )
 
-        fill, weight = choose_extractive({n: data[n] for n in train}, tensors, model, idx)
+        chosen = choose_extractive({n: data[n] for n in train}, model, enc)
+        fill, weight = chosen["fill"], chosen["bm25_blend"]
         label = f"extractive (chosen: fill {fill}, blend {weight})"
+        held_tensors = [t[:, :, idx] for t in tensors[held]]
         systems = {
             "lead-75 words": timed(lead_answers, cases),
             "bm25-extractive": timed(bm25_answers, cases, tensors[held]),
-            "extractive (learned ST2, fill)": timed(extractive_system, cases, tensors[held], model, idx, None, True),
-            label: timed(extractive_system, cases, tensors[held], model, idx, weight, fill),
+            "extractive (learned ST2, fill)": timed(extractive_answers, cases, held_tensors, model, None, True),
+            label: timed(extractive_answers, cases, held_tensors, model, weight, fill),
         }
         results[held] = {}
         for name, (preds, seconds) in systems.items():
@@ -382,11 +458,15 @@ def quality(args) -> None:
         "(all features)": (list(FEATURES), {"rules": RULES}),
         "(lexical only)": (list(LEXICAL_FEATURES), {"rules": RULES}),
     }
+    if args.calibration:
+        calibration(data, covid, enc)
+        return
     print("ST2: strict micro P/R/F1 (essential only), ehrqa.score")
     st2 = subtask_table(2, data, list(data), {}, enc, feature_sets)
     print("\nST4: micro P/R/F1 of (answer sentence, note sentence) links, ehrqa.score")
     st4 = subtask_table(4, data, ["aci_dev", "sample"], covid, enc, feature_sets)
     st3 = st3_table(data, enc, robust, DEFAULT_FIT[2])
+    calibration(data, covid, enc)
     print(
         f"\nmust-beat check (F1 of the learned model {DEFAULT_SET} vs the best of predict-all (ST2) and the baselines):"
     )
@@ -418,6 +498,7 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
 
     from ehrqa.data.case import AnswerSentence
     from ehrqa.retrieval.aligner import load_model
+    from ehrqa.retrieval.dense import encoder_dtype
     from ehrqa.train.aligner import training_sources
 
     data = training_sources()
@@ -438,7 +519,7 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
     t0 = time.perf_counter()
     model = load_model(model_dir)
     if kind == "int8":  # the shipped coefficients with int8 MiniLM vectors: for the time only
-        model._encoder = Int8Encoder()
+        model._encoder = Int8Encoder(dtype="fp32")
     elif kind == "static":
         from static_encoder import StaticEncoder
 
@@ -457,21 +538,42 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
     n_s = sum(len(c.sentences) for c in cases) / len(cases)
     n_a = sum(len(c.answer_sentences) for c in cases) / len(cases)
     print(
-        f"  torch threads {torch.get_num_threads()}: 147 cases ({n_s:.1f} note / {n_a:.1f} answer sentences): "
+        f"    torch threads {torch.get_num_threads()}, encoder {encoder_dtype()}: 147 cases "
+        f"({n_s:.1f} note / {n_a:.1f} answer sentences): "
         f"load+warm-up {load_s:.1f} s; ST2 {st2:.2f} s; ST4 {st4:.2f} s; ST2+ST4 {st2 + st4:.2f} s; "
         f"peak {peak:.0f} MiB; CPU time / wall time {share:.2f}"
     )
     encoder = getattr(model, "_encoder", None)
     if kind == "minilm" and encoder is not None:
-        print("    " + encoder_floor(list(encoder._memory), torch.get_num_threads()))
+        print("      " + encoder_floor(list(encoder._memory), torch.get_num_threads()))
+
+
+def matmul_rate(dtype: str) -> float:
+    """FLOP/s of the encoder's largest matrix multiply shape in ``dtype`` (bf16 or fp32) on the
+    current torch threads: the fastest of five timings, so a floor built on it errs low."""
+    import torch
+
+    from ehrqa.retrieval.dense import _load_encoder, resolve_model
+
+    config = _load_encoder(resolve_model(None))[0].auto_model.config
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a = torch.randn(2048, config.hidden_size, dtype=torch_dtype)
+    w = torch.randn(config.intermediate_size, config.hidden_size, dtype=torch_dtype)
+    for _ in range(3):
+        a @ w.T
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(10):
+            a @ w.T
+        best = min(best, time.perf_counter() - t0)
+    return 10 * 2 * a.shape[0] * a.shape[1] * w.shape[0] / best
 
 
 def encoder_floor(texts, threads: int) -> str:
     """The fewest seconds any implementation of the dense encoder needs for ``texts`` here: its
     matrix-multiply FLOPs per token (weights only, attention scores left out) times the tokens,
-    at the best matrix-multiply rate this machine shows now."""
-    import torch
-
+    at the best matrix-multiply rate this machine shows now in its fastest dtype (bf16 or fp32)."""
     from ehrqa.retrieval.dense import _load_encoder, resolve_model
 
     st = _load_encoder(resolve_model(None))
@@ -480,60 +582,46 @@ def encoder_floor(texts, threads: int) -> str:
     flops_per_token = 2 * layers * (4 * h * h + 2 * h * i)
     lengths = st.tokenizer(texts, truncation=True, max_length=st.max_seq_length)["input_ids"]
     tokens = sum(map(len, lengths))
-    a, w = torch.randn(2048, h), torch.randn(i, h)
-    for _ in range(3):
-        a @ w.T
-    best = float("inf")
-    for _ in range(5):  # the fastest of five: the floor errs low
-        t0 = time.perf_counter()
-        for _ in range(20):
-            a @ w.T
-        best = min(best, time.perf_counter() - t0)
-    rate = 20 * 2 * 2048 * h * i / best
-    floor = tokens * flops_per_token / rate
+    rates = {dtype: matmul_rate(dtype) for dtype in ("fp32", "bf16")}
+    fastest = max(rates, key=rates.get)
+    floor = tokens * flops_per_token / rates[fastest]
+    measured = ", ".join(f"{d} {r / 1e9:.0f}" for d, r in rates.items())
     return (
         f"dense encoder floor: {len(texts)} texts, {tokens} tokens x {flops_per_token / 1e6:.1f} MFLOP "
-        f"at the measured {rate / 1e9:.0f} GFLOP/s ({threads} thread(s)) = {floor:.1f} s at best"
+        f"at the fastest dtype's rate ({fastest}; measured GFLOP/s: {measured}; {threads} thread(s)) "
+        f"= {floor:.1f} s at best"
     )
 
 
 def timing(args) -> None:
+    from ehrqa.retrieval.dense import DTYPE_VARIABLE, encoder_dtype, fast_bf16_cpu
+
     load = os.getloadavg()[0]
     print(f"shipped default: {args.model or DEFAULT_DIR}; {os.cpu_count()} CPUs, 1-min load average {load:.1f}")
-    print(f"dense features from: {args.encoder}")
-    for threads in (1, 2):
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    print(f"dense features from: {args.encoder}; hardware bf16 (AMX / AVX-512 BF16): {fast_bf16_cpu()}")
+    dtypes = args.dtypes.split(",") if args.dtypes else ["fp32", "bf16"] if fast_bf16_cpu() else ["fp32"]
+    if "bf16" not in dtypes:
+        print("  encoder dtype bf16: not timed, this CPU emulates bf16 (--dtypes fp32,bf16 times it anyway)")
+    runs = [(1, dtype) for dtype in dtypes] + [(2, encoder_dtype())]
+    for threads, dtype in runs:
+        print(f"  encoder dtype {dtype}:", flush=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), DTYPE_VARIABLE: dtype}
         command = [sys.executable, __file__, "--timing-child", "--encoder", args.encoder]
         command += ["--model", args.model] if args.model else []
         subprocess.run(command, env=env, check=True)
 
 
 def write_default(args) -> None:
-    """Train the learned model (models/aligner-default) on every source (ST2: aci_dev, mediqa_dev, sample; ST4: aci_dev,
-    sample, Check-COVID) and choose its ST3 extractive settings on all ST2 sources."""
-    from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors
-    from ehrqa.retrieval.relevance import LearnedRelevance
-    from ehrqa.train.aligner import shipped_sources, train_learned_aligner
+    """``ehrqa train aligner --learned`` into models/aligner-default (or --out), with this benchmark's
+    cached encodings; the recipe is the command's own (``train.aligner.train_default_kind``)."""
+    from ehrqa.train.aligner import train_default_kind
 
-    sources = shipped_sources(shared=args.shared)
-    data = sources[2]
-    enc = encoder()
-    out = args.out or DEFAULT_DIR
-    record = {
-        "trained_on": "every source (the held-out numbers in bench_heldout.py come from models trained without each)",
-        "recipe": "python benchmarks/bench_heldout.py --write-default (train.aligner.DEFAULT_FIT, ROBUST_FEATURES)",
-    }
-    model = train_learned_aligner(sources, list(ROBUST_FEATURES), out, enc, record=record)
-    st2 = LearnedRelevance.from_dict(model.section(2))
-    tensors = {n: feature_tensors(2, [c.input_for(2) for c in cs], enc, st2.features) for n, cs in data.items()}
-    fill, weight = choose_extractive(data, tensors, st2, list(range(len(st2.features))))
-    model.config["extractive"] = {"fill": fill, "bm25_blend": weight, "chosen_on": sorted(data)}
-    model.save(out)
+    model = train_default_kind(args.out or DEFAULT_DIR, encoder=encoder(), shared=args.shared)
     for t, section in model.config["subtasks"].items():
         blend = f" blend {section['blend']}" if section.get("blend") is not None else ""
         rule = f"{section['rule']} {section['threshold']} max {section['max_links']}{blend}"
         print(f"ST{t}: rule {rule}; {section['record']}")
-    print(f"ST3 extractive: fill {fill}, BM25 blend {weight}")
+    print(f"ST3 extractive: {model.config.get('extractive')}")
     print(f"wrote {model.path}")
 
 
@@ -550,7 +638,15 @@ def main() -> None:
         default="minilm",
         help="dense features from MiniLM (the shipped default), MiniLM with int8 weights, or static word-piece vectors",
     )
+    parser.add_argument(
+        "--calibration", action="store_true", help="print only the calibration protocol (20 cases of each source)"
+    )
     parser.add_argument("--timing", action="store_true", help="time the shipped default, torch 1 vs 2 threads")
+    parser.add_argument(
+        "--dtypes",
+        help="with --timing: the encoder dtypes timed with 1 thread, e.g. fp32,bf16 (default: both where the CPU "
+        "has hardware bf16, else fp32); 2 threads: the automatic choice",
+    )
     parser.add_argument("--timing-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="aligner model directory to time (default: the shipped one)")
     parser.add_argument(

@@ -4,6 +4,7 @@ directories and the commands."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -354,3 +355,95 @@ def test_shipped_sources_add_yours_to_both_subtasks_and_refuse_a_taken_name():
     assert sources[4]["yours"] == own
     with pytest.raises(ValueError, match="already called 'sample'"):
         shipped_sources(own, name="sample")
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragments"),
+    [
+        (lambda text: text.replace('"threshold": ', '"treshold": ', 1), ["aligner.subtasks.2.treshold: unknown key"]),
+        (lambda text: text.replace('"subtasks"', '"subtask"', 1), ["aligner.subtask: unknown key"]),
+        (lambda text: text[: len(text) // 2], ["not valid JSON (line"]),
+        (lambda text: text.replace('"rule": "', '"rule": "x', 1), ["aligner.subtasks.2.rule: expected one of"]),
+        (
+            lambda text: re.sub(r'"fill": \w+', '"fill": "no"', text, count=1),
+            ["extractive.fill: expected true or false"],
+        ),
+    ],
+)
+def test_a_damaged_aligner_file_is_one_line_naming_the_key(tmp_path, capsys, damage, fragments):
+    model_dir = tmp_path / "damaged"
+    model_dir.mkdir()
+    original = (DEFAULT_MODEL_DIR / CONFIG_NAME).read_text()
+    (model_dir / CONFIG_NAME).write_text(damage(original))
+    out = tmp_path / "st2.json"
+    code = main(["identify", "--data", str(sample_dir()), "--aligner", str(model_dir), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and err.startswith("ehrqa: error: "), err
+    assert str(model_dir / CONFIG_NAME) in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert not out.exists()
+
+
+def test_calibrate_keeps_the_weights_and_chooses_the_rule_on_your_cases(tmp_path, capsys):
+    from ehrqa.score import score_predictions
+
+    out = tmp_path / "calibrated"
+    code = main(["train", "aligner", "--calibrate", "--data", str(sample_dir()), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    base, model = AlignerModel.load(None), AlignerModel.load(out)
+    assert model.config["training"]["calibrated"]["subtasks"] == ["2", "4"]
+    cases = read_dataset()
+    for subtask, predict, key in ((2, _identify, "strict_micro_f1"), (4, _align, "micro_f1")):
+        for kept in ("features", "mean", "scale", "coef", "intercept", "query"):
+            assert model.section(subtask)[kept] == base.section(subtask)[kept]
+        predictions = predict([c.input_for(subtask) for c in cases], model)
+        chosen = 100 * model.section(subtask)["record"]["rule_mean_source_f1"]
+        assert score_predictions(subtask, predictions, cases)[key] == pytest.approx(chosen, abs=0.01)
+        shipped = score_predictions(subtask, predict([c.input_for(subtask) for c in cases], base), cases)[key]
+        assert chosen >= shipped - 0.01  # chosen on these very cases: never worse on them
+    assert model.config["extractive"] == base.config["extractive"]
+
+
+def test_calibrate_refuses_training_flags_and_needs_cases(tmp_path, capsys):
+    assert main(["train", "aligner", "--calibrate", "--out", str(tmp_path / "a")]) == 2
+    assert "--calibrate needs your annotated cases" in capsys.readouterr().err
+    assert main(["train", "aligner", "--calibrate", "--learned", "--out", str(tmp_path / "b")]) == 2
+    assert "--calibrate takes no --learned" in capsys.readouterr().err
+    assert main(["train", "aligner", "--aligner", "aligner-lexical", "--out", str(tmp_path / "c")]) == 2
+    assert "--aligner goes with --calibrate" in capsys.readouterr().err
+    args = ["train", "aligner", "--calibrate", "--aligner", "aligner-lexical", "--data", str(sample_dir())]
+    assert main([*args, "--out", str(tmp_path / "d")]) == 2
+    assert "is not learned" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def _assert_same(got, want, where: str) -> None:
+    """Equal data, numbers to 1e-3 (the encoder's last bits differ between CPUs)."""
+    if isinstance(want, dict):
+        assert isinstance(got, dict) and got.keys() == want.keys(), where
+        for key in want:
+            _assert_same(got[key], want[key], f"{where}.{key}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_same(g, w, f"{where}[{i}]")
+    elif isinstance(want, float) and not isinstance(got, bool):
+        assert got == pytest.approx(want, abs=1e-3), where
+    else:
+        assert got == want, where
+
+
+@pytest.mark.slow
+def test_train_aligner_learned_writes_exactly_what_ships(tmp_path, monkeypatch, capsys):
+    shipped = AlignerModel.load(None).config
+    monkeypatch.setenv("EHRQA_ENCODER_DTYPE", shipped["training"]["encoder_dtype"])
+    out = tmp_path / "retrained"
+    assert main(["train", "aligner", "--learned", "--out", str(out)]) == 0, capsys.readouterr().err
+    got = AlignerModel.load(out).config
+    assert got.keys() == shipped.keys()
+    for section in ("format", "components", "subtasks", "extractive"):
+        _assert_same(got[section], shipped[section], section)
+    del got["training"]["seconds"], shipped["training"]["seconds"]
+    assert got["training"] == shipped["training"]

@@ -140,3 +140,29 @@ def test_micro_counts():
     assert micro(0, 3, 0) == (0.0, 0.0, 0.0)
     p, r, f = micro(2, 4, 3)
     assert (p, r) == (0.5, 2 / 3) and f == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+
+
+def test_encoder_dtype_follows_the_cpu_unless_forced(monkeypatch):
+    from ehrqa.errors import DataError
+    from ehrqa.retrieval import dense
+
+    monkeypatch.delenv(dense.DTYPE_VARIABLE, raising=False)
+    for fast, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(dense, "fast_bf16_cpu", lambda fast=fast: fast)
+        assert dense.encoder_dtype() == expected
+        assert dense.encoder_dtype("fp32") == "fp32" and dense.encoder_dtype("bf16") == "bf16"
+    monkeypatch.setenv(dense.DTYPE_VARIABLE, "BF16")
+    assert dense.encoder_dtype() == "bf16"
+    assert dense.encoder_dtype("fp32") == "fp32"  # an explicit choice beats the environment
+    monkeypatch.setenv(dense.DTYPE_VARIABLE, "fp16")
+    with pytest.raises(DataError, match="EHRQA_ENCODER_DTYPE=fp16: expected one of auto, bf16, fp32"):
+        dense.encoder_dtype()
+
+
+def test_fast_bf16_is_read_from_the_cpu_flags(tmp_path):
+    from ehrqa.retrieval.dense import fast_bf16_cpu
+
+    for name, flags, expected in (("amx", "fpu avx2 amx_bf16 amx_tile", True), ("avx2", "fpu avx2 avx512f", False)):
+        (tmp_path / name).write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert fast_bf16_cpu(str(tmp_path / name)) is expected
+    assert fast_bf16_cpu(str(tmp_path / "missing")) is False

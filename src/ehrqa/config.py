@@ -1,4 +1,5 @@
-"""YAML recipes -> typed dataclasses, the one loader for every recipe in the project.
+"""YAML recipes and JSON settings files -> typed dataclasses, the one loader for every recipe and
+model settings file (``aligner.json``) in the project.
 
 :func:`from_dict` fills a (frozen) dataclass from plain data, recursing into nested dataclasses,
 lists/tuples and dicts by the field types. An unknown key or a value of the wrong type is a
@@ -36,6 +37,17 @@ def load_yaml(path: str | Path, what: str = "recipe") -> dict:
         raise DataError(f"{path}: not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: a {what} is a YAML mapping of keys to values, not {type(data).__name__}")
+    return data
+
+
+def load_json(path: str | Path, what: str = "config") -> dict:
+    """A JSON file holding a mapping (a model's settings file); anything else, a truncated file
+    included, is a one-line :class:`DataError`. Check its keys with :func:`from_dict`."""
+    from ehrqa.io import read_json
+
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: a {what} is a JSON object of keys to values, not {type(data).__name__}")
     return data
 
 

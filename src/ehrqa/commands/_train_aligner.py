@@ -1,5 +1,7 @@
-"""``ehrqa train aligner``: fine-tune the cross-encoder and tune the ST2/ST4 ensembles, or (``--learned``)
-fit the learned combiner the shipped default is, on your cases and the bundled sources."""
+"""``ehrqa train aligner``: fine-tune the cross-encoder and tune the ST2/ST4 ensembles of a recipe, or
+(``--learned``) fit the learned combiner the shipped default is, on your cases and the bundled sources
+(without your cases: exactly ``models/aligner-default``), or (``--calibrate``) re-choose a learned
+model's decision threshold on your annotated cases."""
 
 from __future__ import annotations
 
@@ -8,14 +10,15 @@ import argparse
 from ehrqa.commands._common import add_data_arguments, load_cases
 from ehrqa.errors import DataError
 
-HELP = "train the evidence aligner (ST2/ST4): cross-encoder + ensemble weights, threshold, max links"
+HELP = "train the evidence aligner (ST2/ST4): an ensemble recipe, the learned default (--learned), or calibrate one"
 DESCRIPTION = (
     "Fine-tune the MiniLM cross-encoder on (query, note sentence, label) pairs from the training cases and tune "
     "the ensemble (weights, threshold, max links per query) by k-fold cross-validation on those cases only. "
     "Writes MODEL_DIR (aligner.json + cross_encoder.safetensors), usable as --aligner of align/identify. "
     "With --learned: fit the learned combiner the shipped default is (MiniLM and lexical features, logistic "
     "regression, a decision rule per subtask) on your cases plus the bundled sources it was trained on "
-    "(--no-bundled: your cases alone)."
+    "(--no-bundled: your cases alone); without your cases it writes exactly the shipped default. With --calibrate: "
+    "keep a learned model's features, weights and rule and choose its threshold on your annotated cases."
 )
 
 
@@ -36,8 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     learned = parser.add_argument_group("learned combiner (the shipped default's kind)")
     learned.add_argument(
-        "--learned", action="store_true", help="fit the learned combiner instead of tuning an ensemble"
+        "--learned",
+        action="store_true",
+        help="fit the learned combiner instead of tuning an ensemble (without --data: exactly the shipped default)",
     )
+    learned.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="keep the features, weights and rule of --aligner (default: the shipped model) and choose only its "
+        "threshold (ST2: on the probability, ST4: the ratio to the best link) on your annotated cases (--data)",
+    )
+    learned.add_argument("--aligner", metavar="DIR", help="with --calibrate: the model to calibrate (default: shipped)")
     learned.add_argument(
         "--no-bundled",
         action="store_true",
@@ -46,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.calibrate:
+        return run_calibrate(args)
+    if args.aligner:
+        raise DataError("--aligner goes with --calibrate")
     if args.learned:
         return run_learned(args)
     if args.no_bundled:
@@ -73,31 +89,52 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_learned(args: argparse.Namespace) -> int:
-    from ehrqa.retrieval.features import ROBUST_FEATURES
-    from ehrqa.train.aligner import has_gold, shipped_sources, train_learned_aligner
+    from ehrqa.train.aligner import train_default_kind
 
     given = [f"--{name}" for name in ("recipe", "folds", "components") if getattr(args, name)]
     if given:
         raise DataError(f"--learned takes no {', '.join(given)}: its features and fitting are the shipped default's")
     subtasks = [int(s) for s in args.subtask.split(",")]
     own = list(load_cases(args)) if (args.data or args.xml or args.key) else []
-    if args.no_bundled:
-        if not own:
-            raise DataError("--no-bundled needs your cases: --data DIR or --xml/--key")
-        sources = {t: {"yours": own} for t in subtasks}
-    else:
-        sources = {t: per_subtask for t, per_subtask in shipped_sources(own).items() if t in subtasks}
-    sources = {t: per for t, per in sources.items() if any(has_gold(t, c) for cs in per.values() for c in cs)}
-    if not sources:
-        raise DataError(f"no training cases with gold for subtask {args.subtask} (ST2 relevance, ST4 citations)")
-    record = {"trained_on": "ehrqa train aligner --learned" + (" --no-bundled" if args.no_bundled else "")}
-    model = train_learned_aligner(sources, list(ROBUST_FEATURES), args.out, record=record)
+    if args.no_bundled and not own:
+        raise DataError("--no-bundled needs your cases: --data DIR or --xml/--key")
+    model = train_default_kind(args.out, own, bundled=not args.no_bundled, subtasks=subtasks)
+    sources = model.config["training"]["sources"]
     for subtask, section in model.config["subtasks"].items():
         blend = f" blend {section['blend']}" if section.get("blend") is not None else ""
         print(
             f"ST{subtask}: rule {section['rule']} {section['threshold']} max_links {section['max_links']}{blend}; "
-            f"sources {', '.join(sorted(sources[int(subtask)]))}; "
+            f"sources {', '.join(sources[subtask])}; "
             f"mean in-sample micro F1 {100 * section['record']['rule_mean_source_f1']:.2f}"
+        )
+    extractive = model.config.get("extractive")
+    if extractive:
+        print(f"ST3 extractive: fill {extractive['fill']}, BM25 blend {extractive['bm25_blend']}")
+    print(f"model: {args.out}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ehrqa.retrieval.aligner import load_model
+    from ehrqa.train.aligner import calibrate_aligner
+
+    flags = {"--recipe": args.recipe, "--folds": args.folds, "--components": args.components}
+    given = [
+        flag for flag, value in {**flags, "--learned": args.learned, "--no-bundled": args.no_bundled}.items() if value
+    ]
+    if given:
+        raise DataError(f"--calibrate takes no {', '.join(given)}: it keeps the model's features and weights")
+    if not (args.data or args.xml or args.key):
+        raise DataError("--calibrate needs your annotated cases: --data DIR or --xml/--key")
+    base = load_model(args.aligner)
+    subtasks = [int(s) for s in args.subtask.split(",")]
+    model = calibrate_aligner(base, list(load_cases(args)), args.out, subtasks)
+    for subtask in model.config["training"]["calibrated"]["subtasks"]:
+        section = model.section(int(subtask))
+        blend = f" blend {section['blend']}" if section.get("blend") is not None else ""
+        print(
+            f"ST{subtask}: rule {section['rule']} {section['threshold']} max_links {section['max_links']}{blend}; "
+            f"micro F1 on your cases {100 * section['record']['rule_mean_source_f1']:.2f} (chosen on them)"
         )
     print(f"model: {args.out}")
     return 0

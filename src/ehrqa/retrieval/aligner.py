@@ -26,17 +26,20 @@ Directory format ``ehrqa-aligner/2`` (``/1``, the same without ``kind`` and ``eh
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ehrqa.config import load_json
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
+from ehrqa.io import atomic_write_json
 from ehrqa.retrieval.base import Request
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME
-from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores, decide
+from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "aligner-default"
 FORMAT = "ehrqa-aligner/2"
@@ -76,13 +79,57 @@ def requests_for(subtask: int, cases: Sequence[Case], query_mode: str) -> list[R
     raise ValueError(f"the aligner serves subtasks 2 and 4, not {subtask}")
 
 
+@dataclass(frozen=True)
+class AlignerFile:
+    """The keys of ``aligner.json`` and their types (see the module docstring)."""
+
+    format: str
+    ehrqa_version: str = ""
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subtasks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    extractive: dict[str, Any] | None = None
+    cross_encoder: dict[str, Any] | None = None
+
+
+def check_config(config: dict, where: str) -> None:
+    """Refuse, in one :class:`DataError` line naming the key, an ``aligner.json`` that is not one:
+    an unknown or misspelt key, a value of the wrong type, a section of an unknown kind."""
+    from ehrqa.config import from_dict
+    from ehrqa.retrieval.extractive import ExtractiveSettings
+    from ehrqa.retrieval.relevance import RULES, LearnedRelevance
+
+    if config.get("format") not in READABLE_FORMATS:
+        raise DataError(f"{where}: not an ehrqa aligner model (format {config.get('format')!r})")
+    from_dict(AlignerFile, config, where)
+    if config.get("extractive") is not None:
+        from_dict(ExtractiveSettings, config["extractive"], f"{where}.extractive")
+    for subtask, section in config.get("subtasks", {}).items():
+        at = f"{where}.subtasks.{subtask}"
+        if subtask not in ("2", "4"):
+            raise DataError(f"{at}: the aligner serves subtasks 2 and 4")
+        kind, query = section.get("kind", "ensemble"), section.get("query", QUERY_MODES[int(subtask)][0])
+        if query not in QUERY_MODES[int(subtask)]:
+            raise DataError(f"{at}.query: expected one of {', '.join(QUERY_MODES[int(subtask)])}, got {query!r}")
+        rest = {k: v for k, v in section.items() if k not in ("kind", "query", "cv")}
+        if kind == "ensemble":
+            from_dict(EnsembleConfig, rest, at)
+        elif kind == "learned":
+            model = from_dict(LearnedRelevance, rest, at)
+            if model.rule not in RULES:
+                raise DataError(f"{at}.rule: expected one of {', '.join(RULES)}, got {model.rule!r}")
+            sizes = {len(model.features), len(model.mean), len(model.scale), len(model.coef)}
+            if len(sizes) != 1:
+                raise DataError(f"{at}: features, mean, scale and coef differ in length")
+        else:
+            raise DataError(f"{at}.kind: expected ensemble or learned, got {kind!r}")
+
+
 class AlignerModel:
     """A loaded aligner: ``aligner.json`` as a dict plus the directory it came from."""
 
     def __init__(self, config: dict, path: Path | None = None) -> None:
-        if config.get("format") not in READABLE_FORMATS:
-            found = config.get("format")
-            raise DataError(f"{path or 'aligner config'}: not an ehrqa aligner model (format {found!r})")
+        check_config(config, f"{path / CONFIG_NAME}: aligner" if path else "aligner config")
         self.config, self.path = config, path
 
     @classmethod
@@ -96,7 +143,7 @@ class AlignerModel:
         config_file = directory / CONFIG_NAME
         if not config_file.is_file():
             raise DataError(f"{directory}: no {CONFIG_NAME}; train one with `ehrqa train aligner`")
-        return cls(json.loads(config_file.read_text(encoding="utf-8")), directory)
+        return cls(load_json(config_file, "aligner model settings file"), directory)
 
     def save(self, path: str | Path) -> Path:
         from ehrqa import __version__
@@ -108,7 +155,7 @@ class AlignerModel:
             "ehrqa_version": __version__,
             **{k: v for k, v in self.config.items() if k not in ("format", "ehrqa_version")},
         }
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(directory / CONFIG_NAME, self.config)
         return directory
 
     def section(self, subtask: int) -> dict:
@@ -128,6 +175,11 @@ class AlignerModel:
         from ehrqa.retrieval.relevance import LearnedRelevance
 
         return LearnedRelevance.from_dict(self.section(subtask))
+
+    def combiner(self, subtask: int):
+        """The section's combiner (an :class:`EnsembleConfig` or a ``LearnedRelevance``); both carry
+        the section's ``decision_rule``."""
+        return self.ensemble(subtask) if self.kind(subtask) == "ensemble" else self.learned(subtask)
 
     def query_mode(self, subtask: int) -> str:
         return self.section(subtask).get("query", QUERY_MODES[subtask][0])
@@ -158,11 +210,8 @@ class AlignerModel:
         """Per case, per query, the selected note sentence ids (in note order); ``scores``: the
         :meth:`sentence_scores` of these cases when already computed."""
         scores = self.sentence_scores(subtask, cases) if scores is None else scores
-        if self.kind(subtask) == "ensemble":
-            picked = decide(scores, self.ensemble(subtask))
-        else:
-            model = self.learned(subtask)
-            picked = [model.select(m) for m in scores]
+        rule = self.combiner(subtask).decision_rule
+        picked = [rule.select(m) for m in scores]
         return [
             [[case.sentences[j].id for j in sorted(row)] for row in per_query]
             for case, per_query in zip(cases, picked, strict=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ehrqa.retrieval.base import Request, build_scorer
+from ehrqa.retrieval.relevance import DecisionRule, decide_row
 
 NORMALISERS = ("max", "minmax")
 DEFAULT_NORMALISE = {"bm25": "max", "tfidf": "max", "dense": "minmax", "cross_encoder": "minmax"}
@@ -92,15 +93,19 @@ class EnsembleConfig:
         extra = [n for n in self.rerank_by if n not in self.active] if self.reranks else []
         return self.active + extra
 
+    @property
+    def decision_rule(self) -> DecisionRule:
+        """An absolute threshold on the combined score (with ``max`` normalisation and one scorer,
+        QU-NLP's relative threshold)."""
+        return DecisionRule("threshold", self.threshold, self.min_links, self.max_links)
+
     def how(self, name: str) -> str:
         return self.normalise.get(name, DEFAULT_NORMALISE.get(name, "minmax"))
 
 
 def select(combined: np.ndarray, threshold: float, min_links: int = 1, max_links: int | None = None) -> list[int]:
     """Indices kept for one query: score >= threshold, best first, at least ``min_links``, at most ``max_links``."""
-    order = np.argsort(-combined, kind="stable")
-    keep = [int(j) for rank, j in enumerate(order) if rank < min_links or combined[j] >= threshold]
-    return keep[:max_links] if max_links is not None else keep
+    return decide_row(combined, "threshold", threshold, min_links, max_links)
 
 
 def pre_scores(raw: dict[str, list[np.ndarray]], config: EnsembleConfig) -> list[np.ndarray]:
@@ -164,4 +169,4 @@ def combine(raw: dict[str, list[np.ndarray]], config: EnsembleConfig) -> list[np
 
 def decide(combined: Sequence[np.ndarray], config: EnsembleConfig) -> list[list[list[int]]]:
     """Selected sentence indices per request, per query."""
-    return [[select(row, config.threshold, config.min_links, config.max_links) for row in m] for m in combined]
+    return [config.decision_rule.select(m) for m in combined]

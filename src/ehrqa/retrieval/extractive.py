@@ -13,16 +13,17 @@ sentence boundary), and writes the kept sentences in note order, each citing the
 it came from. :func:`extractive_predict` ranks every case's sentences with the aligner's ST2 model
 (:mod:`ehrqa.retrieval.aligner`): the selected sentences first, then the rest by score, so a
 sparse selection is filled up to the word limit with the next best evidence. The model's
-optional ``extractive`` section (``{"fill": bool, "bm25_blend": weight or null}``, chosen on the
-training sources by ``benchmarks/bench_heldout.py``) can switch the filling off and rank by the
-ST2 score blended with relative BM25. Only the official ST3 input is read (question, narrative,
-note).
+optional ``extractive`` section (:class:`ExtractiveSettings`, chosen on the training sources by
+:func:`ehrqa.train.aligner.choose_extractive` in ``ehrqa train aligner --learned``) can switch the
+filling off and rank by the ST2 score blended with relative BM25. Only the official ST3 input is
+read (question, narrative, note).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ehrqa.data.case import Case
 from ehrqa.retrieval.features import is_fragment
@@ -36,6 +37,16 @@ _FRAMES = [
     re.compile(rf"^{_SUBJECT} {_VERB} (?:that )?", re.IGNORECASE),
     re.compile(r"^(?:it (?:is|was) (?:noted|reported) that|of note,|per (?:the )?patient,|per report,)\s*", re.I),
 ]
+
+
+@dataclass(frozen=True)
+class ExtractiveSettings:
+    """The ``extractive`` section of ``aligner.json``: fill the answer with the next best sentences,
+    and rank by the ST2 score blended with relative BM25 (its weight; None: the ST2 score alone)."""
+
+    fill: bool = True
+    bm25_blend: float | None = None
+    chosen_on: list[str] = field(default_factory=list)  # the sources the two were chosen on
 
 
 def trim_frame(text: str) -> str:

@@ -60,19 +60,26 @@ def is_fragment(text: str, min_words: int = 4) -> bool:
 
 
 class Encoder:
-    """Unit-length sentence vectors, each distinct text encoded once; optional ``.npy`` cache dir."""
+    """Unit-length sentence vectors (:func:`ehrqa.retrieval.dense.encode`), each distinct text
+    encoded once per instance; optional cache dir; ``dtype``: ``bf16``, ``fp32`` or None (auto)."""
 
     def __init__(
-        self, model: str | None = None, cache: str | Path | None = None, batch_size: int | None = None
+        self,
+        model: str | None = None,
+        cache: str | Path | None = None,
+        batch_size: int | None = None,
+        dtype: str | None = None,
     ) -> None:
-        from ehrqa.retrieval.dense import ENCODE_BATCH
+        from ehrqa.retrieval.dense import ENCODE_BATCH, encoder_dtype
 
         self.model, self.batch_size = model, batch_size or ENCODE_BATCH
+        self.dtype = encoder_dtype(dtype)
         self.cache = Path(cache) if cache else None
         self._memory: dict[str, np.ndarray] = {}
 
     def _key(self, text: str) -> str:
-        return hashlib.sha1(f"{self.model or 'minilm'}\0{text}".encode()).hexdigest()
+        dtype = "" if self.dtype == "fp32" else f"\0{self.dtype}"  # fp32 keys as before bf16 existed
+        return hashlib.sha1(f"{self.model or 'minilm'}{dtype}\0{text}".encode()).hexdigest()
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         todo = [t for t in dict.fromkeys(texts) if t not in self._memory]
@@ -80,20 +87,17 @@ class Encoder:
             self._load_cached(todo)
             todo = [t for t in todo if t not in self._memory]
         if todo:
-            vectors = self.sentence_transformer().encode(
-                todo, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
-            )
-            new = dict(zip(todo, np.asarray(vectors, dtype=np.float32), strict=True))
+            new = self._encode(todo)
             self._memory.update(new)
             if self.cache is not None:
                 self._store(new)
         return {t: self._memory[t] for t in texts}
 
-    def sentence_transformer(self):
-        """The loaded encoder model (loaded once per process)."""
-        from ehrqa.retrieval.dense import _load_encoder, resolve_model
+    def _encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors of texts not seen yet (subclasses swap the encoder here)."""
+        from ehrqa.retrieval.dense import encode
 
-        return _load_encoder(resolve_model(self.model))
+        return encode(texts, self.model, self.batch_size, self.dtype)
 
     def _load_cached(self, texts: Sequence[str]) -> None:
         path = self.cache / "vectors.npz"

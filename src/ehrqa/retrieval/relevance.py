@@ -31,6 +31,21 @@ import numpy as np
 RULES = ("threshold", "relative", "fraction")
 
 
+@dataclass(frozen=True)
+class DecisionRule:
+    """How many sentences each query keeps from its row of combined scores (see the module
+    docstring): the last stage of every aligner, whichever combiner made the scores."""
+
+    rule: str = "threshold"
+    threshold: float = 0.5
+    min_links: int = 1
+    max_links: int | None = None
+
+    def select(self, scores: np.ndarray) -> list[list[int]]:
+        """Per query row, the kept sentence indices (best first)."""
+        return [decide_row(row, self.rule, self.threshold, self.min_links, self.max_links) for row in scores]
+
+
 @dataclass
 class LearnedRelevance:
     """A fitted combiner and its decision rule (the ``learned`` section of ``aligner.json``)."""
@@ -86,9 +101,13 @@ class LearnedRelevance:
             return p
         return blend_scores(p, tensor[..., self.features.index("bm25")], self.blend)
 
+    @property
+    def decision_rule(self) -> DecisionRule:
+        return DecisionRule(self.rule, self.threshold, self.min_links, self.max_links)
+
     def select(self, scores: np.ndarray) -> list[list[int]]:
         """Per query row, the kept sentence indices (best first)."""
-        return [decide_row(row, self.rule, self.threshold, self.min_links, self.max_links) for row in scores]
+        return self.decision_rule.select(scores)
 
 
 def blend_scores(p: np.ndarray, bm25: np.ndarray, weight: float, row: np.ndarray | None = None) -> np.ndarray:
@@ -257,23 +276,9 @@ def fit_relevance(
         if not train.y.any():
             continue
         oof[test] = _probabilities(rows.x[test], *_fit_logistic(train, c))
-    best = (-1.0, "threshold", 0.5, None)
     judged = rows if rule_sources is None else rows.take(np.isin(rows.source.astype(str), list(rule_sources)))
     oof = oof if rule_sources is None else oof[np.isin(rows.source.astype(str), list(rule_sources))]
-    if any(b is not None for b in blends) and "bm25" not in features:
-        raise ValueError("learned relevance: blending with BM25 needs the bm25 feature")
-    best_blend = None
-    for blend in blends:
-        scored = (
-            oof if blend is None else blend_scores(oof, judged.x[:, list(features).index("bm25")], blend, judged.row)
-        )
-        cache = _rank_and_top(scored, judged)
-        for rule in rules:
-            for k in max_links:
-                for t in thresholds:
-                    f1 = source_f1(judged, scored, rule, float(t), min_links, k, cache)
-                    if f1 > best[0] + 1e-12:
-                        best, best_blend = (f1, rule, float(t), k), blend
+    best = choose_rule(judged, oof, features, rules, max_links, thresholds, blends, min_links)
     mean, scale, coef, intercept = final
     sizes = {
         str(s): int(n) for s, n in zip(*np.unique(np.asarray(sources, dtype=str), return_counts=True), strict=True)
@@ -284,15 +289,54 @@ def fit_relevance(
         scale=scale.tolist(),
         coef=coef.tolist(),
         intercept=intercept,
-        rule=best[1],
-        threshold=best[2],
+        **best.settings(),
         min_links=min_links,
-        max_links=best[3],
-        blend=None if best_blend is None else round(float(best_blend), 4),
         record={
             "cases_per_source": sizes,
             "c": c,
             "rule_chosen_on": f"{folds}-fold out-of-fold" if rule_folds == "cases" else "in-sample probabilities",
-            "rule_mean_source_f1": round(best[0], 4),
+            "rule_mean_source_f1": round(best.f1, 4),
         },
     )
+
+
+@dataclass
+class RuleChoice:
+    """The best decision rule found by :func:`choose_rule` and its mean source F1."""
+
+    f1: float
+    rule: str
+    threshold: float
+    max_links: int | None
+    blend: float | None
+
+    def settings(self) -> dict:
+        blend = None if self.blend is None else round(float(self.blend), 4)
+        return {"rule": self.rule, "threshold": self.threshold, "max_links": self.max_links, "blend": blend}
+
+
+def choose_rule(
+    rows: Rows,
+    p: np.ndarray,
+    features: Sequence[str],
+    rules: Sequence[str] = RULES,
+    max_links: Sequence[int | None] = (None,),
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    blends: Sequence[float | None] = (None,),
+    min_links: int = 1,
+) -> RuleChoice:
+    """The rule, threshold, max links and BM25 blend with the best mean over sources of micro F1
+    when ``rows`` are scored with probabilities ``p`` (the combiner stays as it is)."""
+    if any(b is not None for b in blends) and "bm25" not in features:
+        raise ValueError("learned relevance: blending with BM25 needs the bm25 feature")
+    best = RuleChoice(-1.0, "threshold", 0.5, None, None)
+    for blend in blends:
+        scored = p if blend is None else blend_scores(p, rows.x[:, list(features).index("bm25")], blend, rows.row)
+        cache = _rank_and_top(scored, rows)
+        for rule in rules:
+            for k in max_links:
+                for t in thresholds:
+                    f1 = source_f1(rows, scored, rule, float(t), min_links, k, cache)
+                    if f1 > best.f1 + 1e-12:
+                        best = RuleChoice(f1, rule, float(t), k, blend)
+    return best

@@ -31,6 +31,8 @@ from ehrqa.errors import DataError
 from ehrqa.retrieval.aligner import FORMAT, QUERY_MODES, AlignerModel, requests_for
 from ehrqa.retrieval.base import COMPONENTS, build_scorer
 from ehrqa.retrieval.ensemble import EnsembleConfig
+from ehrqa.retrieval.features import ROBUST_FEATURES
+from ehrqa.retrieval.relevance import RULES
 from ehrqa.retrieval.tuning import ScoreTable, TuningGrid, cross_validate, make_folds, tune
 from ehrqa.train.cross_encoder import (
     CrossEncoderSettings,
@@ -413,19 +415,84 @@ def learned_section(
     return {**model.to_dict(), "query": "clinician" if subtask == 2 else "answer"}
 
 
+# ---------------------------------------------------------------------------------------------
+# The ST3 extractive ranking stored beside the ST2 section
+
+ST3_METRICS = ("bleu", "rougeLsum", "sari")
+EXTRACTIVE_BLENDS = (None, 0.25, 0.5, 0.75)  # weights of relative BM25 against the ST2 score
+
+
+def extractive_answers(cases: Sequence[Case], tensors: Sequence[np.ndarray], model, weight, fill: bool) -> dict:
+    """Case id -> extractive answer text: the sentences the ST2 ``model`` selects (then the rest by
+    score when ``fill``), ranked by its score or by it blended with relative BM25 (``weight``);
+    ``tensors``: each case's ST2 features, the model's columns in its order."""
+    from ehrqa.retrieval.extractive import extractive_answer, ranked_ids
+    from ehrqa.retrieval.relevance import blend_scores
+
+    out = {}
+    for case, tensor in zip(cases, tensors, strict=True):
+        scores = model.scores(tensor)
+        chosen = [case.sentences[j].id for j in model.select(scores)[0]]
+        if weight is not None:
+            scores = blend_scores(scores, tensor[:, :, model.features.index("bm25")], weight)
+        order = ranked_ids(scores[0], chosen, case)  # the selected sentences first
+        out[case.id] = extractive_answer(case, order if fill else order[: len(chosen)])[0]
+    return out
+
+
+def st3_scores(cases: Sequence[Case], answers: dict) -> dict:
+    """BLEU, ROUGE-Lsum and SARI of extractive answers (``ehrqa.score``), and ``per_case`` records."""
+    from ehrqa.score import score_predictions
+
+    return score_predictions(3, answers, cases, metrics="bleu,rouge,sari", per_case=True)
+
+
+def choose_extractive(sources: dict[str, Sequence[Case]], model, encoder=None) -> dict:
+    """The ``extractive`` section: the filling and BM25 blend with the best mean of BLEU, ROUGE-Lsum
+    and SARI over ``sources`` (name -> cases with reference answers), the ST2 ``model`` fixed."""
+    from ehrqa.retrieval.features import feature_tensors
+
+    cases = {n: [c for c in cs if c.answer and c.sentences] for n, cs in sources.items()}
+    cases = {n: cs for n, cs in cases.items() if cs}
+    if not cases:
+        raise ValueError("choosing the extractive settings needs cases with reference answers")
+    tensors = {n: feature_tensors(2, [c.input_for(2) for c in cs], encoder, model.features) for n, cs in cases.items()}
+
+    def mean_score(fill: bool, weight: float | None) -> float:
+        per_source = []
+        for name, cs in cases.items():
+            scores = st3_scores(cs, extractive_answers(cs, tensors[name], model, weight, fill))
+            per_source.append(np.mean([scores[m] for m in ST3_METRICS]))
+        return float(np.mean(per_source))
+
+    candidates = [(f, w) for f in (True, False) for w in EXTRACTIVE_BLENDS]
+    fill, weight = max(candidates, key=lambda fw: mean_score(*fw))
+    return {"fill": fill, "bm25_blend": weight, "chosen_on": sorted(cases)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole learned recipe: what ships as models/aligner-default
+
+
 def train_learned_aligner(
     sources: dict[int, dict[str, Sequence[Case]]],
     features: Sequence[str],
     out: str | Path,
     encoder=None,
-    extractive: dict | None = None,
     record: dict | None = None,
+    augmentation: Sequence[str] = ("check_covid",),
 ) -> AlignerModel:
-    """Fit one learned section per subtask (``sources``: subtask -> source name -> cases) and save;
-    ``extractive``: the ST3 settings to store (see :mod:`ehrqa.retrieval.extractive`); ``record``:
-    extra facts for the training record."""
+    """Fit one learned section per subtask (``sources``: subtask -> source name -> cases), choose the
+    ST3 extractive settings on the ST2 sources with reference answers (when there are any), and
+    save; ``record``: extra facts for the training record."""
+    from ehrqa.retrieval.features import Encoder
+    from ehrqa.retrieval.relevance import LearnedRelevance
+
     started = time.perf_counter()
-    sections = {str(t): learned_section(t, per_source, features, encoder) for t, per_source in sources.items()}
+    encoder = encoder or Encoder()
+    sections = {
+        str(t): learned_section(t, per_source, features, encoder, augmentation) for t, per_source in sources.items()
+    }
     config = {
         "format": FORMAT,
         "components": {"dense": {"model": "all-MiniLM-L6-v2"}},
@@ -436,12 +503,119 @@ def train_learned_aligner(
                 str(t): {name: sum(has_gold(t, c) for c in cs) for name, cs in per_source.items()}
                 for t, per_source in sources.items()
             },
+            "features": "ehrqa.retrieval.features.ROBUST_FEATURES"
+            if tuple(features) == ROBUST_FEATURES
+            else list(features),
+            "fit": "ehrqa.train.aligner.DEFAULT_FIT",
+            "encoder_dtype": getattr(encoder, "dtype", "fp32"),
             **(record or {}),
-            "seconds": round(time.perf_counter() - started, 1),
         },
     }
-    if extractive is not None:
-        config["extractive"] = extractive
+    st2_sources = {n: cs for n, cs in sources.get(2, {}).items() if n not in augmentation}
+    if "2" in sections and any(c.answer for cs in st2_sources.values() for c in cs):
+        st2 = LearnedRelevance.from_dict(sections["2"])
+        config["extractive"] = choose_extractive(st2_sources, st2, encoder)
+    config["training"]["seconds"] = round(time.perf_counter() - started, 1)
+    model = AlignerModel(config, Path(out))
+    model.save(out)
+    return model
+
+
+def train_default_kind(
+    out: str | Path,
+    own: Sequence[Case] = (),
+    bundled: bool = True,
+    subtasks: Sequence[int] = (2, 4),
+    encoder=None,
+    shared: str | Path | None = None,
+) -> AlignerModel:
+    """``ehrqa train aligner --learned``: the shipped default's recipe (:data:`ROBUST_FEATURES`,
+    :data:`DEFAULT_FIT`, the extractive choice) on the bundled sources (``bundled``; ``shared``: read
+    them there) plus ``own`` cases. Without ``own`` and with every subtask this writes exactly
+    ``models/aligner-default`` (``encoder``: a cached :class:`~ehrqa.retrieval.features.Encoder`)."""
+    if bundled:
+        sources = {t: per for t, per in shipped_sources(own, shared=shared).items() if t in subtasks}
+    elif own:
+        sources = {t: {"yours": list(own)} for t in subtasks}
+    else:
+        raise DataError("--no-bundled needs your cases: --data DIR or --xml/--key")
+    sources = {t: per for t, per in sources.items() if any(has_gold(t, c) for cs in per.values() for c in cs)}
+    if not sources:
+        wanted = ",".join(map(str, subtasks))
+        raise DataError(f"no training cases with gold for subtask {wanted} (ST2 relevance, ST4 citations)")
+    command = "ehrqa train aligner --learned" + ("" if bundled else " --no-bundled")
+    command += " --data YOUR_CASES" if own else ""
+    return train_learned_aligner(sources, list(ROBUST_FEATURES), out, encoder, record={"command": command})
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration on the user's own annotated cases
+
+# What a calibration re-chooses (keyword arguments of relevance.choose_rule beside the thresholds):
+# ``threshold``: the threshold alone, the section's rule, max links and blend kept; ``rule``: any
+# rule (threshold, relative, a fraction of the note) and, for ST4, the max links and BM25 blend.
+CALIBRATE_SEARCHES = ("threshold", "rule")
+
+
+def calibration_candidates(model, subtask: int, search: str) -> dict:
+    if search == "threshold":
+        return {"rules": (model.rule,), "max_links": (model.max_links,), "blends": (model.blend,)}
+    if search == "rule":
+        if subtask == 2:
+            return {"rules": RULES, "max_links": (None,)}
+        return {"rules": RULES, "max_links": (None, 1, 2, 3, 4, 5), "blends": BLEND_WEIGHTS}
+    raise ValueError(f"calibration search {search!r}: expected one of {', '.join(CALIBRATE_SEARCHES)}")
+
+
+def calibrated_section(
+    section: dict, subtask: int, cases: Sequence[Case], encoder=None, search: str = "threshold"
+) -> dict:
+    """A learned ``section`` with the same features and combiner weights and the decision rule
+    (``search``: its threshold, or any rule, max links and BM25 blend) that scores best on
+    ``cases`` (with gold) alone."""
+    from ehrqa.retrieval.features import feature_tensors
+    from ehrqa.retrieval.relevance import LearnedRelevance, Rows, choose_rule
+
+    model = LearnedRelevance.from_dict({k: v for k, v in section.items() if k not in ("kind", "query")})
+    candidates = calibration_candidates(model, subtask, search)
+    cases = [c for c in cases if has_gold(subtask, c)]
+    if not cases:
+        raise DataError(f"calibration: no case with gold for subtask {subtask} (ST2 relevance, ST4 citations)")
+    tensors = feature_tensors(subtask, [c.input_for(subtask) for c in cases], encoder, model.features)
+    rows = Rows.build(tensors, [gold_indices(subtask, c) for c in cases], ["yours"] * len(cases))
+    p = model.probabilities(rows.x)
+    choice = choose_rule(rows, p, model.features, min_links=model.min_links, **candidates)
+    record = {
+        **model.record,
+        "rule_chosen_on": f"calibration ({search}) on {len(cases)} cases of yours",
+        "rule_mean_source_f1": round(choice.f1, 4),
+    }
+    return {**section, **choice.settings(), "record": record}
+
+
+def calibrate_aligner(
+    base: AlignerModel, cases: Sequence[Case], out: str | Path, subtasks: Sequence[int] = (2, 4), encoder=None
+) -> AlignerModel:
+    """``base`` with the threshold of each learned subtask section re-chosen on ``cases`` (the
+    user's annotated cases) and saved to ``out``; features, weights and the rest are kept."""
+    import copy
+
+    config = copy.deepcopy(base.config)
+    calibrated = []
+    for subtask in subtasks:
+        section = config.get("subtasks", {}).get(str(subtask))
+        if section is None or not any(has_gold(subtask, c) for c in cases):
+            continue
+        if section.get("kind") != "learned":
+            raise DataError(f"{base.path}: calibration re-chooses a learned section's rule; ST{subtask} is not learned")
+        config["subtasks"][str(subtask)] = calibrated_section(section, subtask, cases, encoder)
+        calibrated.append(str(subtask))
+    if not calibrated:
+        raise DataError("calibration: no case with gold for the aligner's subtasks (ST2 relevance, ST4 citations)")
+    config["training"] = {
+        **config.get("training", {}),
+        "calibrated": {"from": str(base.path), "subtasks": calibrated, "cases": len(cases)},
+    }
     model = AlignerModel(config, Path(out))
     model.save(out)
     return model
