@@ -208,7 +208,7 @@ def test_view_of_two_runs_without_a_common_case_is_one_line_error(tmp_path, caps
         json.dumps({"format": "ehrqa-run/1", "data": {"xml": str(tmp_path / "other.xml"), "name": "other"}})
     )
     layout = RunLayout(other)
-    layout.step("st1").mkdir(parents=True)
+    layout.records("st1").parent.mkdir(parents=True)
     records = [{"case_id": c.id, "status": "ok", "prediction": "Why?"} for c in cases]
     layout.records("st1").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert main(["view", str(a), str(other), "--no-plots"]) == 2
