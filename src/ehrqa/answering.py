@@ -159,31 +159,13 @@ def answer(
             raise DataError(f"ehrqa answer: ST{row['subtask']} ({row['method']}) failed: {why}")
         return outputs[name][CASE_ID]
 
-    # -- abstention hook (ehrqa.retrieval.answerable) --
-    from ehrqa.retrieval.answerable import ABSTENTION, judge
+    from ehrqa.retrieval.answerable import judge
 
-    verdict = judge(case)
+    verdict = judge(case)  # does the note answer the question at all?
     if not verdict.answerable:
-        if rundir is not None:  # the abstention is the ST3 record, so `ehrqa view` shows it
-            st3 = {"case_id": CASE_ID, "prediction": ABSTENTION, "status": "ok", "answerable": False}
-            records["st3"].write({**st3, "evidence_score": verdict.score, "answer_sentences": []})
-            records["st3"].mark_done()
-            records["st3"].close()
-        return Answer(
-            question=case.clinician_question or question,
-            text=ABSTENTION,
-            sentences=(CitedSentence("1", ABSTENTION),),
-            evidence=(),
-            note=case.sentences,
-            seconds=round(time.perf_counter() - started, 2),
-            run_dir=str(rundir.path) if rundir is not None else None,
-            answerable=False,
-            evidence_score=verdict.score,
-            evidence_bar=verdict.bar,
-        )
-    # -- end of the abstention hook --
+        return _abstention(case, question, verdict, rundir, records["st3"], started)
     evidence = step("st2", [case])
-    if plan.step("st3").config.method == "extractive":  # abstention hook: only sentences that clear the bar
+    if plan.step("st3").config.method == "extractive":  # no padding: only sentences that clear the bar
         outputs["st2"] = {CASE_ID: list(verdict.supported)}  # what the extractive answer reads (_plan)
     answer_text = step("st3", [case])
     st3_record = dict(records["st3"].by_case.get(CASE_ID, {}))
@@ -201,6 +183,30 @@ def answer(
         methods={s.name: s.config.method for s in plan.steps},
         seconds=round(time.perf_counter() - started, 2),
         run_dir=str(rundir.path) if rundir is not None else None,
+        evidence_score=verdict.score,
+        evidence_bar=verdict.bar,
+    )
+
+
+def _abstention(case: Case, question: str, verdict, rundir, st3_records, started: float) -> Answer:
+    """The answer when the note does not answer the question: one plain sentence, nothing cited.
+    With a run directory it is the ST3 record, so ``ehrqa view`` shows it."""
+    from ehrqa.retrieval.answerable import ABSTENTION
+
+    if rundir is not None:
+        st3 = {"case_id": CASE_ID, "prediction": ABSTENTION, "status": "ok", "answerable": False}
+        st3_records.write({**st3, "evidence_score": verdict.score, "answer_sentences": []})
+        st3_records.mark_done()
+        st3_records.close()
+    return Answer(
+        question=case.clinician_question or question,
+        text=ABSTENTION,
+        sentences=(CitedSentence("1", ABSTENTION),),
+        evidence=(),
+        note=case.sentences,
+        seconds=round(time.perf_counter() - started, 2),
+        run_dir=str(rundir.path) if rundir is not None else None,
+        answerable=False,
         evidence_score=verdict.score,
         evidence_bar=verdict.bar,
     )
@@ -230,7 +236,7 @@ def _plan(recipe):
         config = given[0].config if given else config
         if subtask == 3 and config.evidence and config.evidence != "st2":
             config = dataclasses.replace(config, evidence="st2")  # the only ST2 step here is "st2"
-        if subtask == 3 and config.method == "extractive":  # abstention hook: it reads the sentences over the bar
+        if subtask == 3 and config.method == "extractive":  # it reads the sentences over the bar
             config = dataclasses.replace(config, evidence="st2")
         steps.append(StepSpec(subtask, f"st{subtask}", config))
     backends = dict(recipe.backends)
