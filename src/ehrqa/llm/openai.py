@@ -62,7 +62,6 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, as_completed
 from dataclasses import fields
 
-from ehrqa.errors import DataError
 from ehrqa.llm.backend import (
     SCHEMA_FORMATS,
     BackendFatal,
@@ -71,6 +70,7 @@ from ehrqa.llm.backend import (
     ChatRequest,
     OnReply,
     Reply,
+    check_openai_transport,
     safe_url,
 )
 
@@ -119,9 +119,7 @@ class OpenAIChat(ChatBackend):
     def __init__(self, base_url: str, model: str, *, backoff: float = 1.0, **settings) -> None:
         """``settings``: any :class:`~ehrqa.llm.backend.BackendSpec` field of the openai backend."""
         self.spec = BackendSpec(kind="openai", base_url=(base_url or "").strip(), model=model, **settings)
-        parts = urllib.parse.urlsplit(self.spec.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DataError(f"--base-url {safe_url(base_url)!r}: expected http(s)://HOST[:PORT]/v1")
+        check_openai_transport(self.spec)  # the address first: an empty one is named as such
         self.spec.check()
         self.base_url = self.spec.base_url.rstrip("/")
         self.url = self.base_url + "/chat/completions"
@@ -129,15 +127,10 @@ class OpenAIChat(ChatBackend):
         self.model = model
         self.api_key_env = self.spec.api_key_env
         self.timeout, self.retries, self.concurrency = self.spec.timeout, self.spec.retries, self.spec.concurrency
-        if self.timeout <= 0 or self.retries < 0 or self.concurrency < 1:
-            raise DataError(
-                f"openai backend: timeout must be > 0, retries >= 0, concurrency >= 1 "
-                f"(got {self.timeout}, {self.retries}, {self.concurrency})"
-            )
         self.backoff = max(0.0, backoff)
         self.response_format = self.spec.response_format
         self.description = describe_server(self.spec)
-        self._host = parts.hostname
+        self._host = urllib.parse.urlsplit(self.base_url).hostname
         self._opener: urllib.request.OpenerDirector | None = None
         self._answered = 0  # requests that got a reply, and requests refused (400/422), for this backend
         self._refused = 0
