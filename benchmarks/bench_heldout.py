@@ -140,10 +140,10 @@ def subtask_table(subtask: int, data: dict, held_names, extra: dict, enc, featur
     """Print one subtask's held-out table; return the learned models' held-out scores per source."""
     from ehrqa.retrieval.features import FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import Rows, fit_relevance
-    from ehrqa.train.aligner import gold_indices, has_gold
+    from ehrqa.train.aligner import gold_indices, trainable
 
     pools = {**data, **extra}
-    cases = {n: [c for c in cs if has_gold(subtask, c)] for n, cs in pools.items()}
+    cases = {n: [c for c in cs if trainable(subtask, c)] for n, cs in pools.items()}
     cases = {n: cs for n, cs in cases.items() if cs}
     t0 = time.perf_counter()
     tensors = {n: feature_tensors(subtask, [c.input_for(subtask) for c in cs], enc) for n, cs in cases.items()}
@@ -227,10 +227,10 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
     per held-out source, each method's mean F1."""
     from ehrqa.retrieval.features import FEATURES, ROBUST_FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import LearnedRelevance, Rows, fit_relevance
-    from ehrqa.train.aligner import CALIBRATE_SEARCHES, DEFAULT_FIT, calibrated_section, gold_indices, has_gold
+    from ehrqa.train.aligner import CALIBRATE_SEARCHES, DEFAULT_FIT, calibrated_section, gold_indices, trainable
 
     pools = {**data, **extra}
-    cases = {n: [c for c in cs if has_gold(subtask, c)] for n, cs in pools.items()}
+    cases = {n: [c for c in cs if trainable(subtask, c)] for n, cs in pools.items()}
     cases = {n: cs for n, cs in cases.items() if cs}
     tensors = {n: feature_tensors(subtask, [c.input_for(subtask) for c in cs], enc) for n, cs in cases.items()}
     gold = {n: [gold_indices(subtask, c) for c in cs] for n, cs in cases.items()}
@@ -388,7 +388,7 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
     """Print the ST3 table; return, per held-out source, the metrics of each system."""
     from ehrqa.retrieval.features import FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import fit_relevance
-    from ehrqa.train.aligner import choose_extractive, extractive_answers, gold_indices, has_gold, st3_scores
+    from ehrqa.train.aligner import choose_extractive, extractive_answers, gold_indices, st3_scores, trainable
 
     idx = [FEATURES.index(f) for f in features]
     t0 = time.perf_counter()
@@ -403,7 +403,7 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
         if not all(c.answer for c in cases):
             continue
         train = [n for n in data if n != held]
-        keep = {n: [i for i, c in enumerate(data[n]) if has_gold(2, c)] for n in train}
+        keep = {n: [i for i, c in enumerate(data[n]) if trainable(2, c)] for n in train}
         model = fit_relevance(
             [tensors[n][i][:, :, idx] for n in train for i in keep[n]],
             [gold_indices(2, data[n][i]) for n in train for i in keep[n]],

@@ -163,13 +163,13 @@ def test_fit_respects_the_rule_and_blend_choices():
 
 
 def test_bundled_training_data_loads_with_gold():
-    from ehrqa.train.aligner import CHECK_COVID, check_covid_cases, has_gold, training_sources
+    from ehrqa.train.aligner import CHECK_COVID, check_covid_cases, trainable, training_sources
 
     sources = training_sources()
     assert {n: len(cs) for n, cs in sources.items()} == {"aci_dev": 24, "mediqa_dev": 80, "sample": 14}
-    assert all(has_gold(2, c) and has_gold(4, c) for c in sources["aci_dev"])
+    assert all(trainable(2, c) and trainable(4, c) for c in sources["aci_dev"])
     covid = check_covid_cases(CHECK_COVID)
-    assert len(covid) > 300 and all(has_gold(4, c) for c in covid)
+    assert len(covid) > 300 and all(trainable(4, c) for c in covid)
     for directory in ("aci_dev", "check_covid"):
         bundled = CHECK_COVID.parent / directory
         assert (bundled / "README.md").is_file() and (bundled / "LICENSE.txt").is_file()

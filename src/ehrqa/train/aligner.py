@@ -100,14 +100,14 @@ def gold_indices(subtask: int, case: Case) -> list[set[int]]:
     return [{index[c] for c in a.citations or () if c in index} for a in case.answer_sentences or ()]
 
 
-def has_gold(subtask: int, case: Case) -> bool:
+def trainable(subtask: int, case: Case) -> bool:
     """A case to train on: a note, and the subtask's gold (with at least one answer sentence for ST4)."""
     return bool(case.sentences) and case.has_gold(subtask) and (subtask == 2 or bool(case.answer_sentences))
 
 
 def training_pairs(cases: Sequence[Case], subtask: int, query_mode: str) -> list[Pair]:
     pairs: list[Pair] = []
-    cases = [c for c in cases if has_gold(subtask, c)]
+    cases = [c for c in cases if trainable(subtask, c)]
     for case, (queries, sentences) in zip(cases, requests_for(subtask, cases, query_mode), strict=True):
         for query, gold in zip(queries, gold_indices(subtask, case), strict=True):
             pairs.extend((query, s, float(j in gold)) for j, s in enumerate(sentences))
@@ -165,7 +165,7 @@ def held_out_scores(cases: Sequence[Case], recipe: dict, subtasks: Sequence[int]
     settings = CrossEncoderSettings.from_dict(recipe.get("cross_encoder_training"))
     tuning = recipe.get("tuning") or {}
     wanted = list(subtasks) if subtasks else [2, 4]
-    data = {t: [c for c in cases if has_gold(t, c)] for t in wanted}
+    data = {t: [c for c in cases if trainable(t, c)] for t in wanted}
     data = {t: cs for t, cs in data.items() if cs}
     if not data:
         raise ValueError("no training cases with gold for the requested subtasks (ST2 relevance or ST4 citations)")
@@ -400,7 +400,7 @@ def learned_section(
 
     cases, names = [], []
     for name, cs in sources.items():
-        with_gold = [c for c in cs if has_gold(subtask, c)]
+        with_gold = [c for c in cs if trainable(subtask, c)]
         cases += with_gold
         names += [name] * len(with_gold)
     if not cases:
@@ -498,7 +498,7 @@ def train_learned_aligner(
         "training": {
             "sources": {str(t): sorted(per_source) for t, per_source in sources.items()},
             "cases": {
-                str(t): {name: sum(has_gold(t, c) for c in cs) for name, cs in per_source.items()}
+                str(t): {name: sum(trainable(t, c) for c in cs) for name, cs in per_source.items()}
                 for t, per_source in sources.items()
             },
             "features": "ehrqa.retrieval.features.ROBUST_FEATURES"
@@ -537,7 +537,7 @@ def train_default_kind(
         sources = {t: {"yours": list(own)} for t in subtasks}
     else:
         raise DataError("--no-bundled needs your cases: --data DIR or --xml/--key")
-    sources = {t: per for t, per in sources.items() if any(has_gold(t, c) for cs in per.values() for c in cs)}
+    sources = {t: per for t, per in sources.items() if any(trainable(t, c) for cs in per.values() for c in cs)}
     if not sources:
         wanted = ",".join(map(str, subtasks))
         raise DataError(f"no training cases with gold for subtask {wanted} (ST2 relevance, ST4 citations)")
@@ -576,7 +576,7 @@ def calibrated_section(
 
     model = LearnedRelevance.from_dict({k: v for k, v in section.items() if k not in ("kind", "query")})
     candidates = calibration_candidates(model, subtask, search)
-    cases = [c for c in cases if has_gold(subtask, c)]
+    cases = [c for c in cases if trainable(subtask, c)]
     if not cases:
         raise DataError(f"calibration: no case with gold for subtask {subtask} (ST2 relevance, ST4 citations)")
     tensors = feature_tensors(subtask, [c.input_for(subtask) for c in cases], encoder, model.features)
@@ -602,7 +602,7 @@ def calibrate_aligner(
     calibrated = []
     for subtask in subtasks:
         section = config.get("subtasks", {}).get(str(subtask))
-        if section is None or not any(has_gold(subtask, c) for c in cases):
+        if section is None or not any(trainable(subtask, c) for c in cases):
             continue
         if section.get("kind") != "learned":
             raise DataError(f"{base.path}: calibration re-chooses a learned section's rule; ST{subtask} is not learned")
