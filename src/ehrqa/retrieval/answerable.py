@@ -23,7 +23,6 @@ whose scores it reads (:data:`DECISION_FILE`).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -97,24 +96,23 @@ class Decision:
     def load(cls, path: str | Path | None = None) -> Decision:
         """The decision file at ``path`` (None: the shipped one); an unreadable one is a one-line
         :class:`~ehrqa.errors.DataError`."""
+        from ehrqa.config import load_json
         from ehrqa.errors import DataError
 
         path = Path(path or DECISION_FILE)
+        data = load_json(path, "decision file")
+        if data.get("format") != FORMAT:
+            raise DataError(f"{path}: not an ehrqa abstention decision (format {data.get('format')!r})")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                found = data.get("format") if isinstance(data, dict) else None
-                raise ValueError(f"not an ehrqa abstention decision (format {found!r})")
             return cls(str(data["statistic"]), float(data["bar"]), dict(data.get("record") or {}))
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise DataError(f"{path}: {reason}") from None
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{path}: {e}") from None
 
     def save(self, path: str | Path | None = None) -> Path:
-        path = Path(path or DECISION_FILE)
+        from ehrqa.io import atomic_write_json
+
         data = {"format": FORMAT, "statistic": self.statistic, "bar": self.bar, "record": self.record}
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        return path
+        return atomic_write_json(Path(path or DECISION_FILE), data)
 
 
 def fit_bar(answerable: Sequence[Sequence[float]], unanswerable: Sequence[Sequence[float]]) -> float:
