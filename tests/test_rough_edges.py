@@ -69,9 +69,9 @@ def test_the_bitsandbytes_kernels_notice_is_filtered_precisely():
 
 def test_loading_the_aligner_encoder_draws_no_loading_bar():
     code = (
-        "from ehrqa.retrieval.dense import _load_encoder, resolve_model\n"
+        "from ehrqa.retrieval.dense import load_sentence_encoder\n"
         "from transformers.utils import logging as hf_logging\n"
-        "_load_encoder(resolve_model(None))\n"
+        "load_sentence_encoder(None)\n"
         "print('bars still on:', hf_logging.is_progress_bar_enabled())\n"
     )
     env = {k: v for k, v in _env().items() if k not in ("EHRQA_NO_PROGRESS", "TQDM_DISABLE")}

@@ -26,6 +26,7 @@ Directory format ``ehrqa-aligner/2`` (``/1``, the same without ``kind`` and ``eh
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,12 +160,16 @@ class AlignerModel:
 
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
+        tuned = self.tuned_weights() if self.path is not None else None
+        if tuned is not None and tuned.resolve() != (directory / tuned.name).resolve():
+            shutil.copyfile(tuned, directory / tuned.name)  # a model directory carries its encoder
         self.config = {
             "format": FORMAT,
             "ehrqa_version": __version__,
             **{k: v for k, v in self.config.items() if k not in ("format", "ehrqa_version")},
         }
         atomic_write_json(directory / CONFIG_NAME, self.config)
+        self.path = directory
         return directory
 
     def section(self, subtask: int) -> dict:
@@ -206,12 +211,29 @@ class AlignerModel:
         """Per case, a (queries x note sentences) array of evidence scores, higher = better."""
         if self.kind(subtask) == "ensemble":
             return self.combined_scores(subtask, cases)
-        from ehrqa.retrieval.features import Encoder, feature_tensors
+        from ehrqa.retrieval.features import feature_tensors
 
         model = self.learned(subtask)
+        return [model.scores(t) for t in feature_tensors(subtask, cases, self.encoder(), model.features)]
+
+    def encoder(self):
+        """The sentence encoder of the learned sections: MiniLM, with the top layers of a taught
+        encoder (``components.dense.tuned``, a file beside ``aligner.json``) where the model has them."""
         if not hasattr(self, "_encoder"):
-            self._encoder = Encoder(self.config.get("components", {}).get("dense", {}).get("model"))
-        return [model.scores(t) for t in feature_tensors(subtask, cases, self._encoder, model.features)]
+            from ehrqa.retrieval.features import Encoder
+
+            tuned = self.tuned_weights()
+            self._encoder = Encoder(self.config.get("components", {}).get("dense", {}).get("model"), tuned=tuned)
+        return self._encoder
+
+    def tuned_weights(self) -> Path | None:
+        """The taught encoder's weights file, or None for MiniLM as shipped."""
+        name = self.config.get("components", {}).get("dense", {}).get("tuned")
+        if not name:
+            return None
+        if self.path is None or not (self.path / name).is_file():
+            raise DataError(f"{self.path}: aligner.json names a taught encoder, {name}, that is not there")
+        return self.path / name
 
     def select(
         self, subtask: int, cases: Sequence[Case], scores: Sequence[np.ndarray] | None = None

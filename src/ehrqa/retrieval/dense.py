@@ -24,6 +24,7 @@ from ehrqa.errors import DataError
 from ehrqa.retrieval.base import Request, Scorer
 
 MINILM = "all-MiniLM-L6-v2"
+TUNED_NAME = "encoder.safetensors"  # a fine-tuned encoder's top layers, beside its aligner.json
 # Texts per forward pass. Small batches run faster on CPU: at 16, MiniLM encoded the note sentences
 # of the bundled sources 1.3x faster than at 64, with 1 thread and with 2 (40.5 vs 52.7 s, 9.4 vs 12.0 s).
 ENCODE_BATCH = 16
@@ -81,24 +82,49 @@ def autocast(dtype: str | None = None):
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
+def trained_prefixes(n_layers: int, trained_layers: int) -> tuple[str, ...]:
+    """Parameter-name prefixes of the top ``trained_layers`` transformer layers."""
+    return tuple(f"encoder.layer.{i}." for i in range(n_layers - trained_layers, n_layers))
+
+
 @lru_cache(maxsize=2)
-def _load_encoder(path: str):
+def load_sentence_encoder(model: str | None = MINILM, tuned: str | None = None):
+    """A sentence-transformers model (``model``: a name for the shipped MiniLM, or a directory),
+    with the fp16 tensors of a fine-tuned model's top layers (``tuned``: a safetensors file written
+    by :func:`ehrqa.train.encoder.save_encoder`) loaded over it."""
     from sentence_transformers import SentenceTransformer
 
     from ehrqa.progress import model_loading
 
     with model_loading():
-        return SentenceTransformer(path, device="cpu")
+        encoder = SentenceTransformer(resolve_model(model), device="cpu")
+    if tuned:
+        from safetensors.torch import load_file
+
+        if not Path(tuned).is_file():
+            raise DataError(f"{tuned}: the fine-tuned encoder's weights are missing")
+        network = encoder[0].auto_model
+        tensors = {name: t.float() for name, t in load_file(tuned).items()}
+        unknown = sorted(set(tensors) - set(network.state_dict()))
+        if unknown:
+            raise DataError(f"{tuned}: not weights of {model or MINILM} (e.g. {unknown[0]})")
+        network.load_state_dict(tensors, strict=False)
+    return encoder
 
 
 def encode(
-    texts: Sequence[str], model: str | None = MINILM, batch_size: int = ENCODE_BATCH, dtype: str | None = None
+    texts: Sequence[str],
+    model: str | None = MINILM,
+    batch_size: int = ENCODE_BATCH,
+    dtype: str | None = None,
+    tuned: str | None = None,
 ) -> dict[str, np.ndarray]:
-    """Text -> unit-length float32 vector, each distinct text encoded once."""
+    """Text -> unit-length float32 vector, each distinct text encoded once (``tuned``: see
+    :func:`load_sentence_encoder`)."""
     unique = list(dict.fromkeys(texts))
     if not unique:
         return {}
-    encoder = _load_encoder(resolve_model(model))
+    encoder = load_sentence_encoder(model, str(tuned) if tuned else None)
     with autocast(dtype):
         vectors = encoder.encode(
             unique, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_tensor=True

@@ -61,7 +61,8 @@ def is_fragment(text: str, min_words: int = 4) -> bool:
 
 class Encoder:
     """Unit-length sentence vectors (:func:`ehrqa.retrieval.dense.encode`), each distinct text
-    encoded once per instance; optional cache dir; ``dtype``: ``bf16``, ``fp32`` or None (auto)."""
+    encoded once per instance; optional cache dir; ``dtype``: ``bf16``, ``fp32`` or None (auto);
+    ``tuned``: the fp16 top layers of a fine-tuned encoder (:mod:`ehrqa.train.encoder`)."""
 
     def __init__(
         self,
@@ -69,17 +70,23 @@ class Encoder:
         cache: str | Path | None = None,
         batch_size: int | None = None,
         dtype: str | None = None,
+        tuned: str | Path | None = None,
     ) -> None:
         from ehrqa.retrieval.dense import ENCODE_BATCH, encoder_dtype
 
         self.model, self.batch_size = model, batch_size or ENCODE_BATCH
         self.dtype = encoder_dtype(dtype)
+        self.tuned = str(tuned) if tuned else None
+        # a tuned encoder's vectors are keyed by its weights' hash: a retrained one never reads stale ones
+        self._salt = (
+            "\0" + hashlib.sha1(Path(tuned).read_bytes()).hexdigest() if tuned and Path(tuned).is_file() else ""
+        )
         self.cache = Path(cache) if cache else None
         self._memory: dict[str, np.ndarray] = {}
 
     def _key(self, text: str) -> str:
         dtype = "" if self.dtype == "fp32" else f"\0{self.dtype}"  # fp32 keys as before bf16 existed
-        return hashlib.sha1(f"{self.model or 'minilm'}{dtype}\0{text}".encode()).hexdigest()
+        return hashlib.sha1(f"{self.model or 'minilm'}{dtype}{self._salt}\0{text}".encode()).hexdigest()
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         todo = [t for t in dict.fromkeys(texts) if t not in self._memory]
@@ -97,7 +104,7 @@ class Encoder:
         """Vectors of texts not seen yet (subclasses swap the encoder here)."""
         from ehrqa.retrieval.dense import encode
 
-        return encode(texts, self.model, self.batch_size, self.dtype)
+        return encode(texts, self.model, self.batch_size, self.dtype, self.tuned)
 
     def _load_cached(self, texts: Sequence[str]) -> None:
         path = self.cache / "vectors.npz"

@@ -384,6 +384,12 @@ def shipped_sources(
     return sources
 
 
+def _of(encoder, source: str):
+    """The encoder of a source's features: ``encoder`` itself, or its entry when it maps sources
+    to encoders (a taught encoder's cross-fitted features, :class:`ehrqa.train.encoder.CrossFitted`)."""
+    return encoder[source] if isinstance(encoder, dict) else encoder
+
+
 def learned_section(
     subtask: int,
     sources: dict[str, Sequence[Case]],
@@ -398,14 +404,14 @@ def learned_section(
     from ehrqa.retrieval.features import feature_tensors
     from ehrqa.retrieval.relevance import fit_relevance
 
-    cases, names = [], []
+    cases, names, tensors = [], [], []
     for name, cs in sources.items():
         with_gold = [c for c in cs if trainable(subtask, c)]
         cases += with_gold
         names += [name] * len(with_gold)
+        tensors += feature_tensors(subtask, [c.input_for(subtask) for c in with_gold], _of(encoder, name), features)
     if not cases:
         raise ValueError(f"no training cases with gold for subtask {subtask}")
-    tensors = feature_tensors(subtask, [c.input_for(subtask) for c in cases], encoder, features)
     gold = [gold_indices(subtask, c) for c in cases]
     rule_sources = [n for n in sources if n not in augmentation] or None
     settings = DEFAULT_FIT[subtask] if fit is None else fit
@@ -454,7 +460,9 @@ def choose_extractive(sources: dict[str, Sequence[Case]], model, encoder=None) -
     cases = {n: cs for n, cs in cases.items() if cs}
     if not cases:
         raise ValueError("choosing the extractive settings needs cases with reference answers")
-    tensors = {n: feature_tensors(2, [c.input_for(2) for c in cs], encoder, model.features) for n, cs in cases.items()}
+    tensors = {
+        n: feature_tensors(2, [c.input_for(2) for c in cs], _of(encoder, n), model.features) for n, cs in cases.items()
+    }
 
     def mean_score(fill: bool, weight: float | None) -> float:
         per_source = []
@@ -479,21 +487,35 @@ def train_learned_aligner(
     encoder=None,
     record: dict | None = None,
     augmentation: Sequence[str] = ("check_covid",),
+    teach=None,
 ) -> AlignerModel:
     """Fit one learned section per subtask (``sources``: subtask -> source name -> cases), choose the
     ST3 extractive settings on the ST2 sources with reference answers (when there are any), and
-    save; ``record``: extra facts for the training record."""
+    save; ``record``: extra facts for the training record; ``teach``: an
+    :class:`~ehrqa.train.encoder.EncoderSettings` to teach MiniLM on every source first (its top
+    layers saved beside ``aligner.json``; each source's features cross-fitted)."""
     from ehrqa.retrieval.features import Encoder
     from ehrqa.retrieval.relevance import LearnedRelevance
 
     started = time.perf_counter()
+    dense = {"model": "all-MiniLM-L6-v2"}
+    if teach is not None:
+        from ehrqa.train.encoder import CrossFitted, save_encoder, source_triples
+
+        family = CrossFitted(source_triples(sources), teach)
+        names = sorted(family.triples)
+        encoder = family.per_source(names)
+        family.vectors(names)  # the encoder that ships, taught on every source
+        key = frozenset(names)
+        taught = {"triples": {n: len(family.triples[n]) for n in names}, "seconds": family.seconds[key]}
+        dense = save_encoder(family.tensors[key], teach, out, taught)
     encoder = encoder or Encoder()
     sections = {
         str(t): learned_section(t, per_source, features, encoder, augmentation) for t, per_source in sources.items()
     }
     config = {
         "format": FORMAT,
-        "components": {"dense": {"model": "all-MiniLM-L6-v2"}},
+        "components": {"dense": dense},
         "subtasks": sections,
         "training": {
             "sources": {str(t): sorted(per_source) for t, per_source in sources.items()},
@@ -505,7 +527,7 @@ def train_learned_aligner(
             if tuple(features) == ROBUST_FEATURES
             else list(features),
             "fit": "ehrqa.train.aligner.DEFAULT_FIT",
-            "encoder_dtype": getattr(encoder, "dtype", "fp32"),
+            "encoder_dtype": "fp32" if teach is not None else getattr(encoder, "dtype", "fp32"),
             **(record or {}),
         },
     }
@@ -526,11 +548,13 @@ def train_default_kind(
     subtasks: Sequence[int] = (2, 4),
     encoder=None,
     shared: str | Path | None = None,
+    teach=None,
 ) -> AlignerModel:
     """``ehrqa train aligner --learned``: the shipped default's recipe (:data:`ROBUST_FEATURES`,
     :data:`DEFAULT_FIT`, the extractive choice) on the bundled sources (``bundled``; ``shared``: read
     them there) plus ``own`` cases. Without ``own`` and with every subtask this writes exactly
-    ``models/aligner-default`` (``encoder``: a cached :class:`~ehrqa.retrieval.features.Encoder`)."""
+    ``models/aligner-default`` (``encoder``: a cached :class:`~ehrqa.retrieval.features.Encoder`;
+    ``teach``: see :func:`train_learned_aligner`)."""
     if bundled:
         sources = {t: per for t, per in shipped_sources(own, shared=shared).items() if t in subtasks}
     elif own:
@@ -543,7 +567,8 @@ def train_default_kind(
         raise DataError(f"no training cases with gold for subtask {wanted} (ST2 relevance, ST4 citations)")
     command = "ehrqa train aligner --learned" + ("" if bundled else " --no-bundled")
     command += " --data YOUR_CASES" if own else ""
-    return train_learned_aligner(sources, list(ROBUST_FEATURES), out, encoder, record={"command": command})
+    command += " --teach-encoder" if teach is not None else ""
+    return train_learned_aligner(sources, list(ROBUST_FEATURES), out, encoder, {"command": command}, teach=teach)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -606,7 +631,7 @@ def calibrate_aligner(
             continue
         if section.get("kind") != "learned":
             raise DataError(f"{base.path}: calibration re-chooses a learned section's rule; ST{subtask} is not learned")
-        config["subtasks"][str(subtask)] = calibrated_section(section, subtask, cases, encoder)
+        config["subtasks"][str(subtask)] = calibrated_section(section, subtask, cases, encoder or base.encoder())
         calibrated.append(str(subtask))
     if not calibrated:
         raise DataError("calibration: no case with gold for the aligner's subtasks (ST2 relevance, ST4 citations)")
@@ -614,6 +639,6 @@ def calibrate_aligner(
         **config.get("training", {}),
         "calibrated": {"from": str(base.path), "subtasks": calibrated, "cases": len(cases)},
     }
-    model = AlignerModel(config, Path(out))
+    model = AlignerModel(config, base.path)  # saving carries a taught encoder's weights over
     model.save(out)
     return model
