@@ -125,3 +125,27 @@ def test_an_aligner_with_a_taught_encoder_loads_it_carries_it_when_calibrated_an
         AlignerModel.load(model_dir).sentence_scores(2, cases)
     saved = json.loads((model_dir / "aligner.json").read_text())
     assert saved["components"]["dense"]["training"]["hard_negatives"] is True
+
+
+def test_train_aligner_teach_encoder_ships_the_taught_layers_and_refuses_it_without_learned(tmp_path, capsys):
+    from ehrqa.cli import main
+    from ehrqa.data.archehr import read_dataset, sample_dir
+    from ehrqa.retrieval.aligner import AlignerModel
+    from ehrqa.retrieval.dense import TUNED_NAME
+
+    assert main(["train", "aligner", "--teach-encoder", "--out", str(tmp_path / "a")]) == 2
+    assert "--teach-encoder goes with --learned" in capsys.readouterr().err
+    out = tmp_path / "taught"
+    argv = ["train", "aligner", "--learned", "--no-bundled", "--teach-encoder", "--data", str(sample_dir())]
+    assert main([*argv, "--out", str(out)]) == 0, capsys.readouterr().err
+    model = AlignerModel.load(out)
+    dense = model.config["components"]["dense"]
+    assert dense["tuned"] == TUNED_NAME and (out / TUNED_NAME).is_file()
+    assert (
+        dense["training"]["triples"] == {"yours": dense["training"]["triples"]["yours"]}
+        and dense["training"]["triples"]["yours"] > 0
+    )
+    assert model.config["training"]["command"].endswith("--teach-encoder")
+    cases = [c.input_for(4) for c in read_dataset()]
+    picked = model.select(4, cases)
+    assert [len(p) for p in picked] == [len(c.answer_sentences) for c in cases]

@@ -21,7 +21,10 @@ Directory format ``ehrqa-aligner/2`` (``/1``, the same without ``kind`` and ``eh
   :class:`~ehrqa.retrieval.relevance.LearnedRelevance`); how queries are built (``query``); the
   training record (``training``: sources, cases, folds, seconds);
 - ``cross_encoder.safetensors``: the fine-tuned cross-encoder tensors, when an ensemble uses one
-  (see :mod:`ehrqa.retrieval.cross_encoder`).
+  (see :mod:`ehrqa.retrieval.cross_encoder`);
+- ``encoder.safetensors``: the top layers of a taught MiniLM (fp16), when ``components.dense.tuned``
+  names it (``ehrqa train aligner --learned --teach-encoder``, :mod:`ehrqa.train.encoder`); the
+  learned sections' dense features then come from MiniLM with these layers.
 """
 
 from __future__ import annotations
