@@ -161,36 +161,27 @@ class FrozenFeatures:
 def _fit(model, features: FrozenFeatures, pairs: Sequence[Pair], settings: CrossEncoderSettings, epochs: int) -> None:
     import torch
 
-    network = model.model
-    names = set(trainable_names(network, settings.trained_layers))
-    params = []
-    for name, p in network.named_parameters():
-        p.requires_grad_(name in names)
-        if name in names:
-            params.append(p)
+    from ehrqa.train.loop import fit_parameters
+
+    names = set(trainable_names(model.model, settings.trained_layers))
     features.add([(q, s) for q, s, _ in pairs])
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.01)
-    steps = epochs * ((len(pairs) + settings.batch_size - 1) // settings.batch_size)
-    warmup = max(1, steps // 10)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / max(1, steps))
-    )
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    rng = random.Random(settings.seed)
-    order = list(range(len(pairs)))
-    network.train()
-    for _epoch in range(epochs):
-        rng.shuffle(order)
-        for start in progress(range(0, len(order), settings.batch_size), "cross-encoder batches"):
-            batch = [pairs[i] for i in order[start : start + settings.batch_size]]
-            logits = features.logits(network, [(q, s) for q, s, _ in batch])
-            loss = loss_fn(logits, torch.tensor([label for _, _, label in batch], dtype=torch.float32))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-    network.eval()
+
+    def loss_of(batch):
+        logits = features.logits(model.model, [(q, s) for q, s, _ in batch])
+        return loss_fn(logits, torch.tensor([label for _, _, label in batch], dtype=torch.float32))
+
+    fit_parameters(
+        model.model,
+        names.__contains__,
+        pairs,
+        loss_of,
+        epochs=epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        seed=settings.seed,
+        label="cross-encoder batches",
+    )
 
 
 def train_cross_encoder(pairs: Sequence[Pair], settings: CrossEncoderSettings, features: FrozenFeatures | None = None):

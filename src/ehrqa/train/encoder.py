@@ -29,6 +29,7 @@ import numpy as np
 from ehrqa.data.case import Case
 from ehrqa.progress import progress
 from ehrqa.retrieval.dense import TUNED_NAME, load_sentence_encoder, trained_prefixes
+from ehrqa.train.loop import fit_parameters
 
 Triple = tuple[str, str, "str | None"]
 
@@ -144,39 +145,29 @@ def train_encoder(triples: Sequence[Triple], states: LowerStates, settings: Enco
     torch.manual_seed(settings.seed)
     network = copy.deepcopy(states.base)
     prefixes = trained_prefixes(network.config.num_hidden_layers, settings.trained_layers)
-    params = []
-    for name, p in network.named_parameters():
-        p.requires_grad_(name.startswith(prefixes))
-        if name.startswith(prefixes):
-            params.append(p)
     gold = {(q, p) for q, p, _ in triples}
-    steps = settings.epochs * ((len(triples) + settings.batch_size - 1) // settings.batch_size)
-    warmup = max(1, steps // 10)
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1 - step / max(1, steps))
+
+    def loss_of(batch):
+        candidates = [p for _, p, _ in batch] + [n for _, _, n in batch if n is not None]
+        queries = [q for q, _, _ in batch]
+        q_vectors = states.embed(network, queries, settings.max_tokens)
+        logits = settings.scale * q_vectors @ states.embed(network, candidates, settings.max_tokens).T
+        # a candidate that is gold for this query (other than its own positive) is no negative
+        masked = [[i != j and (q, c) in gold for j, c in enumerate(candidates)] for i, q in enumerate(queries)]
+        logits = logits.masked_fill(torch.tensor(masked), float("-inf"))
+        return torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
+
+    fit_parameters(
+        network,
+        lambda name: name.startswith(prefixes),
+        triples,
+        loss_of,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        seed=settings.seed,
+        label="encoder batches",
     )
-    rng = random.Random(settings.seed)
-    order = list(range(len(triples)))
-    network.train()
-    for _epoch in range(settings.epochs):
-        rng.shuffle(order)
-        for start in progress(range(0, len(order), settings.batch_size), "encoder batches"):
-            batch = [triples[i] for i in order[start : start + settings.batch_size]]
-            candidates = [p for _, p, _ in batch] + [n for _, _, n in batch if n is not None]
-            queries = [q for q, _, _ in batch]
-            q_vectors = states.embed(network, queries, settings.max_tokens)
-            logits = settings.scale * q_vectors @ states.embed(network, candidates, settings.max_tokens).T
-            # a candidate that is gold for this query (other than its own positive) is no negative
-            masked = [[i != j and (q, c) in gold for j, c in enumerate(candidates)] for i, q in enumerate(queries)]
-            logits = logits.masked_fill(torch.tensor(masked), float("-inf"))
-            loss = torch.nn.functional.cross_entropy(logits, torch.arange(len(batch)))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-    network.eval()
     tensors = {n: p.detach().half().contiguous() for n, p in network.named_parameters() if n.startswith(prefixes)}
     # what ships is fp16: the network that scores uses the same rounded weights
     network.load_state_dict({n: t.float() for n, t in tensors.items()}, strict=False)
