@@ -71,13 +71,6 @@ def evidence_triples(subtask: int, cases: Sequence[Case], seed: int = 13) -> lis
     return out
 
 
-def medquad_triples(n: int, seed: int = 13) -> list[Triple]:
-    """Consumer questions with a sentence of their own MedQuAD answer (in-batch negatives only)."""
-    from ehrqa.train.cross_encoder import medquad_pairs
-
-    return [(q, s, None) for q, s, label in medquad_pairs(2 * n, seed) if label > 0][:n]
-
-
 # ---------------------------------------------------------------------------------------------
 # The frozen lower layers, once per text
 
@@ -254,20 +247,3 @@ class CrossFitted:
     def per_source(self, names) -> dict[str, TunedVectors]:
         """Each of ``names`` -> the encoder taught on the others (its cross-fitted features)."""
         return {n: self.vectors([m for m in names if m != n]) for n in names}
-
-
-def fit_encoder(
-    sources: dict[str, Sequence[Triple]],
-    settings: EncoderSettings = EncoderSettings(),
-    states: LowerStates | None = None,
-):
-    """Train on every source's triples; returns (network, fp16 tensors, record)."""
-    started = time.perf_counter()
-    states = states or LowerStates(settings.trained_layers)
-    triples = [t for ts in sources.values() for t in ts]
-    network, tensors = train_encoder(triples, states, settings)
-    record = {
-        "sources": {name: len(ts) for name, ts in sources.items()},
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    return network, tensors, record
