@@ -388,8 +388,8 @@ def taught_tables(data: dict, covid: dict, calibrated: dict, threads: int, only:
 
     from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import LearnedRelevance, fit_relevance
-    from ehrqa.train.aligner import DEFAULT_FIT, calibrated_section, gold_indices, trainable
-    from ehrqa.train.encoder import CrossFitted, EncoderSettings, LowerStates, source_triples
+    from ehrqa.train.aligner import DEFAULT_FIT, calibrated_section, gold_indices, source_triples, trainable
+    from ehrqa.train.encoder import CrossFitted, EncoderSettings, LowerStates
 
     torch.set_num_threads(threads)
     sources = {2: dict(data), 4: {"aci_dev": data["aci_dev"], "sample": data["sample"], **covid}}

@@ -35,7 +35,7 @@ NOTE = [
 
 
 def test_evidence_triples_pair_each_gold_link_with_a_non_evidence_sentence_of_the_same_note():
-    from ehrqa.train.encoder import evidence_triples
+    from ehrqa.train.aligner import evidence_triples
 
     case = _case("1", "Why was she given antibiotics?", NOTE, [0, 1])
     triples = evidence_triples(2, [case])

@@ -43,6 +43,8 @@ from ehrqa.train.cross_encoder import (
     train_cross_encoder,
 )
 
+Triple = tuple[str, str, "str | None"]  # (query, evidence sentence, non-evidence sentence or None)
+
 log = logging.getLogger(__name__)
 
 
@@ -112,6 +114,39 @@ def training_pairs(cases: Sequence[Case], subtask: int, query_mode: str) -> list
         for query, gold in zip(queries, gold_indices(subtask, case), strict=True):
             pairs.extend((query, s, float(j in gold)) for j, s in enumerate(sentences))
     return pairs
+
+
+def evidence_triples(subtask: int, cases: Sequence[Case], seed: int = 13) -> list[Triple]:
+    """Examples for teaching the encoder (:mod:`ehrqa.train.encoder`): (query, evidence sentence,
+    non-evidence sentence of the same note or None) for every gold link of ``cases``: ST2 the
+    clinician question and each essential sentence, ST4 each answer sentence and each sentence it
+    cites. Only a subtask's official input and gold are read."""
+    import random
+
+    from ehrqa.retrieval.features import queries_for
+
+    rng = random.Random(seed)
+    out: list[Triple] = []
+    for case in cases:
+        if not trainable(subtask, case):
+            continue
+        queries, _ = queries_for(subtask, case.input_for(subtask))
+        sentences = [s.text for s in case.sentences]
+        for query, gold in zip(queries, gold_indices(subtask, case), strict=True):
+            others = [s for j, s in enumerate(sentences) if j not in gold]
+            for j in sorted(gold):
+                out.append((query, sentences[j], rng.choice(others) if others else None))
+    return out
+
+
+def source_triples(sources: dict[int, dict[str, Sequence[Case]]], seed: int = 13) -> dict[str, list[Triple]]:
+    """Source name -> its :func:`evidence_triples` over every subtask it serves (``sources``:
+    subtask -> name -> cases)."""
+    out: dict[str, list[Triple]] = {}
+    for subtask, per_source in sources.items():
+        for name, cases in per_source.items():
+            out.setdefault(name, []).extend(evidence_triples(subtask, cases, seed))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,7 +535,7 @@ def train_learned_aligner(
     started = time.perf_counter()
     dense = {"model": "all-MiniLM-L6-v2"}
     if teach is not None:
-        from ehrqa.train.encoder import CrossFitted, save_encoder, source_triples
+        from ehrqa.train.encoder import CrossFitted, save_encoder
 
         family = CrossFitted(source_triples(sources), teach)
         names = sorted(family.triples)

@@ -4,7 +4,7 @@
 A training example is a triple (query, positive, negative): an ST2 clinician question with one of
 its essential note sentences, or an ST4 answer sentence (or Check-COVID claim) with one of the
 sentences it cites; the negative is a sentence of the same note that is not evidence (a hard
-negative), or None. The loss is the usual in-batch contrastive one: each query must rank its own
+negative), or None (:func:`ehrqa.train.aligner.evidence_triples` builds them). The loss is the usual in-batch contrastive one: each query must rank its own
 positive above every other positive and negative of the batch (scaled cosine, cross-entropy);
 a candidate that is also gold for that query (two essential sentences of one question) is masked.
 
@@ -18,7 +18,6 @@ trained tensors ship in fp16 (:func:`save_encoder`) and load over the shipped Mi
 from __future__ import annotations
 
 import copy
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -26,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ehrqa.data.case import Case
 from ehrqa.progress import progress
 from ehrqa.retrieval.dense import TUNED_NAME, load_sentence_encoder, trained_prefixes
 from ehrqa.train.loop import fit_parameters
 
-Triple = tuple[str, str, "str | None"]
+Triple = tuple[str, str, "str | None"]  # (query, evidence, non-evidence or None): train.aligner.evidence_triples
 
 
 @dataclass(frozen=True)
@@ -44,31 +42,6 @@ class EncoderSettings:
     max_tokens: int = 64  # training sees each text's first tokens (the lower states keep them all)
     scale: float = 20.0  # cosine -> logit
     seed: int = 13
-
-
-# ---------------------------------------------------------------------------------------------
-# Training examples
-
-
-def evidence_triples(subtask: int, cases: Sequence[Case], seed: int = 13) -> list[Triple]:
-    """(query, evidence sentence, non-evidence sentence of the same note or None) for every gold
-    link of ``cases``: ST2 the clinician question and each essential sentence, ST4 each answer
-    sentence and each sentence it cites. Only a subtask's official input and gold are read."""
-    from ehrqa.retrieval.features import queries_for
-    from ehrqa.train.aligner import gold_indices, trainable
-
-    rng = random.Random(seed)
-    out: list[Triple] = []
-    for case in cases:
-        if not trainable(subtask, case):
-            continue
-        queries, _ = queries_for(subtask, case.input_for(subtask))
-        sentences = [s.text for s in case.sentences]
-        for query, gold in zip(queries, gold_indices(subtask, case), strict=True):
-            others = [s for j, s in enumerate(sentences) if j not in gold]
-            for j in sorted(gold):
-                out.append((query, sentences[j], rng.choice(others) if others else None))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,15 +173,6 @@ def save_encoder(tensors: dict, settings: EncoderSettings, directory: str | Path
         "tuned": TUNED_NAME,
         "training": {**asdict(settings), **record},
     }
-
-
-def source_triples(sources: dict[int, dict[str, Sequence[Case]]], seed: int = 13) -> dict[str, list[Triple]]:
-    """Source name -> its triples over every subtask it serves (``sources``: subtask -> name -> cases)."""
-    out: dict[str, list[Triple]] = {}
-    for subtask, per_source in sources.items():
-        for name, cases in per_source.items():
-            out.setdefault(name, []).extend(evidence_triples(subtask, cases, seed))
-    return out
 
 
 class CrossFitted:
