@@ -42,8 +42,7 @@ from ehrqa.train.cross_encoder import (
     save_cross_encoder,
     train_cross_encoder,
 )
-
-Triple = tuple[str, str, "str | None"]  # (query, evidence sentence, non-evidence sentence or None)
+from ehrqa.train.encoder import Triple
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@
 A training example is a triple (query, positive, negative): an ST2 clinician question with one of
 its essential note sentences, or an ST4 answer sentence (or Check-COVID claim) with one of the
 sentences it cites; the negative is a sentence of the same note that is not evidence (a hard
-negative), or None (:func:`ehrqa.train.aligner.evidence_triples` builds them). The loss is the usual in-batch contrastive one: each query must rank its own
-positive above every other positive and negative of the batch (scaled cosine, cross-entropy);
-a candidate that is also gold for that query (two essential sentences of one question) is masked.
+negative), or None (:func:`ehrqa.train.aligner.evidence_triples` builds them). The loss is the
+usual in-batch contrastive one: each query must rank its own positive above every other positive
+and negative of the batch (scaled cosine, cross-entropy); a candidate that is also gold for that
+query (two essential sentences of one question) is masked.
 
 Only the top ``trained_layers`` transformer layers change, so the lower layers' output of a text
 never does: :class:`LowerStates` computes it once per distinct text, and every model trained on
@@ -29,7 +30,7 @@ from ehrqa.progress import progress
 from ehrqa.retrieval.dense import TUNED_NAME, load_sentence_encoder, trained_prefixes
 from ehrqa.train.loop import fit_parameters
 
-Triple = tuple[str, str, "str | None"]  # (query, evidence, non-evidence or None): train.aligner.evidence_triples
+Triple = tuple[str, str, "str | None"]  # (query, evidence sentence, non-evidence sentence or None)
 
 
 @dataclass(frozen=True)
