@@ -11,7 +11,8 @@ is the mean over training sources of micro F1. Nothing is tuned on the held-out 
 the rows marked "ceiling": the same recipe fitted and thresholded by 5-fold inside the held-out
 source, a reference for how far these features go, never a candidate.
 
-    python benchmarks/bench_heldout.py                 # the tables (about 1-2 min on 2 cores, cached encodings)
+    python benchmarks/bench_heldout.py --threads 2     # the tables (about 40 min on 2 cores, most of it teaching
+                                                       # encoders; the rest reads cached encodings)
     python benchmarks/bench_heldout.py --encoder int8    # the same tables, MiniLM with int8 weights
     python benchmarks/bench_heldout.py --encoder static  # the same tables with a fast static encoder
     python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default: fp32 and bf16
@@ -386,7 +387,7 @@ def taught_tables(data: dict, covid: dict, calibrated: dict, threads: int, only:
     source -> row -> F1."""
     import torch
 
-    from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors
+    from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors, queries_for
     from ehrqa.retrieval.relevance import LearnedRelevance, fit_relevance
     from ehrqa.train.aligner import DEFAULT_FIT, calibrated_section, gold_indices, source_triples, trainable
     from ehrqa.train.encoder import CrossFitted, EncoderSettings, LowerStates
@@ -399,8 +400,6 @@ def taught_tables(data: dict, covid: dict, calibrated: dict, threads: int, only:
     t0 = time.perf_counter()
     states = LowerStates()
     cases = {t: {n: [c for c in cs if trainable(t, c)] for n, cs in per.items()} for t, per in sources.items()}
-    from ehrqa.retrieval.features import queries_for
-
     texts = set()
     for t, per in cases.items():
         for cs in per.values():
