@@ -82,22 +82,21 @@ def autocast(dtype: str | None = None):
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
-def trained_prefixes(n_layers: int, trained_layers: int) -> tuple[str, ...]:
-    """Parameter-name prefixes of the top ``trained_layers`` transformer layers."""
-    return tuple(f"encoder.layer.{i}." for i in range(n_layers - trained_layers, n_layers))
-
-
-@lru_cache(maxsize=2)
 def load_sentence_encoder(model: str | None = MINILM, tuned: str | None = None):
     """A sentence-transformers model (``model``: a name for the shipped MiniLM, or a directory),
     with the fp16 tensors of a fine-tuned model's top layers (``tuned``: a safetensors file written
-    by :func:`ehrqa.train.encoder.save_encoder`) loaded over it."""
+    by :func:`ehrqa.train.encoder.save_encoder`) loaded over it; loaded once per directory and file."""
+    return _load_sentence_encoder(resolve_model(model), str(tuned) if tuned else None)
+
+
+@lru_cache(maxsize=2)
+def _load_sentence_encoder(path: str, tuned: str | None):
     from sentence_transformers import SentenceTransformer
 
     from ehrqa.progress import model_loading
 
     with model_loading():
-        encoder = SentenceTransformer(resolve_model(model), device="cpu")
+        encoder = SentenceTransformer(path, device="cpu")
     if tuned:
         from safetensors.torch import load_file
 
@@ -107,7 +106,7 @@ def load_sentence_encoder(model: str | None = MINILM, tuned: str | None = None):
         tensors = {name: t.float() for name, t in load_file(tuned).items()}
         unknown = sorted(set(tensors) - set(network.state_dict()))
         if unknown:
-            raise DataError(f"{tuned}: not weights of {model or MINILM} (e.g. {unknown[0]})")
+            raise DataError(f"{tuned}: not weights of {path} (e.g. {unknown[0]})")
         network.load_state_dict(tensors, strict=False)
     return encoder
 
@@ -124,7 +123,7 @@ def encode(
     unique = list(dict.fromkeys(texts))
     if not unique:
         return {}
-    encoder = load_sentence_encoder(model, str(tuned) if tuned else None)
+    encoder = load_sentence_encoder(model, tuned)
     with autocast(dtype):
         vectors = encoder.encode(
             unique, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_tensor=True

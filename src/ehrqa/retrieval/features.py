@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -77,12 +78,16 @@ class Encoder:
         self.model, self.batch_size = model, batch_size or ENCODE_BATCH
         self.dtype = encoder_dtype(dtype)
         self.tuned = str(tuned) if tuned else None
-        # a tuned encoder's vectors are keyed by its weights' hash: a retrained one never reads stale ones
-        self._salt = (
-            "\0" + hashlib.sha1(Path(tuned).read_bytes()).hexdigest() if tuned and Path(tuned).is_file() else ""
-        )
         self.cache = Path(cache) if cache else None
         self._memory: dict[str, np.ndarray] = {}
+
+    @cached_property
+    def _salt(self) -> str:
+        """The disk cache keys' salt: a tuned encoder's weights' hash, so a retrained one never
+        reads stale vectors (read only when a cache is in use)."""
+        if not self.tuned or not Path(self.tuned).is_file():  # a missing file fails on loading, in one line
+            return ""
+        return "\0" + hashlib.sha1(Path(self.tuned).read_bytes()).hexdigest()
 
     def _key(self, text: str) -> str:
         dtype = "" if self.dtype == "fp32" else f"\0{self.dtype}"  # fp32 keys as before bf16 existed

@@ -91,8 +91,9 @@ def balance(pairs: Sequence[Pair], negatives_per_positive: float, seed: int) -> 
 
 def trainable_names(model, trained_layers: int) -> list[str]:
     """Parameter names trained: the top ``trained_layers`` encoder layers, the pooler and the head."""
-    n_layers = model.config.num_hidden_layers
-    prefixes = [f"encoder.layer.{i}." for i in range(n_layers - trained_layers, n_layers)] + ["pooler.", "classifier."]
+    from ehrqa.train.loop import top_layer_prefixes
+
+    prefixes = [*top_layer_prefixes(model.config.num_hidden_layers, trained_layers), "pooler.", "classifier."]
     return [name for name, _ in model.named_parameters() if any(p in name for p in prefixes)]
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.progress import progress
-from ehrqa.retrieval.dense import TUNED_NAME, load_sentence_encoder, trained_prefixes
-from ehrqa.train.loop import fit_parameters
+from ehrqa.retrieval.dense import TUNED_NAME, load_sentence_encoder
+from ehrqa.train.loop import fit_parameters, top_layer_prefixes
 
 Triple = tuple[str, str, "str | None"]  # (query, evidence sentence, non-evidence sentence or None)
 
@@ -111,7 +111,7 @@ def train_encoder(triples: Sequence[Triple], states: LowerStates, settings: Enco
     states.add([t for q, p, n in triples for t in (q, p, n) if t is not None])
     torch.manual_seed(settings.seed)
     network = copy.deepcopy(states.base)
-    prefixes = trained_prefixes(network.config.num_hidden_layers, settings.trained_layers)
+    prefixes = tuple(top_layer_prefixes(network.config.num_hidden_layers, settings.trained_layers))
     gold = {(q, p) for q, p, _ in triples}
 
     def loss_of(batch):

@@ -10,6 +10,11 @@ from collections.abc import Callable, Sequence
 from ehrqa.progress import progress
 
 
+def top_layer_prefixes(n_layers: int, trained_layers: int) -> list[str]:
+    """Parameter-name parts of a BERT-style model's top ``trained_layers`` transformer layers."""
+    return [f"encoder.layer.{i}." for i in range(n_layers - trained_layers, n_layers)]
+
+
 def fit_parameters(
     network,
     trained: Callable[[str], bool],
