@@ -224,6 +224,26 @@ CALIBRATED = "default, calibrated (threshold)"  # what `ehrqa train aligner --ca
 REFIT = "refit with yours as a source, calibrated"  # --learned --data YOURS, then --calibrate
 
 
+def calibration_splits(n: int):
+    """The protocol's splits of a source's ``n`` cases, the same for every table: (indices to
+    calibrate on, indices to score), one pair per seed; 20 to calibrate on, or all but 4."""
+    n_cal = min(CALIBRATION_CASES, n - 4)
+    for split in range(CALIBRATION_SPLITS):
+        order = np.random.default_rng(split).permutation(n)
+        yield sorted(order[:n_cal]), sorted(order[n_cal:])
+
+
+def calibrated_picks(model, subtask: int, cal_cases, enc, tensors, search: str = "threshold") -> list:
+    """``model`` (learned) calibrated on ``cal_cases`` as ``ehrqa train aligner --calibrate`` does,
+    then its picks on ``tensors`` (each case's features in the model's columns)."""
+    from ehrqa.retrieval.relevance import LearnedRelevance
+    from ehrqa.train.aligner import calibrated_section
+
+    section = calibrated_section(model.to_dict(), subtask, cal_cases, enc, search)
+    tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
+    return [tuned.select(tuned.scores(t)) for t in tensors]
+
+
 def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> dict:
     """Print the calibration protocol: for each held-out source, 5 random splits into 20 cases
     to calibrate on (fewer where the source is small: all but 4) and the rest to score. Every method
@@ -231,8 +251,8 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
     (``train.aligner.calibrated_section``, what ``ehrqa train aligner --calibrate`` runs). Returns,
     per held-out source, each method's mean F1."""
     from ehrqa.retrieval.features import FEATURES, ROBUST_FEATURES, feature_tensors
-    from ehrqa.retrieval.relevance import LearnedRelevance, Rows, fit_relevance
-    from ehrqa.train.aligner import CALIBRATE_SEARCHES, DEFAULT_FIT, calibrated_section, gold_indices, trainable
+    from ehrqa.retrieval.relevance import Rows, fit_relevance
+    from ehrqa.train.aligner import CALIBRATE_SEARCHES, DEFAULT_FIT, gold_indices, trainable
 
     pools = {**data, **extra}
     cases = {n: [c for c in cs if trainable(subtask, c)] for n, cs in pools.items()}
@@ -264,11 +284,8 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
         )
         uncalibrated = {f"{f} {r}": tune_rule(train_rows, col[f], rule_params(r)) for f, r in baselines}
         n = len(cases[held])
-        n_cal = min(CALIBRATION_CASES, n - 4)
         scores: dict[str, list[float]] = {}
-        for split in range(CALIBRATION_SPLITS):
-            order = np.random.default_rng(split).permutation(n)
-            cal, test = sorted(order[:n_cal]), sorted(order[n_cal:])
+        for cal, test in calibration_splits(n):
             test_cases, test_tensors = [cases[held][i] for i in test], [tensors[held][i] for i in test]
             cal_rows = Rows.build([tensors[held][i] for i in cal], [gold[held][i] for i in cal], ["held"] * len(cal))
 
@@ -286,14 +303,13 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
                 )
             picked = [model.select(model.scores(t[:, :, idx])) for t in test_tensors]
             scores.setdefault("default (uncalibrated)", []).append(f1(picked))
+            yours = [cases[held][i] for i in cal]
+            robust_tensors = [t[:, :, idx] for t in test_tensors]
             for search in CALIBRATE_SEARCHES:
-                section = calibrated_section(model.to_dict(), subtask, [cases[held][i] for i in cal], enc, search)
-                tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
-                picked = [tuned.select(tuned.scores(t[:, :, idx])) for t in test_tensors]
+                picked = calibrated_picks(model, subtask, yours, enc, robust_tensors, search)
                 scores.setdefault(f"default, calibrated ({search})", []).append(f1(picked))
             # your cases as one more training source, then calibrated on them: `ehrqa train aligner
             # --learned --data YOURS`, then `--calibrate --aligner THAT --data YOURS`
-            yours = [cases[held][i] for i in cal]
             refit = fit_relevance(
                 [t[:, :, idx] for n in train for t in tensors[n]] + [tensors[held][i][:, :, idx] for i in cal],
                 [g for n in train for g in gold[n]] + [gold[held][i] for i in cal],
@@ -302,12 +318,9 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
                 rule_sources=[*rule_sources, "yours"],
                 **DEFAULT_FIT[subtask],
             )
-            section = calibrated_section(refit.to_dict(), subtask, yours, enc, "threshold")
-            tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
-            picked = [tuned.select(tuned.scores(t[:, :, idx])) for t in test_tensors]
-            scores.setdefault(REFIT, []).append(f1(picked))
+            scores.setdefault(REFIT, []).append(f1(calibrated_picks(refit, subtask, yours, enc, robust_tensors)))
         print(
-            f"\n  held out: {held} ({n} cases): calibrate on {n_cal}, score {n - n_cal}; "
+            f"\n  held out: {held} ({n} cases): calibrate on {len(cal)}, score {n - len(cal)}; "
             f"{CALIBRATION_SPLITS} random splits; features and weights from {' + '.join(train)}"
         )
         print(f"    {'method':44s} {'F1 mean':>8s} {'sd':>6s}  per split")
@@ -388,8 +401,8 @@ def taught_tables(data: dict, covid: dict, calibrated: dict, threads: int, only:
     import torch
 
     from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors, queries_for
-    from ehrqa.retrieval.relevance import LearnedRelevance, fit_relevance
-    from ehrqa.train.aligner import DEFAULT_FIT, calibrated_section, gold_indices, source_triples, trainable
+    from ehrqa.retrieval.relevance import fit_relevance
+    from ehrqa.train.aligner import DEFAULT_FIT, gold_indices, source_triples, trainable
     from ehrqa.train.encoder import CrossFitted, EncoderSettings, LowerStates
 
     torch.set_num_threads(threads)
@@ -446,8 +459,6 @@ def taught_tables(data: dict, covid: dict, calibrated: dict, threads: int, only:
         results[subtask] = {}
         for held in held_out[subtask]:
             test = cases[subtask][held]
-            n = len(test)
-            n_cal = min(CALIBRATION_CASES, n - 4)
             rows = {}
             runs = [("today's default", untaught, False)]
             runs += [
@@ -461,12 +472,8 @@ def taught_tables(data: dict, covid: dict, calibrated: dict, threads: int, only:
                 tensors = feature_tensors(subtask, [c.input_for(subtask) for c in test], enc, ROBUST_FEATURES)
                 uncal = prf(subtask, test, [model.select(model.scores(t)) for t in tensors])[2]
                 per_split = []
-                for split in range(CALIBRATION_SPLITS):
-                    order = np.random.default_rng(split).permutation(n)
-                    cal, rest = sorted(order[:n_cal]), sorted(order[n_cal:])
-                    section = calibrated_section(model.to_dict(), subtask, [test[i] for i in cal], enc, "threshold")
-                    tuned = LearnedRelevance.from_dict({k: v for k, v in section.items() if k != "kind"})
-                    picked = [tuned.select(tuned.scores(tensors[i])) for i in rest]
+                for cal, rest in calibration_splits(len(test)):
+                    picked = calibrated_picks(model, subtask, [test[i] for i in cal], enc, [tensors[i] for i in rest])
                     per_split.append(prf(subtask, [test[i] for i in rest], picked)[2])
                 rows[label] = (uncal, float(np.mean(per_split)))
                 print(
