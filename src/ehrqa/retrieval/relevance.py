@@ -105,6 +105,11 @@ class LearnedRelevance:
     def decision_rule(self) -> DecisionRule:
         return DecisionRule(self.rule, self.threshold, self.min_links, self.max_links)
 
+    @property
+    def rerank(self) -> None:
+        """The logistic combiner reads every pair's features (no reranking)."""
+        return None
+
     def select(self, scores: np.ndarray) -> list[list[int]]:
         """Per query row, the kept sentence indices (best first)."""
         return self.decision_rule.select(scores)

@@ -28,11 +28,10 @@ import numpy as np
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
-from ehrqa.retrieval import build_scorer
 from ehrqa.retrieval.aligner import FORMAT, QUERY_MODES, AlignerModel, requests_for
 from ehrqa.retrieval.base import COMPONENTS
 from ehrqa.retrieval.ensemble import EnsembleConfig
-from ehrqa.retrieval.features import ROBUST_FEATURES
+from ehrqa.retrieval.features import ROBUST_FEATURES, Encoder, feature_tensors
 from ehrqa.retrieval.relevance import RULES
 from ehrqa.retrieval.tuning import ScoreTable, TuningGrid, cross_validate, make_folds, tune
 from ehrqa.train.cross_encoder import (
@@ -210,10 +209,14 @@ def held_out_scores(cases: Sequence[Case], recipe: dict, subtasks: Sequence[int]
     gold = {t: [gold_indices(t, c) for c in cs] for t, cs in data.items()}
 
     raw: dict[int, dict[str, list[np.ndarray]]] = {t: {} for t in data}
-    for t in data:
-        for name in use:
-            if name != "cross_encoder":
-                raw[t][name] = build_scorer(name, components[name]).score_requests(requests[t])
+    cheap = [name for name in use if name != "cross_encoder"]  # the features inference computes the same way
+    dense = components.get("dense", {})
+    encoder = Encoder(dense.get("model"), batch_size=dense.get("batch_size"))
+    for t, cs in data.items():
+        inputs = [c.input_for(t) for c in cs]
+        tensors = feature_tensors(t, inputs, encoder, cheap, query=modes[t], components=components) if cheap else []
+        for i, name in enumerate(cheap):
+            raw[t][name] = [tensor[..., i] for tensor in tensors]
     fold_seconds = []
     features = None
     if "cross_encoder" in use:
@@ -435,7 +438,6 @@ def learned_section(
     """A ``kind: learned`` subtask section fitted on every case with gold in ``sources`` (name -> cases);
     the decision rule is chosen on the sources not named in ``augmentation``; ``fit``: keyword
     arguments of :func:`~ehrqa.retrieval.relevance.fit_relevance` (default :data:`DEFAULT_FIT`)."""
-    from ehrqa.retrieval.features import feature_tensors
     from ehrqa.retrieval.relevance import fit_relevance
 
     cases, names, tensors = [], [], []
@@ -488,7 +490,6 @@ def st3_scores(cases: Sequence[Case], answers: dict) -> dict:
 def choose_extractive(sources: dict[str, Sequence[Case]], model, encoder=None) -> dict:
     """The ``extractive`` section: the filling and BM25 blend with the best mean of BLEU, ROUGE-Lsum
     and SARI over ``sources`` (name -> cases with reference answers), the ST2 ``model`` fixed."""
-    from ehrqa.retrieval.features import feature_tensors
 
     cases = {n: [c for c in cs if c.answer and c.sentences] for n, cs in sources.items()}
     cases = {n: cs for n, cs in cases.items() if cs}
@@ -630,7 +631,6 @@ def calibrated_section(
     """A learned ``section`` with the same features and combiner weights and the decision rule
     (``search``: its threshold, or any rule, max links and BM25 blend) that scores best on
     ``cases`` (with gold) alone."""
-    from ehrqa.retrieval.features import feature_tensors
     from ehrqa.retrieval.relevance import LearnedRelevance, Rows, choose_rule
 
     model = LearnedRelevance.from_dict({k: v for k, v in section.items() if k not in ("kind", "query")})
@@ -638,7 +638,8 @@ def calibrated_section(
     cases = [c for c in cases if trainable(subtask, c)]
     if not cases:
         raise DataError(f"calibration: no case with gold for subtask {subtask} (ST2 relevance, ST4 citations)")
-    tensors = feature_tensors(subtask, [c.input_for(subtask) for c in cases], encoder, model.features)
+    inputs = [c.input_for(subtask) for c in cases]
+    tensors = feature_tensors(subtask, inputs, encoder, model.features, query=section.get("query"))
     rows = Rows.build(tensors, [gold_indices(subtask, c) for c in cases], ["yours"] * len(cases))
     p = model.probabilities(rows.x)
     choice = choose_rule(rows, p, model.features, min_links=model.min_links, **candidates)
