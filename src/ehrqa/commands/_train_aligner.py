@@ -1,7 +1,7 @@
 """``ehrqa train aligner``: fine-tune the cross-encoder and tune the ST2/ST4 ensembles of a recipe, or
 (``--learned``) fit the learned combiner the shipped default is, on your cases and the bundled sources
-(without your cases: exactly ``models/aligner-default``), or (``--calibrate``) re-choose a learned
-model's decision threshold on your annotated cases."""
+(without your cases: exactly ``models/aligner-default``), or (``--calibrate``) re-choose a model's
+decision threshold on your annotated cases."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ DESCRIPTION = (
     "With --learned: fit the learned combiner the shipped default is (MiniLM and lexical features, logistic "
     "regression, a decision rule per subtask) on your cases plus the bundled sources it was trained on "
     "(--no-bundled: your cases alone); without your cases it writes exactly the shipped default. With --calibrate: "
-    "keep a learned model's features, weights and rule and choose its threshold on your annotated cases."
+    "keep a model's features, combiner weights and rule and choose its threshold on your annotated cases."
 )
 
 
@@ -150,10 +150,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
     model = calibrate_aligner(base, list(load_cases(args)), args.out, subtasks)
     for subtask in model.config["training"]["calibrated"]["subtasks"]:
         section = model.section(int(subtask))
+        rule = model.combiner(int(subtask)).decision_rule
         blend = f" blend {section['blend']}" if section.get("blend") is not None else ""
+        chosen = section["record"] if model.kind(int(subtask)) == "learned" else section["cv"]
         print(
-            f"ST{subtask}: rule {section['rule']} {section['threshold']} max_links {section['max_links']}{blend}; "
-            f"micro F1 on your cases {100 * section['record']['rule_mean_source_f1']:.2f} (chosen on them)"
+            f"ST{subtask}: rule {rule.rule} {rule.threshold} max_links {rule.max_links}{blend}; "
+            f"micro F1 on your cases {100 * chosen['rule_mean_source_f1']:.2f} (chosen on them)"
         )
     print(f"model: {args.out}")
     return 0

@@ -615,47 +615,76 @@ def train_default_kind(
 CALIBRATE_SEARCHES = ("threshold", "rule")
 
 
-def calibration_candidates(model, subtask: int, search: str) -> dict:
+def calibration_candidates(combiner, subtask: int, search: str) -> dict:
+    """The decision rules a calibration tries (keyword arguments of ``relevance.choose_rule``)."""
+    weighted = isinstance(combiner, EnsembleConfig)  # its rule is a threshold on the combined score
     if search == "threshold":
-        return {"rules": (model.rule,), "max_links": (model.max_links,), "blends": (model.blend,)}
+        kept = {"rules": (combiner.decision_rule.rule,), "max_links": (combiner.max_links,)}
+        return {**kept, "blends": (None,) if weighted else (combiner.blend,)}
     if search == "rule":
+        rules = ("threshold",) if weighted else RULES
         if subtask == 2:
-            return {"rules": RULES, "max_links": (None,)}
-        return {"rules": RULES, "max_links": (None, 1, 2, 3, 4, 5), "blends": BLEND_WEIGHTS}
+            return {"rules": rules, "max_links": (None,)}
+        return {"rules": rules, "max_links": (None, 1, 2, 3, 4, 5), "blends": (None,) if weighted else BLEND_WEIGHTS}
     raise ValueError(f"calibration search {search!r}: expected one of {', '.join(CALIBRATE_SEARCHES)}")
 
 
 def calibrated_section(
-    section: dict, subtask: int, cases: Sequence[Case], encoder=None, search: str = "threshold"
+    section: dict,
+    subtask: int,
+    cases: Sequence[Case],
+    encoder=None,
+    search: str = "threshold",
+    components: dict | None = None,
+    model_dir: str | Path | None = None,
 ) -> dict:
-    """A learned ``section`` with the same features and combiner weights and the decision rule
-    (``search``: its threshold, or any rule, max links and BM25 blend) that scores best on
-    ``cases`` (with gold) alone."""
+    """A subtask ``section`` of ``aligner.json`` with the same features and combiner and the
+    decision rule (``search``: its threshold, or any rule, max links and, for the logistic
+    combiner, BM25 blend) that scores best on ``cases`` (with gold) alone; ``components`` and
+    ``model_dir``: the model's scorer options and directory (for a cross-encoder feature)."""
     from ehrqa.retrieval.relevance import LearnedRelevance, Rows, choose_rule
 
-    model = LearnedRelevance.from_dict({k: v for k, v in section.items() if k not in ("kind", "query")})
-    candidates = calibration_candidates(model, subtask, search)
+    settings = {k: v for k, v in section.items() if k not in ("kind", "query", "cv")}
+    learned = section.get("kind") == "learned"
+    combiner = LearnedRelevance.from_dict(settings) if learned else EnsembleConfig.from_dict(settings)
+    candidates = calibration_candidates(combiner, subtask, search)
     cases = [c for c in cases if trainable(subtask, c)]
     if not cases:
         raise DataError(f"calibration: no case with gold for subtask {subtask} (ST2 relevance, ST4 citations)")
     inputs = [c.input_for(subtask) for c in cases]
-    tensors = feature_tensors(subtask, inputs, encoder, model.features, query=section.get("query"))
-    rows = Rows.build(tensors, [gold_indices(subtask, c) for c in cases], ["yours"] * len(cases))
-    p = model.probabilities(rows.x)
-    choice = choose_rule(rows, p, model.features, min_links=model.min_links, **candidates)
-    record = {
-        **model.record,
+    tensors = feature_tensors(
+        subtask,
+        inputs,
+        encoder,
+        combiner.features,
+        query=section.get("query"),
+        components=components,
+        model_dir=model_dir,
+        rerank=combiner.rerank,
+    )
+    gold, yours = [gold_indices(subtask, c) for c in cases], ["yours"] * len(cases)
+    if learned:
+        rows = Rows.build(tensors, gold, yours)
+        scores, names = combiner.probabilities(rows.x), combiner.features
+    else:  # the rule reads the combined score: one column
+        rows = Rows.build([combiner.scores(t)[..., None] for t in tensors], gold, yours)
+        scores, names = rows.x[:, 0], ["combined"]
+        candidates["thresholds"] = tuple(np.round(np.arange(0.0, 1.0 + 1e-9, 0.02), 2))
+    choice = choose_rule(rows, scores, names, min_links=combiner.min_links, **candidates)
+    chosen = {
         "rule_chosen_on": f"calibration ({search}) on {len(cases)} cases of yours",
         "rule_mean_source_f1": round(choice.f1, 4),
     }
-    return {**section, **choice.settings(), "record": record}
+    if learned:
+        return {**section, **choice.settings(), "record": {**combiner.record, **chosen}}
+    return {**section, "threshold": choice.threshold, "max_links": choice.max_links, "cv": chosen}
 
 
 def calibrate_aligner(
     base: AlignerModel, cases: Sequence[Case], out: str | Path, subtasks: Sequence[int] = (2, 4), encoder=None
 ) -> AlignerModel:
-    """``base`` with the threshold of each learned subtask section re-chosen on ``cases`` (the
-    user's annotated cases) and saved to ``out``; features, weights and the rest are kept."""
+    """``base`` with the threshold of each subtask section re-chosen on ``cases`` (the user's
+    annotated cases) and saved to ``out``; features, combiner weights and the rest are kept."""
     import copy
 
     config = copy.deepcopy(base.config)
@@ -664,9 +693,9 @@ def calibrate_aligner(
         section = config.get("subtasks", {}).get(str(subtask))
         if section is None or not any(trainable(subtask, c) for c in cases):
             continue
-        if section.get("kind") != "learned":
-            raise DataError(f"{base.path}: calibration re-chooses a learned section's rule; ST{subtask} is not learned")
-        config["subtasks"][str(subtask)] = calibrated_section(section, subtask, cases, encoder or base.encoder())
+        config["subtasks"][str(subtask)] = calibrated_section(
+            section, subtask, cases, encoder or base.encoder(), components=config.get("components"), model_dir=base.path
+        )
         calibrated.append(str(subtask))
     if not calibrated:
         raise DataError("calibration: no case with gold for the aligner's subtasks (ST2 relevance, ST4 citations)")
