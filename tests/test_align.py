@@ -119,6 +119,35 @@ def test_st2_query_falls_back_to_the_patient_question(cases):
     assert case.patient_question in st2_query(case, "clinician+patient")
 
 
+def test_both_combiners_read_their_section_query_and_options_through_the_same_features(cases):
+    """A section is features -> combiner -> rule whatever its combiner: the query mode and the
+    scorer options reach the weighted (recipe) sections and the logistic (learned) ones alike."""
+    import copy
+
+    from ehrqa.retrieval.features import feature_tensors
+
+    inputs = [c.input_for(2) for c in cases[:4]]
+    assert any(c.patient_question != c.clinician_question for c in inputs)
+
+    def scores(config: dict, query: str, **options) -> list[np.ndarray]:
+        config = copy.deepcopy(config)
+        config["subtasks"]["2"]["query"] = query
+        config["components"] = config.get("components", {}) | options
+        return AlignerModel(config).sentence_scores(2, inputs)
+
+    weighted = copy.deepcopy(AlignerModel.load("aligner-lexical").config)
+    weighted["subtasks"]["2"]["weights"] = {"bm25": 1.0}
+    got = scores(weighted, "patient", bm25={"k1": 0.3})
+    combiner = AlignerModel(weighted).combiner(2)
+    tensors = feature_tensors(2, inputs, None, combiner.features, query="patient", components={"bm25": {"k1": 0.3}})
+    for matrix, tensor in zip(got, tensors, strict=True):
+        np.testing.assert_array_equal(matrix, combiner.scores(tensor))
+    assert any(not np.allclose(a, b) for a, b in zip(got, scores(weighted, "patient"), strict=True))  # k1 is read
+    learned = AlignerModel.load(None).config
+    asked = [scores(learned, query) for query in ("clinician", "patient")]
+    assert any(not np.allclose(a, b) for a, b in zip(*asked, strict=True))  # the learned section reads its query
+
+
 def test_training_needs_gold(cases, tmp_path):
     with pytest.raises(ValueError, match="no training cases with gold"):
         train_aligner([c.input_for(4) for c in cases], LEXICAL, tmp_path)
