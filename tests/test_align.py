@@ -478,6 +478,19 @@ def _assert_same(got, want, where: str) -> None:
         assert got == want, where
 
 
+def test_train_aligner_recipe_writes_exactly_the_shipped_lexical_aligner(tmp_path, capsys):
+    """The weighted combiner's recipe trains through the same features: the shipped aligner-lexical
+    is what `ehrqa train aligner --recipe recipes/aligner-lexical.yaml` writes from the sample."""
+    shipped = AlignerModel.load("aligner-lexical").config
+    out = tmp_path / "lexical"
+    code = main(["train", "aligner", "--recipe", str(RECIPES / "aligner-lexical.yaml"), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    got = AlignerModel.load(out).config
+    assert got["components"] == shipped["components"] and got["subtasks"] == shipped["subtasks"]
+    del got["training"]["seconds"], shipped["training"]["seconds"]
+    assert got["training"] == shipped["training"]
+
+
 @pytest.mark.slow
 def test_train_aligner_learned_writes_exactly_what_ships(tmp_path, monkeypatch, capsys):
     shipped = AlignerModel.load(None).config
