@@ -56,6 +56,21 @@ def test_tfidf_cosine_is_one_for_the_same_text_and_zero_without_overlap():
     assert both.shape == (2, len(NOTE)) and both[0].argmax() == 4 and both[1].argmax() == 2
 
 
+@pytest.mark.parametrize("fit", ["case", "case+queries"])
+@pytest.mark.parametrize("sublinear_tf", [True, False])
+def test_tfidf_weights_as_scikit_learn_does(fit, sublinear_tf):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    scorer = TfidfScorer(ngram_max=2, sublinear_tf=sublinear_tf, fit=fit)
+    queries = ["Why was a chest tube placed?", "cultures cultures pneumoniae", "the of and"]
+    sentences = [*NOTE, "Cultures were sent; cultures grew pneumoniae again."]
+    documents = sentences + (queries if fit == "case+queries" else [])
+    reference = TfidfVectorizer(analyzer=scorer._analyzer, sublinear_tf=sublinear_tf).fit(documents)
+    expected = (reference.transform(queries) @ reference.transform(sentences).T).toarray()
+    np.testing.assert_allclose(scorer.score_matrix(queries, sentences), expected, atol=1e-12)
+    assert not scorer.score_matrix(["the of"], ["and the", ""]).any()  # nothing to weigh: all zero
+
+
 def test_build_scorer_names_the_components():
     assert build_scorer("bm25", {"k1": 1.2}).k1 == 1.2
     with pytest.raises(ValueError, match="unknown evidence scorer"):

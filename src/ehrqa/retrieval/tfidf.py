@@ -1,13 +1,17 @@
-"""TF-IDF cosine similarity between a query and each note sentence (scikit-learn).
+"""TF-IDF cosine similarity between a query and each note sentence.
 
-Word n-grams over the shared lexical tokens, sublinear tf. ``fit="case"`` fits the
-idf on the case's own note sentences (the default: no state to ship, and measured no
-worse than a corpus fit, see benchmarks/bench_align.py); ``fit="case+queries"`` also
+Word n-grams over the shared lexical tokens, sublinear tf (``1 + ln tf``), smoothed idf
+(``ln((1 + n) / (1 + df)) + 1``) and unit-length rows: scikit-learn's ``TfidfVectorizer``
+weighting, computed here in a few numpy lines because one vectorizer fit per case costs
+scikit-learn's input checks every time (they were most of the evidence features' time).
+``fit="case"`` fits the idf on the case's own note sentences (the default: no state to ship, and
+measured no worse than a corpus fit, see benchmarks/bench_align.py); ``fit="case+queries"`` also
 counts the queries as documents so that words only the query uses still count.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,14 +38,29 @@ class TfidfScorer(Scorer):
         return grams
 
     def score_matrix(self, queries: Sequence[str], sentences: Sequence[str]) -> np.ndarray:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         out = np.zeros((len(queries), len(sentences)))
-        docs = list(sentences) + (list(queries) if self.fit == "case+queries" else [])
-        if not sentences or not any(self._analyzer(d) for d in docs):
+        if not sentences:
             return out
-        vectorizer = TfidfVectorizer(analyzer=self._analyzer, sublinear_tf=self.sublinear_tf)
-        vectorizer.fit(docs)
-        s = vectorizer.transform(sentences)
-        q = vectorizer.transform(queries)
-        return (q @ s.T).toarray()  # rows are l2-normalised: the product is the cosine
+        sentence_grams = [Counter(self._analyzer(s)) for s in sentences]
+        query_grams = [Counter(self._analyzer(q)) for q in queries]
+        documents = sentence_grams + (query_grams if self.fit == "case+queries" else [])
+        vocabulary = {g: j for j, g in enumerate(sorted({g for grams in documents for g in grams}))}
+        if not vocabulary:
+            return out
+        df = np.zeros(len(vocabulary))
+        for grams in documents:
+            df[[vocabulary[g] for g in grams]] += 1
+        idf = np.log((1 + len(documents)) / (1 + df)) + 1
+        return self._weights(query_grams, vocabulary, idf) @ self._weights(sentence_grams, vocabulary, idf).T
+
+    def _weights(self, texts: Sequence[Counter], vocabulary: dict[str, int], idf: np.ndarray) -> np.ndarray:
+        """Unit-length tf-idf rows (grams outside the vocabulary ignored)."""
+        counts = np.zeros((len(texts), len(vocabulary)))
+        for r, grams in enumerate(texts):
+            for gram, n in grams.items():
+                if gram in vocabulary:
+                    counts[r, vocabulary[gram]] = n
+        tf = np.log(counts, out=np.zeros_like(counts), where=counts > 0) + (counts > 0) if self.sublinear_tf else counts
+        weights = tf * idf
+        norms = np.linalg.norm(weights, axis=1, keepdims=True)
+        return weights / np.where(norms > 0, norms, 1.0)

@@ -29,10 +29,16 @@ def _stem(word: str) -> str:
 
 
 def tokenize(text: str, *, stop_words: bool = True, stem: bool = True) -> list[str]:
+    return list(_tokens(text, stop_words, stem))
+
+
+@lru_cache(maxsize=65536)
+def _tokens(text: str, stop_words: bool, stem: bool) -> tuple[str, ...]:
+    """The tokens of a text, kept: every lexical feature of a case reads the same sentences."""
     words = _WORD.findall(text.lower())
     if stop_words:
         stops = _stop_words()
         words = [w for w in words if w not in stops]
     if stem:
         words = [_stem(w) for w in words]
-    return words
+    return tuple(words)
