@@ -240,18 +240,6 @@ class Rerank:
         return top_mask(mean, self.top)
 
 
-def _row_max(m: np.ndarray) -> np.ndarray:
-    top = m.max(axis=1, keepdims=True) if m.size else m
-    return np.where(top > 0, np.clip(m, 0, None) / np.where(top > 0, top, 1), 0.0)
-
-
-def _row_minmax(m: np.ndarray) -> np.ndarray:
-    if not m.size:
-        return m
-    lo, hi = m.min(axis=1, keepdims=True), m.max(axis=1, keepdims=True)
-    return np.where(hi > lo, (m - lo) / np.where(hi > lo, hi - lo, 1), 1.0)
-
-
 def _row_rank(m: np.ndarray) -> np.ndarray:
     """0 for the best sentence of a row, 1 for the worst."""
     n = m.shape[1]
@@ -318,11 +306,11 @@ def _case_columns(case, queries, context, sentences, names, vectors, bm25, tfidf
     """One case's feature columns by name, each a (queries x sentences) matrix."""
     nq, ns = len(queries), len(sentences)
     cols: dict[str, np.ndarray] = {}
-    cols["bm25"] = _row_max(bm25.score_matrix(queries, sentences))
+    cols["bm25"] = normalise_rows(bm25.score_matrix(queries, sentences), "max")
     raw_tfidf = tfidf.score_matrix(queries, sentences)
-    cols["tfidf"], cols["tfidf_raw"] = _row_max(raw_tfidf), raw_tfidf
+    cols["tfidf"], cols["tfidf_raw"] = normalise_rows(raw_tfidf, "max"), raw_tfidf
     cols["tfidf_any"] = (raw_tfidf > 0).astype(float)
-    ctx_tfidf = _row_max(tfidf.score_matrix([context], sentences)) if context else np.zeros((1, ns))
+    ctx_tfidf = normalise_rows(tfidf.score_matrix([context], sentences), "max") if context else np.zeros((1, ns))
     cols["ctx_tfidf"] = np.repeat(ctx_tfidf, nq, axis=0)
     words = np.array([max(1, len(s.split())) for s in sentences], dtype=float)
     per_sentence = {
@@ -335,7 +323,11 @@ def _case_columns(case, queries, context, sentences, names, vectors, bm25, tfidf
         s_vec = np.stack([vectors[s] for s in sentences])
         q_vec = np.stack([vectors[q] for q in queries])
         dense = q_vec @ s_vec.T
-        cols["dense"], cols["dense_minmax"], cols["dense_rank"] = dense, _row_minmax(dense), _row_rank(dense)
+        cols["dense"], cols["dense_minmax"], cols["dense_rank"] = (
+            dense,
+            normalise_rows(dense, "minmax"),
+            _row_rank(dense),
+        )
         spread = dense.std(axis=1, keepdims=True)
         cols["dense_z"] = (dense - dense.mean(axis=1, keepdims=True)) / np.where(spread > 1e-6, spread, 1.0)
         floor = dense.min(axis=1, keepdims=True)

@@ -490,7 +490,6 @@ def st3_scores(cases: Sequence[Case], answers: dict) -> dict:
 def choose_extractive(sources: dict[str, Sequence[Case]], model, encoder=None) -> dict:
     """The ``extractive`` section: the filling and BM25 blend with the best mean of BLEU, ROUGE-Lsum
     and SARI over ``sources`` (name -> cases with reference answers), the ST2 ``model`` fixed."""
-
     cases = {n: [c for c in cs if c.answer and c.sentences] for n, cs in sources.items()}
     cases = {n: cs for n, cs in cases.items() if cs}
     if not cases:
