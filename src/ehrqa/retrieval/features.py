@@ -307,10 +307,10 @@ def _case_columns(case, queries, context, sentences, names, vectors, bm25, tfidf
     nq, ns = len(queries), len(sentences)
     cols: dict[str, np.ndarray] = {}
     cols["bm25"] = normalise_rows(bm25.score_matrix(queries, sentences), "max")
-    raw_tfidf = tfidf.score_matrix(queries, sentences)
+    raw_tfidf, *raw_ctx = tfidf.score_matrices([queries, [context]] if context else [queries], sentences)
     cols["tfidf"], cols["tfidf_raw"] = normalise_rows(raw_tfidf, "max"), raw_tfidf
     cols["tfidf_any"] = (raw_tfidf > 0).astype(float)
-    ctx_tfidf = normalise_rows(tfidf.score_matrix([context], sentences), "max") if context else np.zeros((1, ns))
+    ctx_tfidf = normalise_rows(raw_ctx[0], "max") if raw_ctx else np.zeros((1, ns))
     cols["ctx_tfidf"] = np.repeat(ctx_tfidf, nq, axis=0)
     words = np.array([max(1, len(s.split())) for s in sentences], dtype=float)
     per_sentence = {

@@ -38,20 +38,33 @@ class TfidfScorer(Scorer):
         return grams
 
     def score_matrix(self, queries: Sequence[str], sentences: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(queries), len(sentences)))
-        if not sentences:
-            return out
+        return self.score_matrices([queries], sentences)[0]
+
+    def score_matrices(self, groups: Sequence[Sequence[str]], sentences: Sequence[str]) -> list[np.ndarray]:
+        """:meth:`score_matrix` of each group of queries against the same note sentences, which are
+        analysed once (with ``fit="case"`` their idf and weights are computed once too)."""
         sentence_grams = [Counter(self._analyzer(s)) for s in sentences]
-        query_grams = [Counter(self._analyzer(q)) for q in queries]
+        shared = self._fit(sentence_grams, []) if self.fit == "case" else None
+        out = []
+        for queries in groups:
+            query_grams = [Counter(self._analyzer(q)) for q in queries]
+            vocabulary, idf, sentence_weights = shared or self._fit(sentence_grams, query_grams)
+            if not sentences or not vocabulary:
+                out.append(np.zeros((len(queries), len(sentences))))
+            else:
+                out.append(self._weights(query_grams, vocabulary, idf) @ sentence_weights.T)
+        return out
+
+    def _fit(self, sentence_grams: list[Counter], query_grams: list[Counter]) -> tuple:
+        """(vocabulary, idf, the sentences' weights) of the documents: the sentences, and the queries
+        with ``fit="case+queries"``."""
         documents = sentence_grams + (query_grams if self.fit == "case+queries" else [])
         vocabulary = {g: j for j, g in enumerate(sorted({g for grams in documents for g in grams}))}
-        if not vocabulary:
-            return out
         df = np.zeros(len(vocabulary))
         for grams in documents:
             df[[vocabulary[g] for g in grams]] += 1
         idf = np.log((1 + len(documents)) / (1 + df)) + 1
-        return self._weights(query_grams, vocabulary, idf) @ self._weights(sentence_grams, vocabulary, idf).T
+        return vocabulary, idf, self._weights(sentence_grams, vocabulary, idf)
 
     def _weights(self, texts: Sequence[Counter], vocabulary: dict[str, int], idf: np.ndarray) -> np.ndarray:
         """Unit-length tf-idf rows (grams outside the vocabulary ignored)."""
