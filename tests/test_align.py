@@ -15,8 +15,9 @@ from ehrqa.cli import main
 from ehrqa.data.archehr import read_dataset, sample_dir
 from ehrqa.data.case import AnswerSentence
 from ehrqa.data.submission import build_submission, read_submission
-from ehrqa.retrieval.aligner import DEFAULT_MODEL_DIR, AlignerModel, st2_query
+from ehrqa.retrieval.aligner import DEFAULT_MODEL_DIR, AlignerModel
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME, WEIGHTS_NAME
+from ehrqa.retrieval.features import st2_query
 from ehrqa.tasks import align, identify
 from ehrqa.train.aligner import load_recipe, train_aligner, training_pairs
 from ehrqa.train.cross_encoder import CrossEncoderSettings, save_cross_encoder, train_cross_encoder

@@ -50,7 +50,7 @@ from ehrqa.io import atomic_write_json
 from ehrqa.retrieval.base import Request
 from ehrqa.retrieval.cross_encoder import CONFIG_NAME
 from ehrqa.retrieval.ensemble import EnsembleConfig
-from ehrqa.retrieval.features import QUERY_MODES, feature_tensors, st2_query, st4_queries
+from ehrqa.retrieval.features import QUERY_MODES, feature_tensors, queries_for
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "aligner-default"
 FORMAT = "ehrqa-aligner/2"
@@ -59,12 +59,7 @@ READABLE_FORMATS = ("ehrqa-aligner/1", FORMAT)
 
 def requests_for(subtask: int, cases: Sequence[Case], query_mode: str) -> list[Request]:
     """Per case, its queries (:func:`~ehrqa.retrieval.features.queries_for`) and note sentences."""
-    sentences = [[s.text for s in case.sentences] for case in cases]
-    if subtask == 2:
-        return [([st2_query(c, query_mode)], s) for c, s in zip(cases, sentences, strict=True)]
-    if subtask == 4:
-        return [(st4_queries(c, query_mode), s) for c, s in zip(cases, sentences, strict=True)]
-    raise ValueError(f"the aligner serves subtasks 2 and 4, not {subtask}")
+    return [(queries_for(subtask, case, query_mode)[0], [s.text for s in case.sentences]) for case in cases]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from ehrqa.errors import DataError
 from ehrqa.retrieval.aligner import FORMAT, QUERY_MODES, AlignerModel, requests_for
 from ehrqa.retrieval.base import COMPONENTS
 from ehrqa.retrieval.ensemble import EnsembleConfig
-from ehrqa.retrieval.features import ROBUST_FEATURES, Encoder, feature_tensors
+from ehrqa.retrieval.features import ROBUST_FEATURES, Encoder, feature_tensors, queries_for
 from ehrqa.retrieval.relevance import RULES
 from ehrqa.retrieval.tuning import ScoreTable, TuningGrid, cross_validate, make_folds, tune
 from ehrqa.train.cross_encoder import (
@@ -120,8 +120,6 @@ def evidence_triples(subtask: int, cases: Sequence[Case], seed: int = 13) -> lis
     clinician question and each essential sentence, ST4 each answer sentence and each sentence it
     cites. Only a subtask's official input and gold are read."""
     import random
-
-    from ehrqa.retrieval.features import queries_for
 
     rng = random.Random(seed)
     out: list[Triple] = []
