@@ -130,6 +130,36 @@ def test_out_keeps_a_run_directory_the_viewer_reads(tmp_path):
         ehrqa.answer("Aspirin 81 mg daily was continued.", question, out=tmp_path / "run")
 
 
+@pytest.mark.model
+def test_the_note_is_scored_once_for_the_abstention_check_and_st2(monkeypatch):
+    """The ST2 step reuses the evidence scores the abstention check read (same input, same aligner);
+    a recipe naming the shipped aligner's directory loads another copy, is scored again, and gives
+    the same answer."""
+    from ehrqa.retrieval.aligner import DEFAULT_MODEL_DIR, AlignerModel
+    from ehrqa.runs.config import parse_recipe
+
+    scored = []  # the subtask of every scoring
+    sentence_scores = AlignerModel.sentence_scores
+
+    def counted(self, subtask, cases):
+        scored.append(subtask)
+        return sentence_scores(self, subtask, cases)
+
+    monkeypatch.setattr(AlignerModel, "sentence_scores", counted)
+    name = "pneumonia_levofloxacin.txt"
+    note, question = (NOTES / name).read_text(encoding="utf-8"), QUESTIONS[name][0]
+    once = ehrqa.answer(note, question)
+    assert scored.count(2) == 1 and once.answerable and once.evidence
+    scored.clear()
+    path = parse_recipe({"steps": [{"subtask": 2, "method": "aligner", "aligner": str(DEFAULT_MODEL_DIR)}]}, "r")
+    twice = ehrqa.answer(note, question, recipe=path)
+    assert scored.count(2) == 2
+    assert {**once.to_dict(), "seconds": 0} == {**twice.to_dict(), "seconds": 0}
+    scored.clear()
+    told = ehrqa.answer(note, question, "My father had a bad cough. " + question)
+    assert scored.count(2) == 2 and told.answerable  # the check reads the question alone, ST2 the narrative too
+
+
 def test_answer_is_a_plain_function_even_after_its_module_is_imported():
     import inspect
     from unittest import mock
