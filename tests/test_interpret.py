@@ -112,3 +112,20 @@ def test_flags_are_the_config_fields_with_the_config_defaults():
     args = parser.parse_args(["generate", "--out", "x.json", "--max-new-tokens", "9", "--no-cite"])
     assert args.max_new_tokens == 9 and args.cite is False
     assert not hasattr(args, "shots")  # a flag left out leaves the config's own value
+
+
+def test_backend_flags_are_the_backend_spec_fields_with_its_defaults():
+    from ehrqa.cli import build_parser
+    from ehrqa.llm.backend import BackendSpec
+
+    parser = build_parser()
+    generate = next(a for a in parser._actions if a.dest == "command").choices["generate"]
+    help_text = " ".join(generate.format_help().split())
+    spec = BackendSpec()
+    assert f"--timeout TIMEOUT openai: seconds per request (default: {spec.timeout})" in help_text
+    key_env = f"--api-key-env NAME openai: environment variable holding the API key (default: {spec.api_key_env})"
+    assert key_env in help_text
+    assert "--dtype" not in help_text and "--kind" not in help_text  # dtype has no flag; kind is --backend
+    args = parser.parse_args(["generate", "--out", "x.json", "--retries", "1", "--no-thinking"])
+    assert args.retries == 1 and args.thinking is False
+    assert not hasattr(args, "base_url")  # a flag left out leaves the spec's own value

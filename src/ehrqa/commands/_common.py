@@ -65,78 +65,83 @@ def parse_subtasks(text: str) -> list[int]:
     return sorted({int(p) for p in parts})
 
 
+BACKEND_METAVARS = {
+    "model": "ID_OR_DIR",
+    "adapter": "DIR",
+    "base_url": "URL",
+    "api_key_env": "NAME",
+    "reasoning_effort": "LEVEL",
+    "reasoning_tokens": "N",
+    "proxy": "URL",
+}
+# BackendSpec fields whose flags are written by hand: ``kind`` is --backend; --load-in-4bit is a plain
+# switch (no --no- form); response_format and extra_body are not plain values (a bare
+# --response-format means json_object; --extra-body is JSON). ``dtype`` has no flag.
+HAND_WRITTEN = ("kind", "load_in_4bit", "response_format", "extra_body", "dtype")
+
+
+def backend_help(default_model: str) -> dict[str, str]:
+    """What each backend setting means on the command line ("hf:" and "openai:" name the backend that
+    reads it); the flag adds the dataclass's default where the field has one."""
+    from ehrqa.llm.backend import REASONING_TOKENS
+
+    return {
+        "model": f"hf: model id or directory (default: {default_model}); openai: the model name the server serves",
+        "adapter": "hf: LoRA adapter directory (from ehrqa train generator)",
+        "batch_size": "hf: prompts per generate() call",
+        "base_url": "openai: server URL ending in /v1 (e.g. http://127.0.0.1:8000/v1)",
+        "api_key_env": "openai: environment variable holding the API key",
+        "timeout": "openai: seconds per request",
+        "retries": "openai: retries per request",
+        "concurrency": "openai: requests in flight at once",
+        "token_limit": "openai: the token-limit parameter (default: max_completion_tokens for o1/o3/o4/gpt-5 "
+        "names, else max_tokens)",
+        "sampling": "openai: send temperature, top_p and seed (default: not for o1/o3/o4/gpt-5 names)",
+        "reasoning_effort": "openai: reasoning_effort to send (e.g. low)",
+        "reasoning_tokens": "openai: completion tokens for hidden reasoning, added to the limit (default: "
+        f"{REASONING_TOKENS} for o1/o3/o4/gpt-5 names, else 0)",
+        "thinking": "chat-template thinking (enable_thinking) on or off (default: off for hf and for names "
+        "containing qwen3, otherwise not sent)",
+        "proxy": "openai: send requests through this proxy, even to a local server; 'none': never (default: "
+        "the environment's HTTP(S)_PROXY, never for loopback or private addresses)",
+    }
+
+
 def add_backend_arguments(parser: argparse.ArgumentParser, *, default_model: str) -> None:
-    """The chat-model arguments shared by commands that call a language model."""
+    """The chat-model arguments shared by commands that call a language model: one per setting of
+    :class:`~ehrqa.llm.backend.BackendSpec`, built from the dataclass but those in :data:`HAND_WRITTEN`."""
+    from ehrqa.commands._flags import add_config_flags
+    from ehrqa.llm.backend import BACKEND_KINDS, RESPONSE_FORMATS, TOKEN_LIMITS, BackendSpec
+
     m = parser.add_argument_group("model")
     m.add_argument(
         "--backend",
-        choices=["hf", "openai"],
+        choices=BACKEND_KINDS,
         default=None,
         help="local transformers (default: hf) or an OpenAI-compatible HTTP server",
     )
-    m.add_argument(
-        "--model",
-        metavar="ID_OR_DIR",
-        help=f"hf: model id or directory (default: {default_model}); openai: the model name the server serves",
+    add_config_flags(
+        m,
+        BackendSpec,
+        skip=HAND_WRITTEN,
+        help=backend_help(default_model),
+        metavar=BACKEND_METAVARS,
+        choices={"token_limit": TOKEN_LIMITS},
     )
-    m.add_argument("--adapter", metavar="DIR", help="hf: LoRA adapter directory (from ehrqa train generator)")
     m.add_argument("--load-in-4bit", action="store_true", default=None, help="hf: load the base model in 4-bit NF4")
-    m.add_argument("--batch-size", type=int, help="hf: prompts per generate() call (default: 4)")
-    m.add_argument("--base-url", metavar="URL", help="openai: server URL ending in /v1 (e.g. http://127.0.0.1:8000/v1)")
-    m.add_argument(
-        "--api-key-env",
-        metavar="NAME",
-        help="openai: environment variable holding the API key (default: OPENAI_API_KEY)",
-    )
-    m.add_argument("--concurrency", type=int, help="openai: requests in flight at once (default: 4)")
-    m.add_argument("--timeout", type=float, help="openai: seconds per request (default: 120)")
-    m.add_argument("--retries", type=int, help="openai: retries per request (default: 3)")
     m.add_argument(
         "--response-format",
         nargs="?",
         const="json_object",
-        choices=["json_schema", "json_object+schema", "json_object", "none"],
+        choices=RESPONSE_FORMATS,
         help="openai: how JSON replies are constrained: json_schema (vLLM, SGLang, llama-server, OpenAI), "
         "json_object+schema (llama-cpp-python's server), json_object, none (default; alone: json_object)",
-    )
-    m.add_argument(
-        "--token-limit",
-        choices=["max_tokens", "max_completion_tokens", "none"],
-        help="openai: the token-limit parameter (default: max_completion_tokens for o1/o3/o4/gpt-5 names, "
-        "else max_tokens)",
-    )
-    m.add_argument(
-        "--sampling",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="openai: send temperature, top_p and seed (default: not for o1/o3/o4/gpt-5 names)",
-    )
-    m.add_argument("--reasoning-effort", metavar="LEVEL", help="openai: reasoning_effort to send (e.g. low)")
-    m.add_argument(
-        "--reasoning-tokens",
-        type=int,
-        metavar="N",
-        help="openai: completion tokens for hidden reasoning, added to the limit (default: 4096 for "
-        "o1/o3/o4/gpt-5 names, else 0)",
-    )
-    m.add_argument(
-        "--thinking",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="chat-template thinking (enable_thinking) on or off (default: off for hf and for names "
-        "containing qwen3, otherwise not sent)",
     )
     m.add_argument(
         "--extra-body",
         type=_json_object,
         metavar="JSON",
         help="openai: a JSON object merged into every request body, e.g. '{\"top_k\": 20}'",
-    )
-    m.add_argument(
-        "--proxy",
-        metavar="URL",
-        help="openai: send requests through this proxy, even to a local server; 'none': never (default: "
-        "the environment's HTTP(S)_PROXY, never for loopback or private addresses)",
     )
 
 
@@ -183,12 +188,13 @@ def backend_spec_from_args(args: argparse.Namespace, base=None):
         flag = "--" + given[0].replace("_", "-")
         needs = "--backend openai" if kind == "hf" else "--backend hf"
         raise DataError(f"{flag} is only used with {needs}")
-    if kind == "hf" and args.model is not None:
-        check_local_model(args.model)
+    model = getattr(args, "model", None)  # a flag left out is absent (ehrqa.commands._flags)
+    if kind == "hf" and model is not None:
+        check_local_model(model)
     fields = ("model", *HF_ONLY, *OPENAI_ONLY, *BOTH)
     changes = {name: getattr(args, name) for name in fields if getattr(args, name, None) is not None}
     spec = replace(base or BackendSpec(), kind=kind, **changes)
-    if args.model is None and base is not None and base.kind != kind:
+    if model is None and base is not None and base.kind != kind:
         spec = replace(spec, model=None)
     spec.check()
     return spec

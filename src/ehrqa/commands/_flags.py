@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import types
 import typing
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 
 # What each field means on the command line; a field missing here gets a flag with its default only.
 HELP = {
@@ -38,10 +38,18 @@ def flag_fields(cls: type, skip: Collection[str] = ()) -> list[tuple[dataclasses
 
 
 def add_config_flags(
-    group, cls: type, *, skip: Collection[str] = (), help: dict[str, str] | None = None, default: object = None
+    group,
+    cls: type,
+    *,
+    skip: Collection[str] = (),
+    help: dict[str, str] | None = None,
+    default: object = None,
+    metavar: Mapping[str, str] | None = None,
+    choices: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """One flag per field of ``cls`` (but ``skip``); ``help`` overrides :data:`HELP`; ``default``: an
-    instance whose values the help shows (default: the class's own)."""
+    instance whose values the help shows (default: the class's own); ``metavar`` and ``choices``: per
+    field, how its value is shown and the values it takes."""
     for f, tp in flag_fields(cls, skip):
         value = getattr(default, f.name) if default is not None else f.default
         value = value.to_config() if hasattr(value, "to_config") else value
@@ -50,6 +58,10 @@ def add_config_flags(
             text = f"{text} (default: {value})".strip()
         kind = _kind(tp)
         options = {"action": argparse.BooleanOptionalAction} if kind is bool else {"type": kind}
+        if f.name in (metavar or {}):
+            options["metavar"] = metavar[f.name]
+        if f.name in (choices or {}):
+            options["choices"] = choices[f.name]
         group.add_argument("--" + f.name.replace("_", "-"), default=argparse.SUPPRESS, help=text, **options)
 
 
