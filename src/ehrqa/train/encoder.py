@@ -150,7 +150,8 @@ class TunedVectors:
         self.dtype = "fp32"
         self._memory: dict[str, np.ndarray] = {}
 
-    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def encode(self, texts: Sequence[str], role: str = "document") -> dict[str, np.ndarray]:
+        """Text -> vector (MiniLM takes no prefix, so ``role`` changes nothing)."""
         import torch
 
         todo = sorted(set(texts) - self._memory.keys(), key=len)
