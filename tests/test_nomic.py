@@ -121,3 +121,25 @@ def test_an_aligner_trained_on_nomic_vectors_records_and_reloads_its_encoder(tin
     case = next(c for c in cases if c.answer_sentences)
     assert again.encoder().model == str(tiny_gguf)
     np.testing.assert_allclose(again.sentence_scores(4, [case])[0], model.sentence_scores(4, [case])[0])
+
+
+def test_the_shipped_nomic_aligner_without_its_wheels_is_one_line(tmp_path, monkeypatch, capsys):
+    import ehrqa.llm.models
+    from ehrqa.cli import main
+    from ehrqa.retrieval.aligner import load_model
+
+    model = load_model("aligner-nomic")
+    assert model.config["components"]["dense"]["model"] == "nomic-embed-text-v1.5"
+    assert model.config["training"]["command"] == "ehrqa train aligner --learned --dense-model nomic-embed-text-v1.5"
+
+    def not_installed(name):
+        raise FileNotFoundError(name)
+
+    monkeypatch.setenv("EHRQA_CACHE_DIR", str(tmp_path / "cache"))  # no GGUF read out before
+    monkeypatch.setattr(ehrqa.llm.models, "package_dir", not_installed)
+    out = tmp_path / "st2.json"
+    code = main(["identify", "--aligner", "aligner-nomic", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and not out.exists()
+    assert len(err.splitlines()) == 1 and "requirements-nomic.txt" in err, err
+    assert not (tmp_path / "cache" / "models" / "nomic-embed-text-v1.5").exists()  # nothing half-built

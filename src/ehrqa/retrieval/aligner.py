@@ -4,7 +4,8 @@ by path like a sentence-transformers model, whose file format this module owns.
 Contract (what the tasks call)::
 
     model = load_model(path_or_None)            # None: the shipped default, src/ehrqa/models/aligner-default
-                                                # ("aligner-lexical": the fast lexical one shipped beside it)
+                                                # ("aligner-lexical": the fast lexical one shipped beside it;
+                                                # "aligner-nomic": the default's recipe on nomic-embed vectors)
     model.select(subtask, cases)                # per case, per query, the selected note sentence ids
     model.sentence_scores(subtask, cases)       # per case, a (queries x note sentences) array, higher = better
 
@@ -197,8 +198,9 @@ class AlignerModel:
         return [combiner.scores(t) for t in tensors]
 
     def encoder(self):
-        """The sentence encoder of the dense features: MiniLM, with the top layers of a taught
-        encoder (``components.dense.tuned``, a file beside ``aligner.json``) where the model has them."""
+        """The sentence encoder of the dense features (``components.dense.model``: MiniLM unless it
+        names another), with the top layers of a taught encoder (``components.dense.tuned``, a file
+        beside ``aligner.json``) where the model has them."""
         if not hasattr(self, "_encoder"):
             from ehrqa.retrieval.features import Encoder
 
