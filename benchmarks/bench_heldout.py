@@ -691,7 +691,7 @@ def quality(args) -> None:
     st4 = subtask_table(4, data, ["aci_dev", "sample"], covid, enc, feature_sets)
     st3 = st3_table(data, enc, robust, DEFAULT_FIT[2])
     calibrated = calibration(data, covid, enc, rival)
-    if args.encoder == "minilm":  # the taught encoder is MiniLM taught further
+    if args.encoder == "minilm" and not args.skip_taught:  # the taught encoder is MiniLM taught further
         taught_tables(data, covid, calibrated, args.threads)
     print(
         f"\nmust-beat check (F1 of the learned model {DEFAULT_SET} vs the best of predict-all (ST2) and the baselines):"
@@ -895,6 +895,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--variant", action="append", help="with --taught: run this taught-encoder variant only (repeatable; a label)"
+    )
+    parser.add_argument(
+        "--skip-taught", action="store_true", help="the tables without the taught-encoder ones (minutes, not 40)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads for teaching the encoder (default 1)")
     parser.add_argument("--timing", action="store_true", help="time the shipped default, torch 1 vs 2 threads")
