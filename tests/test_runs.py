@@ -240,7 +240,7 @@ def test_command_line_overrides_reach_steps_and_backends():
         apply_overrides(data, ["backends.nope.model=x"])
 
 
-@pytest.mark.parametrize("name", ["default", "open-llm", "open-llm-ensemble"])
+@pytest.mark.parametrize("name", ["default", "open-llm", "open-llm-ensemble", "nomic-st2"])
 def test_shipped_run_recipes_parse(name):
     recipe = load_recipe(name)
     assert recipe.steps and all(s.config for s in recipe.steps)
