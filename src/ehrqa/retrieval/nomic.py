@@ -63,7 +63,7 @@ def read_split_member(parts: list[Path], first_offset: int, member: str) -> byte
     end = data.rfind(b"PK\x05\x06")
     if end < 0:
         raise DataError(f"{NOMIC}: the archive's end record is missing (a part is damaged)")
-    entries, directory_size, directory_offset = struct.unpack("<HII", data[end + 10 : end + 20])
+    entries, _, directory_offset = struct.unpack("<HII", data[end + 10 : end + 20])  # count, size, offset
     pos = directory_offset - first_offset
     for _ in range(entries):
         if data[pos : pos + 4] != b"PK\x01\x02":
