@@ -77,9 +77,10 @@ def tiny_gguf(tmp_path_factory):
 
 
 def test_the_forward_pass_pools_only_real_tokens_and_knows_word_order(tiny_gguf):
+    from ehrqa.retrieval.dense import minilm_dir
     from ehrqa.retrieval.nomic import NomicEncoder
 
-    model = NomicEncoder(tiny_gguf)
+    model = NomicEncoder(tiny_gguf, tokenizer=minilm_dir())
     short, long = "the patient was discharged", "the patient was admitted for chest pain and stayed three days"
     alone = model.encode([short]).numpy()
     batched = model.encode([long, short]).numpy()  # the short text padded to the long one's length

@@ -115,7 +115,7 @@ def _load_sentence_encoder(path: str, tuned: str | None):
 
         if tuned:
             raise DataError(f"{tuned}: fine-tuned top layers are for sentence-transformers encoders, not {path}")
-        return NomicEncoder(path)
+        return NomicEncoder(path, tokenizer=minilm_dir())
     with model_loading():
         encoder = SentenceTransformer(path, device="cpu")
     if tuned:

@@ -106,12 +106,11 @@ class NomicEncoder:
     """nomic-bert's forward pass over a GGUF's tensors; :meth:`encode` answers like
     ``SentenceTransformer.encode`` with ``normalize_embeddings=True`` and ``convert_to_tensor=True``."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, tokenizer: str | Path) -> None:
+        """``tokenizer``: a directory holding BERT's uncased WordPiece tokenizer (MiniLM's)."""
         import torch
         from gguf import GGUFReader
         from transformers import AutoTokenizer
-
-        from ehrqa.retrieval.dense import minilm_dir
 
         reader = GGUFReader(str(path))
         arch = _field(reader, "general.architecture")
@@ -123,7 +122,7 @@ class NomicEncoder:
         self.eps = float(_field(reader, "nomic-bert.attention.layer_norm_epsilon"))
         self.rope_base = float(_field(reader, "nomic-bert.rope.freq_base"))
         self.weights = {t.name: torch.from_numpy(np.array(t.data, dtype=np.float32)) for t in reader.tensors}
-        self.tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir()))
+        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
 
     def _rotate(self, x, positions: int):
         """Rotary position embedding of (batch, heads, tokens, head width) ``x``, NeoX halves."""
