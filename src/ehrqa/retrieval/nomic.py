@@ -124,14 +124,22 @@ class NomicEncoder:
         self.weights = {t.name: torch.from_numpy(np.array(t.data, dtype=np.float32)) for t in reader.tensors}
         self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
 
-    def _rotate(self, x, positions: int):
-        """Rotary position embedding of (batch, heads, tokens, head width) ``x``, NeoX halves."""
+    def _rotary(self, positions: int, head: int):
+        """The (cos, sin) tables of rotary positions 0..``positions``-1 for heads ``head`` wide (NeoX
+        halves); every layer's queries and keys use the same ones."""
+        import torch
+
+        half = head // 2
+        inverse = 1.0 / self.rope_base ** (torch.arange(half, dtype=torch.float32) / half)
+        angles = torch.outer(torch.arange(positions, dtype=torch.float32), inverse)
+        return torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
+
+    @staticmethod
+    def _rotate(x, cos, sin):
+        """Rotary position embedding of (batch, heads, tokens, head width) ``x``."""
         import torch
 
         half = x.shape[-1] // 2
-        inverse = 1.0 / self.rope_base ** (torch.arange(half, dtype=torch.float32) / half)
-        angles = torch.outer(torch.arange(positions, dtype=torch.float32), inverse)
-        cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
         first, second = x[..., :half], x[..., half:]
         return x * cos + torch.cat([-second, first], -1) * sin
 
@@ -148,12 +156,14 @@ class NomicEncoder:
             return F.layer_norm(x, (self.width,), w[name + ".weight"], w[name + ".bias"], self.eps)
 
         x = norm(w["token_embd.weight"][ids] + w["token_types.weight"][0], "token_embd_norm")
+        cos, sin = self._rotary(tokens, head)
         padding = torch.zeros(batch, 1, 1, tokens).masked_fill(~mask.bool()[:, None, None, :], float("-inf"))
         for i in range(self.layers):
             block = f"blk.{i}."
             qkv = (x @ w[block + "attn_qkv.weight"].T).view(batch, tokens, 3, self.heads, head)
             q, k, v = qkv.permute(2, 0, 3, 1, 4)
-            attended = F.scaled_dot_product_attention(self._rotate(q, tokens), self._rotate(k, tokens), v, padding)
+            q, k = self._rotate(q, cos, sin), self._rotate(k, cos, sin)
+            attended = F.scaled_dot_product_attention(q, k, v, padding)
             attended = attended.transpose(1, 2).reshape(batch, tokens, self.width) @ w[block + "attn_output.weight"].T
             x = norm(x + attended, block + "attn_output_norm")
             gated = F.silu(x @ w[block + "ffn_gate.weight"].T) * (x @ w[block + "ffn_up.weight"].T)
