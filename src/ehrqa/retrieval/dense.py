@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ehrqa.errors import DataError
-from ehrqa.retrieval.nomic import NOMIC, PREFIXES
+from ehrqa.retrieval.nomic import NOMIC, PREFIXES, nomic_gguf
 
 MINILM = "all-MiniLM-L6-v2"
+NOMIC_NAMES = (NOMIC, f"nomic-ai/{NOMIC}")  # names that mean the optional nomic-embed GGUF
 TUNED_NAME = "encoder.safetensors"  # a fine-tuned encoder's top layers, beside its aligner.json
 # Texts per forward pass. Small batches run faster on CPU: at 16, MiniLM encoded the note sentences
 # of the bundled sources 1.3x faster than at 64, with 1 thread and with 2 (40.5 vs 52.7 s, 9.4 vs 12.0 s).
@@ -53,9 +54,7 @@ def resolve_model(name_or_path: str | None) -> str:
     (:func:`ehrqa.retrieval.nomic.nomic_gguf`); anything else is a local path."""
     if name_or_path in (None, "", MINILM, f"sentence-transformers/{MINILM}"):
         return str(minilm_dir())
-    if name_or_path in (NOMIC, f"nomic-ai/{NOMIC}"):
-        from ehrqa.retrieval.nomic import nomic_gguf
-
+    if name_or_path in NOMIC_NAMES:
         return str(nomic_gguf())
     return str(name_or_path)
 
@@ -63,7 +62,7 @@ def resolve_model(name_or_path: str | None) -> str:
 def prefixes(name_or_path: str | None) -> dict[str, str]:
     """What the model expects before a text, by role (``query``, ``document``): nomic-embed's task
     prefixes for it (by name, or a ``.gguf`` file), nothing for sentence-transformers models."""
-    nomic = name_or_path in (NOMIC, f"nomic-ai/{NOMIC}") or str(name_or_path or "").endswith(".gguf")
+    nomic = name_or_path in NOMIC_NAMES or str(name_or_path or "").endswith(".gguf")
     return dict(PREFIXES) if nomic else {}
 
 
