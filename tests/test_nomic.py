@@ -91,10 +91,11 @@ def test_the_forward_pass_pools_only_real_tokens_and_knows_word_order(tiny_gguf)
     assert float(alone[0] @ swapped[0]) < 0.9999
 
 
-def test_the_encoder_prefixes_each_text_by_role(tiny_gguf):
-    from ehrqa.retrieval.dense import load_sentence_encoder
+def test_the_encoder_prefixes_each_text_by_role(tiny_gguf, monkeypatch):
+    from ehrqa.retrieval.dense import DTYPE_VARIABLE, load_sentence_encoder
     from ehrqa.retrieval.features import Encoder
 
+    monkeypatch.setenv(DTYPE_VARIABLE, "fp32")  # the network below runs in fp32, on any CPU
     encoder = Encoder(str(tiny_gguf))
     text = "Was the patient given antibiotics?"
     query = encoder.encode([text], role="query")[text]

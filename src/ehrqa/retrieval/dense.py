@@ -59,11 +59,15 @@ def resolve_model(name_or_path: str | None) -> str:
     return str(name_or_path)
 
 
+def is_nomic(name_or_path: str | None) -> bool:
+    """nomic-embed-text-v1.5, by name or as a ``.gguf`` file (the only GGUF encoder ehrqa reads)."""
+    return name_or_path in NOMIC_NAMES or str(name_or_path or "").endswith(".gguf")
+
+
 def prefixes(name_or_path: str | None) -> dict[str, str]:
     """What the model expects before a text, by role (``query``, ``document``): nomic-embed's task
-    prefixes for it (by name, or a ``.gguf`` file), nothing for sentence-transformers models."""
-    nomic = name_or_path in NOMIC_NAMES or str(name_or_path or "").endswith(".gguf")
-    return dict(PREFIXES) if nomic else {}
+    prefixes for it, nothing for sentence-transformers models."""
+    return dict(PREFIXES) if is_nomic(name_or_path) else {}
 
 
 @lru_cache(maxsize=2)
@@ -109,7 +113,7 @@ def _load_sentence_encoder(path: str, tuned: str | None):
 
     from ehrqa.progress import model_loading
 
-    if path.endswith(".gguf"):
+    if is_nomic(path):
         from ehrqa.retrieval.nomic import NomicEncoder
 
         if tuned:
