@@ -149,6 +149,46 @@ def test_both_combiners_read_their_section_query_and_options_through_the_same_fe
     assert any(not np.allclose(a, b) for a, b in zip(*asked, strict=True))  # the learned section reads its query
 
 
+def test_a_loaded_model_scores_the_same_input_once(cases, monkeypatch):
+    """sentence_scores remembers what it computed: the same official input again (here the case with
+    its gold) computes no features; another case, or the other subtask, does. The arrays returned are
+    copies: changing one changes no later result. Only the most recent REMEMBERED_SCORES are kept."""
+    from ehrqa.retrieval import aligner
+
+    computed = []  # (subtask, case id) of every case whose features were computed
+    feature_tensors = aligner.feature_tensors
+
+    def counted(subtask, inputs, *args, **kwargs):
+        computed.extend((subtask, c.id) for c in inputs)
+        return feature_tensors(subtask, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(aligner, "feature_tensors", counted)
+    model = AlignerModel.load("aligner-lexical")
+    first, second = cases[0], cases[1]
+    assert first.has_key  # its gold is not part of the ST2 input
+    scores = model.sentence_scores(2, [first.input_for(2)])
+    assert computed == [(2, first.id)]
+    again = model.sentence_scores(2, [first])
+    assert computed == [(2, first.id)]  # remembered
+    np.testing.assert_array_equal(again[0], scores[0])
+    model.sentence_scores(2, [first, second])
+    model.sentence_scores(4, [first])
+    assert computed == [(2, first.id), (2, second.id), (4, first.id)]  # only what was new
+
+    again[0][:] = -1.0  # a caller changing its copy
+    later = model.sentence_scores(2, [first])[0]
+    fresh = AlignerModel.load("aligner-lexical").sentence_scores(2, [first])[0]
+    np.testing.assert_array_equal(later, scores[0])
+    np.testing.assert_array_equal(later, fresh)
+    assert later.max() > -1.0
+
+    monkeypatch.setattr(aligner, "REMEMBERED_SCORES", 1)
+    computed.clear()
+    for case in (first, second, first):
+        model.sentence_scores(2, [case])
+    assert computed == [(2, second.id), (2, first.id)]  # the second pushed the first out
+
+
 def test_training_needs_gold(cases, tmp_path):
     with pytest.raises(ValueError, match="no training cases with gold"):
         train_aligner([c.input_for(4) for c in cases], LEXICAL, tmp_path)

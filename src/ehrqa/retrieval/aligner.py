@@ -7,7 +7,8 @@ Contract (what the tasks call)::
                                                 # ("aligner-lexical": the fast lexical one shipped beside it;
                                                 # "aligner-nomic": the default's recipe on nomic-embed vectors)
     model.select(subtask, cases)                # per case, per query, the selected note sentence ids
-    model.sentence_scores(subtask, cases)       # per case, a (queries x note sentences) array, higher = better
+    model.sentence_scores(subtask, cases)       # per case, a (queries x note sentences) array, higher = better;
+                                                # remembered per model: the same input is scored once
 
 ``subtask`` is 2 (one query per case: the question) or 4 (one query per answer sentence).
 ``cases`` hold only the official input of that subtask (no relevance, no answer text; for ST4
@@ -37,6 +38,7 @@ Directory format ``ehrqa-aligner/2`` (``/1``, the same without ``kind`` and ``eh
 from __future__ import annotations
 
 import shutil
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,9 @@ from ehrqa.retrieval.features import QUERY_MODES, feature_tensors, queries_for
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "aligner-default"
 FORMAT = "ehrqa-aligner/2"
 READABLE_FORMATS = ("ehrqa-aligner/1", FORMAT)
+# How many cases' score arrays one loaded model remembers (AlignerModel.sentence_scores): more than
+# the cases of an ArchEHR-QA split, while a long run over many cases stays at a few MB.
+REMEMBERED_SCORES = 512
 
 
 def requests_for(subtask: int, cases: Sequence[Case], query_mode: str) -> list[Request]:
@@ -119,11 +124,14 @@ def check_config(config: dict, where: str) -> None:
 
 
 class AlignerModel:
-    """A loaded aligner: ``aligner.json`` as a dict plus the directory it came from."""
+    """A loaded aligner: ``aligner.json`` as a dict plus the directory it came from, and the score
+    arrays it computed last (its ``config`` is not to be edited in place once it has scored)."""
 
     def __init__(self, config: dict, path: Path | None = None) -> None:
         check_config(config, f"{path / CONFIG_NAME}: aligner" if path else "aligner config")
         self.config, self.path = config, path
+        # (subtask, query mode, the case's official input) -> its score array, oldest first
+        self._scores: OrderedDict[tuple[int, str, Case], np.ndarray] = OrderedDict()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> AlignerModel:
@@ -183,19 +191,33 @@ class AlignerModel:
 
     def sentence_scores(self, subtask: int, cases: Sequence[Case]) -> list[np.ndarray]:
         """Per case, a (queries x note sentences) array of evidence scores, higher = better: the
-        section's features (:func:`~ehrqa.retrieval.features.feature_tensors`), then its combiner."""
-        combiner = self.combiner(subtask)
-        tensors = feature_tensors(
-            subtask,
-            cases,
-            self.encoder(),
-            combiner.features,
-            query=self.query_mode(subtask),
-            components=self.config.get("components", {}),
-            model_dir=self.path,
-            rerank=combiner.rerank,
-        )
-        return [combiner.scores(t) for t in tensors]
+        section's features (:func:`~ehrqa.retrieval.features.feature_tensors`), then its combiner.
+
+        A case this model scored before (same subtask, query mode and official input) is not scored
+        again: the model remembers the last :data:`REMEMBERED_SCORES` cases' arrays. Every call
+        returns copies, so a caller may change them."""
+        combiner, query = self.combiner(subtask), self.query_mode(subtask)
+        keys = [(subtask, query, case.input_for(subtask)) for case in cases]  # what the features read
+        found = {key: self._scores[key] for key in keys if key in self._scores}
+        missing = [key for key in dict.fromkeys(keys) if key not in found]
+        if missing:
+            tensors = feature_tensors(
+                subtask,
+                [case for _, _, case in missing],
+                self.encoder(),
+                combiner.features,
+                query=query,
+                components=self.config.get("components", {}),
+                model_dir=self.path,
+                rerank=combiner.rerank,
+            )
+            found.update(zip(missing, [combiner.scores(t) for t in tensors], strict=True))
+        for key in dict.fromkeys(keys):  # remember them as the most recent, forgetting the oldest
+            self._scores[key] = found[key]
+            self._scores.move_to_end(key)
+        while len(self._scores) > REMEMBERED_SCORES:
+            self._scores.popitem(last=False)
+        return [found[key].copy() for key in keys]
 
     def encoder(self):
         """The sentence encoder of the dense features (``components.dense.model``: MiniLM unless it
