@@ -132,30 +132,41 @@ def test_out_keeps_a_run_directory_the_viewer_reads(tmp_path):
 
 @pytest.mark.model
 def test_the_note_is_scored_once_for_the_abstention_check_and_st2(monkeypatch):
-    """The ST2 step reuses the evidence scores the abstention check read (same input, same aligner);
-    a recipe naming the shipped aligner's directory loads another copy, is scored again, and gives
-    the same answer."""
-    from ehrqa.retrieval.aligner import DEFAULT_MODEL_DIR, AlignerModel
+    """The abstention check and the ST2 step use one loaded shipped aligner, which remembers its
+    scores: the note is scored once (asked again, not at all). A recipe naming the shipped aligner's
+    directory loads another copy, which scores it again and gives the same answer; with a narrative
+    the ST2 input differs from the check's, so it is scored again too."""
+    from ehrqa.retrieval import aligner
     from ehrqa.runs.config import parse_recipe
+    from ehrqa.tasks.base import _load_aligner
 
-    scored = []  # the subtask of every scoring
-    sentence_scores = AlignerModel.sentence_scores
+    scored = []  # the subtask of every case whose features were computed
+    feature_tensors = aligner.feature_tensors
 
-    def counted(self, subtask, cases):
-        scored.append(subtask)
-        return sentence_scores(self, subtask, cases)
+    def counted(subtask, cases, *args, **kwargs):
+        scored.extend([subtask] * len(cases))
+        return feature_tensors(subtask, cases, *args, **kwargs)
 
-    monkeypatch.setattr(AlignerModel, "sentence_scores", counted)
+    def fresh():  # newly loaded shipped models, remembering nothing from earlier tests
+        _load_aligner.cache_clear()
+        scored.clear()
+
+    monkeypatch.setattr(aligner, "feature_tensors", counted)
     name = "pneumonia_levofloxacin.txt"
     note, question = (NOTES / name).read_text(encoding="utf-8"), QUESTIONS[name][0]
+    fresh()
     once = ehrqa.answer(note, question)
     assert scored.count(2) == 1 and once.answerable and once.evidence
     scored.clear()
-    path = parse_recipe({"steps": [{"subtask": 2, "method": "aligner", "aligner": str(DEFAULT_MODEL_DIR)}]}, "r")
-    twice = ehrqa.answer(note, question, recipe=path)
+    again = ehrqa.answer(note, question)
+    assert scored.count(2) == 0
+    assert {**once.to_dict(), "seconds": 0} == {**again.to_dict(), "seconds": 0}
+    fresh()
+    by_path = {"subtask": 2, "method": "aligner", "aligner": str(aligner.DEFAULT_MODEL_DIR)}
+    twice = ehrqa.answer(note, question, recipe=parse_recipe({"steps": [by_path]}, "r"))
     assert scored.count(2) == 2
     assert {**once.to_dict(), "seconds": 0} == {**twice.to_dict(), "seconds": 0}
-    scored.clear()
+    fresh()
     told = ehrqa.answer(note, question, "My father had a bad cough. " + question)
     assert scored.count(2) == 2 and told.answerable  # the check reads the question alone, ST2 the narrative too
 

@@ -6,9 +6,9 @@ whole system for a user who has a note rather than an ArchEHR-QA dataset:
 1. the note is split into numbered sentences (:func:`ehrqa.data.plain.case_from_text`);
    when its evidence scores say the note does not answer the question at all, the answer is one
    plain sentence saying so, citing nothing (:mod:`ehrqa.retrieval.answerable`), and no step runs;
-2. ST2 picks the note sentences that matter for the question (``evidence``); the aligner reuses
-   the scores the abstention check read when its input and model are the same (no narrative, the
-   shipped aligner), so the note is scored once;
+2. ST2 picks the note sentences that matter for the question (``evidence``); by the shipped
+   aligner it uses the abstention check's loaded model, which remembers its scores, so without a
+   narrative (the same input) the note is scored once;
 3. ST3 writes the answer;
 4. ST4 links each answer sentence to the note sentences that support it (its ``citations``).
 
@@ -154,24 +154,19 @@ def answer(
     records = {s.name: rundir.step(s.name) if rundir is not None else Records() for s in plan.steps}
     outputs: dict[str, dict] = {}
 
-    def step(name: str, cases: list[Case], known_scores: dict | None = None):
-        row = run_step(plan.step(name), cases, plan, outputs, rundir, records[name], evidence_scores=known_scores)
+    def step(name: str, cases: list[Case]):
+        row = run_step(plan.step(name), cases, plan, outputs, rundir, records[name])
         if row["status"] != "ok":
             why = "; ".join(row.get("reasons") or ()) or row["status"]
             raise DataError(f"ehrqa answer: ST{row['subtask']} ({row['method']}) failed: {why}")
         return outputs[name][CASE_ID]
 
-    from ehrqa.retrieval.answerable import evidence_scores, judge, question_only
-    from ehrqa.tasks.base import shared_aligner
+    from ehrqa.retrieval.answerable import judge
 
-    judged = question_only(case)  # the abstention check reads the question alone
-    scores = evidence_scores([judged])[0]  # by the shipped aligner, whose scores the bar was fitted on
-    verdict = judge(case, scores=scores)  # does the note answer the question at all?
+    verdict = judge(case)  # does the note answer the question at all? (by the shipped aligner, shared_aligner())
     if not verdict.answerable:
         return _abstention(case, question, verdict, rundir, records["st3"], started)
-    st2 = plan.step("st2").config
-    same_scores = st2.method == "aligner" and shared_aligner(st2.aligner) is shared_aligner() and judged == case
-    evidence = step("st2", [case], {CASE_ID: scores} if same_scores else None)
+    evidence = step("st2", [case])
     if plan.step("st3").config.method == "extractive":  # no padding: only sentences that clear the bar
         outputs["st2"] = {CASE_ID: list(verdict.supported)}  # what the extractive answer reads (_plan)
     answer_text = step("st3", [case])

@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ehrqa.data.case import Case
 from ehrqa.data.submission import build_submission
@@ -28,9 +27,6 @@ from ehrqa.runs.layout import RunLayout
 from ehrqa.runs.rundir import RunDir
 from ehrqa.tasks import aligner_use, task_module
 from ehrqa.tasks.base import Context, Records
-
-if TYPE_CHECKING:
-    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +176,10 @@ def run_step(
     rundir: RunDir | None = None,
     records: Records | None = None,
     backends: Mapping[str, ChatBackend] | None = None,
-    evidence_scores: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
     """One step: predict what is missing (into ``outputs[step.name]``), then write the submission and
     scores. Without ``rundir`` it runs in memory (``records``, when given, receive the records).
-    ``backends``: ready backends used instead of the recipe's of those names. ``evidence_scores``
-    (ST2): per case id, the scores the step's aligner gives its note sentences, when the caller
-    already computed them (``ehrqa answer``'s abstention check), so they are not computed again."""
+    ``backends``: ready backends used instead of the recipe's of those names."""
     subtask = step.subtask
     row: dict = {"subtask": subtask, "step": step.name, "title": TITLES[subtask], "method": step.config.method}
     if aligner_use(step.config):
@@ -203,11 +196,7 @@ def run_step(
         records = rundir.step(step.name) if rundir is not None else Records()
     cache = rundir.layout.reply_cache if rundir is not None else None
     ctx = Context(
-        backends={**recipe.backends, **(backends or {})},
-        seed=recipe.seed,
-        records=records,
-        reply_cache=cache,
-        evidence_scores=evidence_scores or {},
+        backends={**recipe.backends, **(backends or {})}, seed=recipe.seed, records=records, reply_cache=cache
     )
     inputs = [c.input_for(subtask) for c in cases]
     done = rundir is not None and records.done

@@ -3,9 +3,8 @@
 ``inputs`` are cases as the subtask's official input holds them (:meth:`Case.input_for`);
 ``config`` is the subtask's typed settings dataclass; ``ctx`` (:class:`Context`) carries the named
 chat backends (built lazily, answered from the run's reply cache first), the run seed, the
-retrieved-example pool, the step's records and any ST2 evidence scores its caller already
-computed. Each finished case is recorded at once (:meth:`Context.record`), so a resumed run skips
-it; :meth:`Context.todo` says what is left.
+retrieved-example pool and the step's records. Each finished case is recorded at once
+(:meth:`Context.record`), so a resumed run skips it; :meth:`Context.todo` says what is left.
 """
 
 from __future__ import annotations
@@ -15,15 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ehrqa.data.case import Case
 from ehrqa.errors import DataError
 from ehrqa.llm.backend import BackendSpec, ChatBackend, ChatRequest, GenerationConfig, Reply, sample_seed
 from ehrqa.llm.vote import Rule, parse_rule
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -112,7 +107,8 @@ class EvidenceConfig(ModelSettings):
 
 def shared_aligner(aligner=None):
     """An aligner model: the one given, or the one at a path (None: the shipped default), loaded once
-    per process, so steps and cited answers that use the same directory share it."""
+    per process, so steps and cited answers that use the same directory share it and the scores it
+    remembers (:meth:`~ehrqa.retrieval.aligner.AlignerModel.sentence_scores`)."""
     from ehrqa.retrieval.aligner import AlignerModel
 
     return aligner if isinstance(aligner, AlignerModel) else _load_aligner(None if aligner is None else str(aligner))
@@ -147,8 +143,6 @@ class Context:
     records: Records = field(default_factory=Records)
     reply_cache: Path | None = None  # JSONL of replies (the run directory's cache)
     examples: object | None = None  # an ehrqa.retrieval.examples pool, for few-shot prompts
-    # ST2: per case id, its note sentences' scores by the step's aligner, when already computed
-    evidence_scores: Mapping[str, np.ndarray] = field(default_factory=dict)
     _built: dict[str, ChatBackend] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     counts: dict[str, float] = field(default_factory=lambda: {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0})

@@ -12,15 +12,11 @@ Methods:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ehrqa.data.case import Case
 from ehrqa.tasks.base import Context, EvidenceConfig, shared_aligner
-
-if TYPE_CHECKING:
-    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -30,15 +26,9 @@ class IdentifyConfig(EvidenceConfig):
     prompt: str = "st2-classify@1"
 
 
-def aligner_evidence(
-    inputs: Sequence[Case], aligner=None, scores: Mapping[str, np.ndarray] | None = None
-) -> dict[str, list[str]]:
-    """ST2 by the retrieval aligner: ``{case_id: [note sentence ids]}``. ``scores``: per case id,
-    the scores this aligner gives its note sentences, when already computed (used when every case has them)."""
-    inputs, known = list(inputs), scores or {}
-    # ST2 has one query per case (the question): its scores are the one row of the case's matrix
-    matrices = [known[c.id][None, :] for c in inputs] if all(c.id in known for c in inputs) else None
-    selected = shared_aligner(aligner).select(2, inputs, matrices)
+def aligner_evidence(inputs: Sequence[Case], aligner=None) -> dict[str, list[str]]:
+    """ST2 by the retrieval aligner: ``{case_id: [note sentence ids]}``."""
+    selected = shared_aligner(aligner).select(2, list(inputs))
     return {case.id: per_query[0] if per_query else [] for case, per_query in zip(inputs, selected, strict=True)}
 
 
@@ -48,7 +38,7 @@ def predict(inputs: Sequence[Case], config: IdentifyConfig | None = None, ctx: C
     ctx = ctx or Context()
     todo = ctx.todo(inputs)
     if todo and config.method == "aligner":
-        for case_id, ids in aligner_evidence(todo, config.aligner, ctx.evidence_scores).items():
+        for case_id, ids in aligner_evidence(todo, config.aligner).items():
             ctx.record(case_id, ids)
     elif todo:
         from ehrqa.tasks.llm_evidence import predict_votes  # the chat-model path, imported when used
