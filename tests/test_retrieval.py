@@ -182,3 +182,20 @@ def test_fast_bf16_is_read_from_the_cpu_flags(tmp_path):
         (tmp_path / name).write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
         assert fast_bf16_cpu(str(tmp_path / name)) is expected
     assert fast_bf16_cpu(str(tmp_path / "missing")) is False
+
+
+def test_bf16_vectors_follow_fp32_and_leave_the_fp32_encoder_as_it_was():
+    import torch
+
+    from ehrqa.retrieval import dense
+
+    texts = ["Blood pressure was 150/90 on admission.", "She was discharged home on aspirin.", "Pain."]
+    fp32 = dense.encode(texts, dtype="fp32")
+    bf16 = dense.encode(texts, dtype="bf16")
+    for text in texts:
+        assert float(fp32[text] @ bf16[text]) > 0.999  # unit vectors: their cosine
+        assert not np.array_equal(fp32[text], bf16[text])  # bf16 did run
+    weights = {p.dtype for p in dense.load_sentence_encoder(None).parameters()}
+    assert weights == {torch.float32}  # the fp32 copy was not converted by the bf16 one
+    again = dense.encode(texts, dtype="fp32")
+    assert all(np.array_equal(fp32[t], again[t]) for t in texts)

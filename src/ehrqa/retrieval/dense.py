@@ -100,15 +100,17 @@ def autocast(dtype: str | None = None):
     return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
-def load_sentence_encoder(model: str | None = MINILM, tuned: str | None = None):
+def load_sentence_encoder(model: str | None = MINILM, tuned: str | None = None, dtype: str = "fp32"):
     """A sentence-transformers model (``model``: a name for the shipped MiniLM, or a directory),
     with the fp16 tensors of a fine-tuned model's top layers (``tuned``: a safetensors file written
-    by :func:`ehrqa.train.encoder.save_encoder`) loaded over it; loaded once per directory and file."""
-    return _load_sentence_encoder(resolve_model(model), str(tuned) if tuned else None)
+    by :func:`ehrqa.train.encoder.save_encoder`) loaded over it; loaded once per directory, file and
+    ``dtype``. With ``dtype`` ``bf16`` its linear layers hold bf16 weights, to run under
+    :func:`autocast`: the same vectors, without casting every weight at every batch."""
+    return _load_sentence_encoder(resolve_model(model), str(tuned) if tuned else None, dtype)
 
 
-@lru_cache(maxsize=2)
-def _load_sentence_encoder(path: str, tuned: str | None):
+@lru_cache(maxsize=4)
+def _load_sentence_encoder(path: str, tuned: str | None, dtype: str = "fp32"):
     from sentence_transformers import SentenceTransformer
 
     from ehrqa.progress import model_loading
@@ -132,6 +134,12 @@ def _load_sentence_encoder(path: str, tuned: str | None):
         if unknown:
             raise DataError(f"{tuned}: not weights of {path} (e.g. {unknown[0]})")
         network.load_state_dict(tensors, strict=False)
+    if dtype == "bf16":  # autocast would cast each weight to bf16 at every call; do it once
+        import torch
+
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.to(torch.bfloat16)
     return encoder
 
 
@@ -147,7 +155,8 @@ def encode(
     unique = list(dict.fromkeys(texts))
     if not unique:
         return {}
-    encoder = load_sentence_encoder(model, tuned)
+    dtype = encoder_dtype(dtype)
+    encoder = load_sentence_encoder(model, tuned, dtype)
     with autocast(dtype):
         vectors = encoder.encode(
             unique, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_tensor=True
