@@ -120,7 +120,7 @@ def _load_sentence_encoder(path: str, tuned: str | None, dtype: str = "fp32"):
 
         if tuned:
             raise DataError(f"{tuned}: fine-tuned top layers are for sentence-transformers encoders, not {path}")
-        return NomicEncoder(path, tokenizer=minilm_dir())
+        return NomicEncoder(path, tokenizer=minilm_dir(), dtype=dtype)
     with model_loading():
         encoder = SentenceTransformer(path, device="cpu")
     if tuned:

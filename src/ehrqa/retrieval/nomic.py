@@ -102,12 +102,17 @@ def nomic_gguf() -> Path:
     return build_once(cache_dir() / "models" / NOMIC, GGUF_NAME, extract) / GGUF_NAME
 
 
+MATMULS = ("attn_qkv", "attn_output", "ffn_gate", "ffn_up", "ffn_down")  # a block's matrices
+
+
 class NomicEncoder:
     """nomic-bert's forward pass over a GGUF's tensors; :meth:`encode` answers like
     ``SentenceTransformer.encode`` with ``normalize_embeddings=True`` and ``convert_to_tensor=True``."""
 
-    def __init__(self, path: str | Path, tokenizer: str | Path) -> None:
-        """``tokenizer``: a directory holding BERT's uncased WordPiece tokenizer (MiniLM's)."""
+    def __init__(self, path: str | Path, tokenizer: str | Path, dtype: str = "fp32") -> None:
+        """``tokenizer``: a directory holding BERT's uncased WordPiece tokenizer (MiniLM's);
+        ``dtype`` ``bf16``: the blocks' matrices held in bf16, to run under bf16 autocast
+        (:func:`ehrqa.retrieval.dense.autocast`) without casting them at every batch."""
         import torch
         from gguf import GGUFReader
         from transformers import AutoTokenizer
@@ -122,6 +127,9 @@ class NomicEncoder:
         self.eps = float(_field(reader, "nomic-bert.attention.layer_norm_epsilon"))
         self.rope_base = float(_field(reader, "nomic-bert.rope.freq_base"))
         self.weights = {t.name: torch.from_numpy(np.array(t.data, dtype=np.float32)) for t in reader.tensors}
+        if dtype == "bf16":  # what autocast would cast at every batch: the blocks' matrix multiplies
+            for name in [n for n in self.weights if n.startswith("blk.") and n.split(".")[-2] in MATMULS]:
+                self.weights[name] = self.weights[name].to(torch.bfloat16)
         self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
 
     def _rotary(self, positions: int, head: int):
