@@ -91,6 +91,23 @@ def test_the_forward_pass_pools_only_real_tokens_and_knows_word_order(tiny_gguf)
     assert float(alone[0] @ swapped[0]) < 0.9999
 
 
+def test_bf16_holds_the_block_matrices_in_bf16_and_follows_fp32(tiny_gguf):
+    import torch
+
+    from ehrqa.retrieval import dense
+
+    texts = ["the patient was discharged", "chest pain resolved after two days"]
+    fp32 = dense.encode(texts, str(tiny_gguf), dtype="fp32")
+    bf16 = dense.encode(texts, str(tiny_gguf), dtype="bf16")
+    for text in texts:
+        assert float(fp32[text] @ bf16[text]) > 0.99
+        assert not np.array_equal(fp32[text], bf16[text])
+    weights = dense.load_sentence_encoder(str(tiny_gguf), dtype="bf16").weights
+    assert weights["blk.0.ffn_up.weight"].dtype == torch.bfloat16
+    assert weights["blk.0.attn_output_norm.weight"].dtype == torch.float32  # norms stay fp32
+    assert {w.dtype for w in dense.load_sentence_encoder(str(tiny_gguf)).weights.values()} == {torch.float32}
+
+
 def test_the_encoder_prefixes_each_text_by_role(tiny_gguf, monkeypatch):
     from ehrqa.retrieval.dense import DTYPE_VARIABLE, load_sentence_encoder
     from ehrqa.retrieval.features import Encoder
