@@ -821,13 +821,13 @@ def layers_rate(dtype: str, tokens: int = 1024) -> float:
     weights = [(m.weight.detach().to(torch_dtype), m.bias.detach().to(torch_dtype)) for m in linears]
     inputs = {w.shape[1]: torch.randn(tokens, w.shape[1], dtype=torch_dtype) for w, _ in weights}
     flops = sum(2 * tokens * w.shape[0] * w.shape[1] for w, _ in weights)
-    best = float("inf")
-    for _ in range(6):  # the first is a warm-up
+    seconds = []
+    for _ in range(6):
         t0 = time.perf_counter()
         for w, b in weights:
             F.linear(inputs[w.shape[1]], w, b)
-        best = min(best, time.perf_counter() - t0) if _ else best
-    return flops / best
+        seconds.append(time.perf_counter() - t0)
+    return flops / min(seconds[1:])  # the first run warms up
 
 
 def encoder_floor(texts, threads: int) -> str:
