@@ -18,7 +18,8 @@ source, a reference for how far these features go, never a candidate.
     python benchmarks/bench_heldout.py --encoder static  # the same tables with a fast static encoder
     python benchmarks/bench_heldout.py --timing        # ST2+ST4 wall time of the shipped default: fp32 and bf16
                                                        # with 1 thread, the automatic dtype with 2; the time
-                                                       # without the encoder; the encoder's floor
+                                                       # without the encoder; the encoder's floor, and
+                                                       # its time by operator
     python benchmarks/bench_heldout.py --timing --encoder int8   # the same with int8 MiniLM (or static)
     python benchmarks/bench_heldout.py --calibration   # only the calibration protocol (also part of the tables)
     python benchmarks/bench_heldout.py --calibration --versus nomic  # with the rows of a nomic-embed default
@@ -783,6 +784,7 @@ def timing_child(model_dir: str | None, kind: str = "minilm", n_cases: int = 147
     minilm = model.config.get("components", {}).get("dense", {}).get("model") in (None, "all-MiniLM-L6-v2")
     if kind == "minilm" and minilm and encoder is not None:
         print("      " + encoder_floor(list(encoder._memory), torch.get_num_threads()))
+        print("      " + encoder_profile(list(encoder._memory)[::3]))
 
 
 def matmul_rate(dtype: str) -> float:
@@ -853,6 +855,41 @@ def encoder_floor(texts, threads: int) -> str:
         f"= {floor:.1f} s at best; at the rate of its own linear layers in turn, "
         f"1024 tokens at a time ({in_turn / 1e9:.0f} GFLOP/s) = {tokens * flops_per_token / in_turn:.1f} s "
         "for the matrix multiplies alone"
+    )
+
+
+# torch operators by what they do in the encoder; the rest is "other"
+OPERATOR_KINDS = {
+    "matrix multiplies": ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul"),
+    "attention": ("aten::_scaled_dot_product", "aten::_softmax"),
+    "casts and copies": ("aten::copy_", "aten::_to_copy", "aten::clone", "aten::contiguous"),
+    "GELU": ("aten::gelu",),
+    "LayerNorm": ("aten::native_layer_norm",),
+    "additions": ("aten::add",),
+}
+
+
+def encoder_profile(texts) -> str:
+    """Where the shipped encoder's time goes on ``texts`` (one pass, encoded as :func:`ehrqa.retrieval.dense.encode`
+    does it, after a warm-up): torch's own time per operator, grouped by :data:`OPERATOR_KINDS`."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from ehrqa.retrieval.dense import encode, encoder_dtype
+
+    encode(texts[:16])  # warm-up, outside the profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        t0 = time.perf_counter()
+        encode(texts)
+        wall = time.perf_counter() - t0
+    by_kind = dict.fromkeys([*OPERATOR_KINDS, "other"], 0.0)
+    for event in prof.key_averages():
+        kind = next((k for k, names in OPERATOR_KINDS.items() if event.key.startswith(names)), "other")
+        by_kind[kind] += event.self_cpu_time_total / 1e6
+    total = sum(by_kind.values())
+    shares = ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in by_kind.items())
+    return (
+        f"the encoder's time by operator ({len(texts)} of those texts, {encoder_dtype()}, {wall:.2f} s "
+        f"profiled; torch's own time {total:.2f} s): {shares}"
     )
 
 
