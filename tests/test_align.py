@@ -474,7 +474,8 @@ def test_calibrate_keeps_the_weights_and_chooses_the_rule_on_your_cases(tmp_path
 
     out = tmp_path / "calibrated"
     chosen_model = ["--aligner", base_model] if base_model else []
-    code = main(["train", "aligner", "--calibrate", *chosen_model, "--data", str(sample_dir()), "--out", str(out)])
+    arguments = ["--data", str(sample_dir()), "--subtask", "2,4", "--out", str(out)]
+    code = main(["train", "aligner", "--calibrate", *chosen_model, *arguments])
     assert code == 0, capsys.readouterr().err
     base, model = AlignerModel.load(base_model), AlignerModel.load(out)
     assert model.config["training"]["calibrated"]["subtasks"] == ["2", "4"]
@@ -491,6 +492,19 @@ def test_calibrate_keeps_the_weights_and_chooses_the_rule_on_your_cases(tmp_path
         shipped = score_predictions(subtask, predict([c.input_for(subtask) for c in cases], base), cases)[key]
         assert chosen >= shipped - 0.01  # chosen on these very cases: never worse on them
     assert model.config.get("extractive") == base.config.get("extractive")
+
+
+@pytest.mark.model
+def test_calibrate_keeps_the_st4_rule_unless_asked(tmp_path, capsys):
+    out = tmp_path / "calibrated"
+    assert main(["train", "aligner", "--calibrate", "--data", str(sample_dir()), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    base, model = AlignerModel.load(None), AlignerModel.load(out)
+    assert model.config["training"]["calibrated"]["subtasks"] == ["2"]
+    assert model.section(4) == base.section(4)
+    rule = base.combiner(4).decision_rule
+    assert f"ST4: rule {rule.rule} {rule.threshold} max_links {rule.max_links} kept" in printed
+    assert "ST2: rule" in printed and "(chosen on them)" in printed
 
 
 def test_calibrate_refuses_training_flags_and_needs_cases(tmp_path, capsys):
