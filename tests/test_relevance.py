@@ -182,3 +182,17 @@ def test_shipped_learned_model_records_its_training():
     assert training["command"] == "ehrqa train aligner --learned" and training["encoder_dtype"] in ("fp32", "bf16")
     assert model.learned(2).rule == "threshold" and model.learned(4).blend is not None
     assert set(model.config["extractive"]) >= {"fill", "bm25_blend"}
+
+
+def test_calibration_offers_a_bm25_blend_only_to_a_combiner_that_reads_bm25():
+    from ehrqa.train.aligner import BLEND_WEIGHTS, calibration_candidates
+
+    def combiner(features):
+        n = len(features)
+        return LearnedRelevance(features, [0.0] * n, [1.0] * n, [1.0] * n, 0.0, rule="relative", threshold=0.5)
+
+    with_bm25 = calibration_candidates(combiner(["dense", "bm25"]), 4, "rule")
+    without = calibration_candidates(combiner(["dense", "dense_z"]), 4, "rule")
+    assert with_bm25["blends"] == BLEND_WEIGHTS
+    assert without["blends"] == (None,)
+    assert without["rules"] == with_bm25["rules"] and len(without["rules"]) > 1

@@ -630,7 +630,8 @@ def calibration_candidates(combiner, subtask: int, search: str) -> dict:
         rules = ("threshold",) if weighted else RULES
         if subtask == 2:
             return {"rules": rules, "max_links": (None,)}
-        return {"rules": rules, "max_links": (None, 1, 2, 3, 4, 5), "blends": (None,) if weighted else BLEND_WEIGHTS}
+        blends = BLEND_WEIGHTS if not weighted and "bm25" in combiner.features else (None,)  # a blend adds BM25
+        return {"rules": rules, "max_links": (None, 1, 2, 3, 4, 5), "blends": blends}
     raise ValueError(f"calibration search {search!r}: expected one of {', '.join(CALIBRATE_SEARCHES)}")
 
 
