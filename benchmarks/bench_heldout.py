@@ -405,15 +405,16 @@ def calibration_verdicts(subtask: int, table: dict, tag: str = "") -> None:
     if tag:  # the bar for a new default: +2 F1 calibrated, no loss uncalibrated
         against += [(f"{tag}: {shipped}", shipped, 2.0), (f"{tag}: {UNCALIBRATED}", UNCALIBRATED, 0.0)]
     print(f"  ST{subtask}: --calibrate leaves {shipped!r}")
-    checked = set()
+    checked = set()  # a candidate listed twice (two bars) is checked against the simple methods once
     for ours, base, needed in against:
-        for held, row in table.items() if ours not in checked else ():
+        if ours not in checked:
             checked.add(ours)
-            rivals = simple_rivals(row)
-            best = max(rivals, key=rivals.get)
-            verdict = "holds" if row[ours] > rivals[best] else "DOES NOT HOLD"
-            rival = f"best simple method {rivals[best]:.2f} ({best})"
-            print(f"  ST{subtask} {held}: {ours} {row[ours]:.2f} vs {rival}: {verdict}")
+            for held, row in table.items():
+                rivals = simple_rivals(row)
+                best = max(rivals, key=rivals.get)
+                verdict = "holds" if row[ours] > rivals[best] else "DOES NOT HOLD"
+                rival = f"best simple method {rivals[best]:.2f} ({best})"
+                print(f"  ST{subtask} {held}: {ours} {row[ours]:.2f} vs {rival}: {verdict}")
         if base is None:
             continue
         gain = np.mean([row[ours] - row[base] for row in table.values()])
