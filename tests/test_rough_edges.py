@@ -67,6 +67,24 @@ def test_the_bitsandbytes_kernels_notice_is_filtered_precisely():
     assert "another bitsandbytes warning" in done.stderr
 
 
+def test_a_cross_encoder_loads_without_the_conversion_warning():
+    # ehrqa builds every cross-encoder from the MiniLM sentence encoder on purpose, so
+    # sentence-transformers' "Converting ... to CrossEncoder" warning told users nothing; the
+    # library's other warnings still show, and its logger's level is the user's again afterwards.
+    code = (
+        "import logging\n"
+        "from ehrqa.retrieval.cross_encoder import new_cross_encoder\n"
+        "new_cross_encoder(None)\n"
+        "print('level:', logging.getLogger('sentence_transformers').level)\n"
+        "logging.getLogger('sentence_transformers.base.model').warning('another warning')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert "Converting" not in done.stderr and "newly initialized" not in done.stderr, done.stderr
+    assert "another warning" in done.stderr
+    assert "level: 0" in done.stdout
+
+
 def test_loading_the_aligner_encoder_draws_no_loading_bar():
     code = (
         "from ehrqa.retrieval.dense import load_sentence_encoder\n"

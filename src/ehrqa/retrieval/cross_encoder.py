@@ -33,14 +33,19 @@ def new_cross_encoder(base_model: str | None, max_length: int = 128):
     from ehrqa.progress import model_loading
     from ehrqa.retrieval.dense import resolve_model
 
+    # Both reports are expected here, for every load: transformers' "classifier newly initialised"
+    # and sentence-transformers' "Converting SentenceTransformer model ... to CrossEncoder".
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
-    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    st_logger = logging.getLogger("sentence_transformers")
+    st_level = st_logger.level
+    hf_logging.set_verbosity_error()
+    st_logger.setLevel(logging.ERROR)
     try:
         with model_loading():
             return CrossEncoder(resolve_model(base_model), num_labels=1, max_length=max_length, device="cpu")
     finally:
         hf_logging.set_verbosity(verbosity)
+        st_logger.setLevel(st_level)
 
 
 @lru_cache(maxsize=2)
