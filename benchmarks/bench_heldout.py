@@ -25,6 +25,8 @@ source, a reference for how far these features go, never a candidate.
     python benchmarks/bench_heldout.py --calibration --versus nomic  # with the rows of a nomic-embed default
     python benchmarks/bench_heldout.py --taught --threads 2  # the calibration protocol and the taught encoder
                                                        # (leave one source out, its ablations; tens of minutes)
+    python benchmarks/bench_heldout.py --cross-encoder --threads 2  # ST4: a cross-encoder taught on the other
+                                                       # sources against the default's scores (about 55 min)
     python benchmarks/bench_heldout.py --write-default # `ehrqa train aligner --learned` into models/aligner-default
 
 Dense encodings are cached in ``$EHRQA_CACHE_DIR/bench-encodings`` (delete to recompute).
@@ -557,6 +559,77 @@ def taught_verdicts(results: dict, calibrated: dict) -> None:
             )
 
 
+# ---------------------------------------------------------------------------------------------
+# The cross-encoder (train.cross_encoder), taught with every other source's links: leave one source out
+
+
+def cross_encoder_variants() -> dict:
+    """Label -> cross-encoder settings: the recipe's (top 2 layers, 1 epoch) and every layer for 2 epochs."""
+    from ehrqa.train.cross_encoder import CrossEncoderSettings
+
+    return {
+        "cross-encoder": CrossEncoderSettings(),
+        "cross-encoder, every layer, 2 epochs": CrossEncoderSettings(trained_layers=6, epochs=2),
+    }
+
+
+def cross_encoder_tables(st4: dict, enc, threads: int, only: Sequence[str] = ()) -> None:
+    """ST4, each source held out in turn: a cross-encoder taught on the other sources' (answer
+    sentence, note sentence) links, against what the default already reads (the dense cosine,
+    BM25, and the default recipe's score fitted without the held-out source). Per held-out source,
+    over its answer sentences: mean AUC of evidence over the rest, and how often the best-scored
+    sentence is evidence. A component worth adding must separate evidence better than these."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from ehrqa.retrieval.features import ROBUST_FEATURES, feature_tensors
+    from ehrqa.retrieval.relevance import LearnedRelevance
+    from ehrqa.train.aligner import gold_indices, learned_section, trainable, training_pairs
+    from ehrqa.train.cross_encoder import FrozenFeatures, train_cross_encoder
+
+    torch.set_num_threads(threads)
+    variants = {k: v for k, v in cross_encoder_variants().items() if not only or k in only}
+    print("\nST4 cross-encoder, leave one source out: per answer sentence, AUC of evidence over the rest / best")
+    print("sentence is evidence (mean over answer sentences); taught on the other sources' links, seconds to teach")
+    for held, held_cases in st4.items():
+        annotated = [c for c in held_cases if trainable(4, c)]
+        cases, gold = [c.input_for(4) for c in annotated], [gold_indices(4, c) for c in annotated]
+        others = {name: cs for name, cs in st4.items() if name != held}
+        robust = list(ROBUST_FEATURES)
+        default = LearnedRelevance.from_dict(learned_section(4, others, robust, enc))
+        tensors = feature_tensors(4, cases, enc, robust)
+        columns = {
+            "dense cosine": [t[..., robust.index("dense")] for t in tensors],
+            "BM25": [t[..., robust.index("bm25")] for t in tensors],
+            "default recipe": [default.scores(t) for t in tensors],
+        }
+        pairs = [(q, s) for q, s, _ in training_pairs(annotated, 4, "answer")]  # the tensors' order
+        taught = [p for cs in others.values() for p in training_pairs(cs, 4, "answer")]
+        seconds = {}
+        for label, settings in variants.items():
+            t0 = time.perf_counter()
+            model = train_cross_encoder(taught, settings)
+            seconds[label] = time.perf_counter() - t0
+            flat = FrozenFeatures(model, settings).score(model.model, pairs)
+            columns[label], start = [], 0
+            for t in tensors:
+                size = t.shape[0] * t.shape[1]
+                columns[label].append(flat[start : start + size].reshape(t.shape[:2]))
+                start += size
+        print(f"  held out {held} ({len(cases)} cases, {sum(map(len, gold))} answer sentences):")
+        for label, matrices in columns.items():
+            aucs, best = [], []
+            for matrix, links in zip(matrices, gold, strict=True):
+                for row, g in zip(matrix, links, strict=True):
+                    evidence = np.isin(np.arange(len(row)), sorted(g))
+                    if 0 < evidence.sum() < len(row):
+                        aucs.append(roc_auc_score(evidence, row))
+                    if g:
+                        best.append(int(np.argmax(row)) in g)
+            taught_in = f"; {seconds[label]:.0f} s" if label in seconds else ""
+            print(f"    {label}: AUC {np.mean(aucs):.3f}, best is evidence {100 * np.mean(best):.1f}%{taught_in}")
+
+
 def in_domain_ceiling(subtask: int, cases, tensors, gold, links, folds: int = 5) -> tuple[float, float, float]:
     """P/R/F1 of the shipped model's recipe (robust features) fitted and thresholded by k-fold
     inside one source: how far these features go when the source's own labels are available."""
@@ -664,6 +737,14 @@ def st3_table(data: dict, enc, features, fit: dict) -> dict:
     return results
 
 
+def chosen_variants(asked: Sequence[str] | None, known: dict) -> Sequence[str]:
+    """The ``--variant`` labels asked for (none: every variant), or exit naming an unknown one."""
+    unknown = sorted(set(asked or ()) - set(known))
+    if unknown:
+        sys.exit(f"--variant {unknown[0]!r}: expected one of {', '.join(map(repr, known))}")
+    return asked or ()
+
+
 def quality(args) -> None:
     from ehrqa.retrieval.features import FEATURES, LEXICAL_FEATURES, ROBUST_FEATURES
     from ehrqa.retrieval.relevance import RULES
@@ -695,11 +776,11 @@ def quality(args) -> None:
         calibration(data, covid, enc, rival)
         return
     if args.taught:
-        only = args.variant or ()
-        unknown = sorted(set(only) - set(taught_variants()))
-        if unknown:
-            sys.exit(f"--variant {unknown[0]!r}: expected one of {', '.join(map(repr, taught_variants()))}")
+        only = chosen_variants(args.variant, taught_variants())
         taught_tables(data, covid, calibration(data, covid, enc), args.threads, only)
+        return
+    if args.cross_encoder:
+        cross_encoder_tables(sources[4], enc, args.threads, chosen_variants(args.variant, cross_encoder_variants()))
         return
     print("ST2: strict micro P/R/F1 (essential only), ehrqa.score")
     st2 = subtask_table(2, data, list(data), {}, enc, feature_sets)
@@ -974,7 +1055,14 @@ def main() -> None:
         "--taught", action="store_true", help="print the calibration protocol and the taught-encoder tables only"
     )
     parser.add_argument(
-        "--variant", action="append", help="with --taught: run this taught-encoder variant only (repeatable; a label)"
+        "--cross-encoder",
+        action="store_true",
+        help="ST4 only: a cross-encoder taught on the other sources, against the default's own scores",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        help="with --taught or --cross-encoder: run this variant only (repeatable; a label)",
     )
     parser.add_argument(
         "--skip-taught", action="store_true", help="the tables without the taught-encoder ones (minutes, not 40)"
