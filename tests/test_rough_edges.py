@@ -19,6 +19,13 @@ def _env() -> dict:
     return env
 
 
+def _python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh Python (this one's path), which must exit 0."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env or _env())
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 # ---------------------------------------------------------------- output
 
 
@@ -61,8 +68,7 @@ def test_the_bitsandbytes_kernels_notice_is_filtered_precisely():
         "log.warning('Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure', 'x')\n"
         "log.warning('another bitsandbytes warning')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
-    assert done.returncode == 0, done.stderr
+    done = _python(code)
     assert "kernels-community" not in done.stderr
     assert "another bitsandbytes warning" in done.stderr
 
@@ -78,8 +84,7 @@ def test_a_cross_encoder_loads_without_the_conversion_warning():
         "print('level:', logging.getLogger('sentence_transformers').level)\n"
         "logging.getLogger('sentence_transformers.base.model').warning('another warning')\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
-    assert done.returncode == 0, done.stderr
+    done = _python(code)
     assert "Converting" not in done.stderr and "newly initialized" not in done.stderr, done.stderr
     assert "another warning" in done.stderr
     assert "level: 0" in done.stdout
@@ -94,8 +99,7 @@ def test_loading_the_aligner_encoder_draws_no_loading_bar():
     )
     env = {k: v for k, v in _env().items() if k not in ("EHRQA_NO_PROGRESS", "TQDM_DISABLE")}
     env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert done.returncode == 0, done.stderr
+    done = _python(code, env)
     assert "Loading weights" not in done.stderr
     assert "bars still on: True" in done.stdout  # the setting is restored for the user's own loads
 
