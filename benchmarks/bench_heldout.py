@@ -591,11 +591,11 @@ def cross_encoder_tables(st4: dict, enc, threads: int, only: Sequence[str] = ())
     variants = {k: v for k, v in cross_encoder_variants().items() if not only or k in only}
     print("\nST4 cross-encoder, leave one source out: per answer sentence, AUC of evidence over the rest / best")
     print("sentence is evidence (mean over answer sentences); taught on the other sources' links, seconds to teach")
+    robust = list(ROBUST_FEATURES)
     for held, held_cases in st4.items():
         annotated = [c for c in held_cases if trainable(4, c)]
         cases, gold = [c.input_for(4) for c in annotated], [gold_indices(4, c) for c in annotated]
         others = {name: cs for name, cs in st4.items() if name != held}
-        robust = list(ROBUST_FEATURES)
         default = LearnedRelevance.from_dict(learned_section(4, others, robust, enc))
         tensors = feature_tensors(4, cases, enc, robust)
         columns = {
@@ -607,9 +607,7 @@ def cross_encoder_tables(st4: dict, enc, threads: int, only: Sequence[str] = ())
         taught = [p for cs in others.values() for p in training_pairs(cs, 4, "answer")]
         seconds = {}
         for label, settings in variants.items():
-            t0 = time.perf_counter()
-            model = train_cross_encoder(taught, settings)
-            seconds[label] = time.perf_counter() - t0
+            model, seconds[label] = timed(train_cross_encoder, taught, settings)
             flat = FrozenFeatures(model, settings).score(model.model, pairs)
             columns[label], start = [], 0
             for t in tensors:
