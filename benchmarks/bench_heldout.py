@@ -687,6 +687,12 @@ def timed(make, *args):
     return out, time.perf_counter() - t0
 
 
+def fastest_seconds(run, repeats: int = 5) -> float:
+    """The fewest seconds ``run()`` takes over ``repeats`` timings, after one run to warm up."""
+    run()
+    return min(timed(run)[1] for _ in range(repeats))
+
+
 def st3_table(data: dict, enc, features, fit: dict) -> dict:
     """Print the ST3 table; return, per held-out source, the metrics of each system."""
     from ehrqa.retrieval.features import FEATURES, feature_tensors
@@ -892,15 +898,12 @@ def matmul_rate(dtype: str) -> float:
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     a = torch.randn(2048, config.hidden_size, dtype=torch_dtype)
     w = torch.randn(config.intermediate_size, config.hidden_size, dtype=torch_dtype)
-    for _ in range(3):
-        a @ w.T
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
+
+    def ten_multiplies():
         for _ in range(10):
             a @ w.T
-        best = min(best, time.perf_counter() - t0)
-    return 10 * 2 * a.shape[0] * a.shape[1] * w.shape[0] / best
+
+    return 10 * 2 * a.shape[0] * a.shape[1] * w.shape[0] / fastest_seconds(ten_multiplies)
 
 
 def layers_rate(dtype: str, tokens: int = 1024) -> float:
@@ -917,13 +920,12 @@ def layers_rate(dtype: str, tokens: int = 1024) -> float:
     weights = [(m.weight.detach().to(torch_dtype), m.bias.detach().to(torch_dtype)) for m in linears]
     inputs = {w.shape[1]: torch.randn(tokens, w.shape[1], dtype=torch_dtype) for w, _ in weights}
     flops = sum(2 * tokens * w.shape[0] * w.shape[1] for w, _ in weights)
-    seconds = []
-    for _ in range(6):
-        t0 = time.perf_counter()
+
+    def forward():
         for w, b in weights:
             F.linear(inputs[w.shape[1]], w, b)
-        seconds.append(time.perf_counter() - t0)
-    return flops / min(seconds[1:])  # the first run warms up
+
+    return flops / fastest_seconds(forward)
 
 
 def encoder_floor(texts, threads: int) -> str:
